@@ -1,0 +1,58 @@
+# Tailor — the two commands (`make demo`, `make test`) do all set-up on a fresh clone.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MXVENV := .venv-mxnet
+SHARED_DATASETS := $(abspath ../shared/datasets)
+
+# Demo and tests never touch the network: point named datasets at the shared mirror when it exists.
+ifneq ($(wildcard $(SHARED_DATASETS)/fashion-mnist),)
+export TAILOR_DATASET_MIRROR ?= file://$(SHARED_DATASETS)
+endif
+# Two threads spinning in OpenMP collapse ~4x when the other core is busy (MEASURED.md).
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: help venv mxnet demo test lint format bench clean
+
+help:
+	@echo "make demo   - set up .venv and run the Fashion-MNIST job end to end"
+	@echo "make test   - set up .venv (+ the MXNet peer venv) and run lint + the test suite"
+	@echo "make bench  - run the benchmarks in bench/ (long)"
+
+venv: $(VENV)/.installed
+
+# torch first, pinned: pip takes the CPU wheel from local disk; a bare `torch` would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# MXNet 1.9.1 is the reference implementation our RecordIO files and benchmarks are checked against.
+mxnet: $(MXVENV)/.installed
+
+$(MXVENV)/.installed:
+	test -d $(MXVENV) || $(PY) -m venv $(MXVENV)
+	$(MXVENV)/bin/pip install -q --disable-pip-version-check mxnet==1.9.1 'numpy<1.24' 'opencv-python-headless<4.11'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: venv
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test: venv mxnet lint
+	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/pytest -q
+
+demo: venv
+	$(BIN)/python -m tailor.cli.main demo
+
+bench: venv mxnet
+	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(MXVENV) .pytest_cache .ruff_cache build dist src/*.egg-info

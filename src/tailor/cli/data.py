@@ -1,0 +1,7 @@
+"""`tailor data` commands."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

@@ -1,0 +1,7 @@
+"""`tailor demo` commands."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

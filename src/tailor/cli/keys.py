@@ -1,0 +1,7 @@
+"""`tailor keys` commands."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

@@ -1,0 +1,7 @@
+"""`tailor train` commands."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

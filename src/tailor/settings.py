@@ -1,0 +1,113 @@
+"""One typed settings model for every Tailor process.
+
+Precedence: defaults < ``$TAILOR_HOME/config.toml`` < environment (``TAILOR_*``) < explicit arguments
+(CLI flags). The resolved values are passed explicitly to whatever needs them; no layer reads the environment
+on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("TAILOR_HOME", "~/.tailor")).expanduser()
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads ``config.toml`` from the home directory chosen by env or argument."""
+
+    def __init__(self, settings_cls: type[BaseSettings], home: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = home / "config.toml"
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        with self.path.open("rb") as fh:
+            return tomllib.load(fh)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAILOR_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=_default_home, description="Holds tailor.db, buckets/, jobs/, models/.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///$TAILOR_HOME/tailor.db (WAL)."
+    )
+    # Object storage: s3:// URIs map to local buckets under home/buckets unless an endpoint URL is set.
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str = "us-east-1"
+    dataset_mirror: str | None = Field(
+        default=None, description="Base URL (file:// allowed) that replaces the official dataset origins."
+    )
+    model_zoo: Path | None = Field(default=None, description="Pretrained weights directory; default home/zoo.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8023, ge=1, le=65535)
+    region: str = "us-east-1"
+    account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
+    max_concurrent_jobs: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_home = init_settings().get("home") if callable(init_settings) else None
+        home = Path(init_home).expanduser() if init_home else _default_home()
+        return (init_settings, env_settings, _TomlFileSource(settings_cls, home))
+
+    # Derived locations: one place that knows the home layout.
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'tailor.db'}"
+
+    @property
+    def buckets_dir(self) -> Path:
+        return self.home / "buckets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def zoo_dir(self) -> Path:
+        return self.model_zoo or self.home / "zoo"
+
+    def ensure_dirs(self) -> Settings:
+        for d in (self.home, self.buckets_dir, self.jobs_dir, self.models_dir, self.cache_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Resolve settings; ``None`` overrides (unset CLI flags) are ignored."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,286 @@
+"""Object storage behind URIs.
+
+``s3://bucket/key`` maps to ``$TAILOR_HOME/buckets/<bucket>/<key>`` by default, or to any S3-compatible server
+when ``s3_endpoint_url`` is configured. Plain paths and ``file://`` URIs are local files. Every write is atomic:
+a temp file renamed into place locally, a (multipart) upload that only becomes visible when complete on S3.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlparse
+
+from tailor.errors import NotFoundError, StorageError, ValidationError
+from tailor.settings import Settings
+
+Progress = Callable[[int], None]  # called with the number of bytes just transferred
+_CHUNK = 1 << 20
+# S3 bucket names: 3-63 chars of lower-case letters, digits, dots and hyphens.
+_BUCKET_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+@dataclass(frozen=True)
+class Location:
+    scheme: str  # "file" or "s3"
+    bucket: str  # empty for file
+    key: str  # the local path for file
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.scheme == "s3" else self.key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    key: str
+    size: int
+
+
+def parse_uri(uri: str) -> Location:
+    """Split a URI, refusing keys that could escape their bucket (``..`` after full percent-decoding)."""
+    if not uri:
+        raise ValidationError("empty storage URI")
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        path = unquote(parsed.path) if parsed.scheme == "file" else uri
+        return Location("file", "", path)
+    if parsed.scheme != "s3":
+        raise ValidationError(f"unsupported URI scheme {parsed.scheme!r} in {uri!r}: use s3://, file:// or a path")
+    bucket = parsed.netloc
+    if not (3 <= len(bucket) <= 63) or not set(bucket) <= _BUCKET_CHARS:
+        raise ValidationError(f"invalid bucket name {bucket!r} in {uri!r}")
+    key = unquote(parsed.path.lstrip("/"))
+    parts = key.split("/")
+    if any(p == ".." for p in parts) or "\\" in key or "\x00" in key:
+        raise ValidationError(f"invalid key in {uri!r}: '..', backslashes and NUL are not allowed")
+    return Location("s3", bucket, key)
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+class Storage:
+    """One interface over local files, local buckets and S3-compatible servers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._s3_client: Any = None
+
+    # -- resolution -----------------------------------------------------------------------------------
+    @property
+    def remote(self) -> bool:
+        return bool(self.settings.s3_endpoint_url)
+
+    def local_path(self, uri: str) -> Path | None:
+        """The local file behind a URI, or None when it lives on a remote S3 server."""
+        loc = parse_uri(uri)
+        if loc.scheme == "file":
+            return Path(loc.key).expanduser()
+        if self.remote:
+            return None
+        root = (self.settings.buckets_dir / loc.bucket).resolve()
+        path = (root / loc.key).resolve() if loc.key else root
+        if path != root and root not in path.parents:
+            raise ValidationError(f"key escapes its bucket: {uri!r}")
+        return path
+
+    def _s3(self) -> Any:
+        if self._s3_client is None:
+            import boto3
+            from botocore.config import Config
+
+            s = self.settings
+            self._s3_client = boto3.client(
+                "s3",
+                endpoint_url=s.s3_endpoint_url,
+                aws_access_key_id=s.s3_access_key_id,
+                aws_secret_access_key=s.s3_secret_access_key,
+                region_name=s.s3_region,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}),
+            )
+        return self._s3_client
+
+    @contextmanager
+    def _s3_errors(self, uri: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+                raise NotFoundError(f"no such object: {uri}") from None
+            raise StorageError(f"S3 error on {uri}: {code or err}") from None
+        except BotoCoreError as err:
+            raise StorageError(f"S3 server unreachable for {uri}: {err}") from None
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def exists(self, uri: str) -> bool:
+        path = self.local_path(uri)
+        if path is not None:
+            return path.exists()
+        loc = parse_uri(uri)
+        try:
+            with self._s3_errors(uri):
+                self._s3().head_object(Bucket=loc.bucket, Key=loc.key)
+            return True
+        except NotFoundError:
+            return False
+
+    def size(self, uri: str) -> int:
+        path = self.local_path(uri)
+        if path is not None:
+            if not path.is_file():
+                raise NotFoundError(f"no such object: {uri}")
+            return path.stat().st_size
+        loc = parse_uri(uri)
+        with self._s3_errors(uri):
+            return int(self._s3().head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"])
+
+    def open_read(self, uri: str) -> IO[bytes]:
+        path = self.local_path(uri)
+        if path is not None:
+            if not path.is_file():
+                raise NotFoundError(f"no such object: {uri}")
+            return path.open("rb")
+        loc = parse_uri(uri)
+        with self._s3_errors(uri):
+            return self._s3().get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
+
+    def read_bytes(self, uri: str) -> bytes:
+        with self.open_read(uri) as fh:
+            return fh.read()
+
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
+        """Objects under a prefix (a 'folder' or a key prefix), sorted by key."""
+        path = self.local_path(prefix_uri)
+        if path is not None:
+            return self._list_local(prefix_uri, path)
+        loc = parse_uri(prefix_uri)
+        out: list[ObjectInfo] = []
+        with self._s3_errors(prefix_uri):
+            pages = self._s3().get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    out.append(ObjectInfo(f"s3://{loc.bucket}/{obj['Key']}", obj["Key"], int(obj["Size"])))
+        return sorted(out, key=lambda o: o.key)
+
+    def _list_local(self, prefix_uri: str, path: Path) -> list[ObjectInfo]:
+        if path.is_file():
+            files = [path]
+            base = path.parent
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".tailor-tmp-"))
+            base = path
+        else:
+            return []
+        loc = parse_uri(prefix_uri)
+        out = []
+        for f in files:
+            rel = f.relative_to(base).as_posix()
+            if loc.scheme == "s3":
+                key = f"{loc.key.rstrip('/')}/{rel}".lstrip("/") if path.is_dir() else loc.key
+                out.append(ObjectInfo(f"s3://{loc.bucket}/{key}", key, f.stat().st_size))
+            else:
+                out.append(ObjectInfo(str(f), rel, f.stat().st_size))
+        return out
+
+    def download_file(self, uri: str, dest: Path, progress: Progress | None = None) -> Path:
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.open_read(uri) as src, atomic_write(dest) as out:
+            _copy_stream(src, out, progress)
+        return dest
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        path = self.local_path(uri)
+        if path is not None:
+            with atomic_write(path) as out:
+                out.write(data)
+            return
+        loc = parse_uri(uri)
+        with self._s3_errors(uri):
+            self._s3().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+
+    def upload_file(self, src: Path, uri: str, progress: Progress | None = None) -> None:
+        src = Path(src)
+        if not src.is_file():
+            raise NotFoundError(f"no such file: {src}")
+        path = self.local_path(uri)
+        if path is not None:
+            with src.open("rb") as fh, atomic_write(path) as out:
+                _copy_stream(fh, out, progress)
+            return
+        from boto3.s3.transfer import TransferConfig
+
+        loc = parse_uri(uri)
+        # upload_file switches to multipart above 8 MiB; a multipart object appears only on completion.
+        with self._s3_errors(uri):
+            self._s3().upload_file(
+                str(src), loc.bucket, loc.key, Callback=progress, Config=TransferConfig(multipart_threshold=8 << 20)
+            )
+
+    def delete(self, uri: str) -> None:
+        path = self.local_path(uri)
+        if path is not None:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            return
+        loc = parse_uri(uri)
+        with self._s3_errors(uri):
+            self._s3().delete_object(Bucket=loc.bucket, Key=loc.key)
+
+    def ensure_bucket(self, bucket: str) -> None:
+        parse_uri(f"s3://{bucket}/")
+        if not self.remote:
+            (self.settings.buckets_dir / bucket).mkdir(parents=True, exist_ok=True)
+            return
+        s3 = self._s3()
+        with self._s3_errors(f"s3://{bucket}/"):
+            existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+            if bucket not in existing:
+                s3.create_bucket(Bucket=bucket)
+
+
+def _copy_stream(src: IO[bytes], out: IO[bytes], progress: Progress | None) -> None:
+    while chunk := src.read(_CHUNK):
+        out.write(chunk)
+        if progress:
+            progress(len(chunk))
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside ``path`` and rename it into place; on any error nothing is left behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tailor-tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        _unlink_quietly(tmp)
+        raise StorageError(f"cannot write {path}: {err.strerror or err}") from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,48 @@ def mxnet_python() -> str:
     exe = os.environ.get("TAILOR_MXNET_PYTHON") or str(REPO / ".venv-mxnet" / "bin" / "python")
     assert Path(exe).exists(), f"MXNet reference venv missing at {exe}: run `make mxnet`"
     return exe
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real S3-compatible HTTP server on loopback (moto's standalone server); yields its endpoint URL."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, moto_server: str) -> Settings:
+    """Settings whose s3:// URIs go to the moto server (a fresh bucket namespace per test is up to the test)."""
+    return settings.model_copy(
+        update={"s3_endpoint_url": moto_server, "s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
+    )

@@ -265,8 +265,11 @@ def _copy_stream(src: IO[bytes], out: IO[bytes], progress: Progress | None) -> N
 def atomic_write(path: Path) -> Iterator[IO[bytes]]:
     """Write to a temp file beside ``path`` and rename it into place; on any error nothing is left behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tailor-tmp-", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tailor-tmp-", dir=path.parent)
+    except OSError as err:
+        raise StorageError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

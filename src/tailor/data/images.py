@@ -1,0 +1,78 @@
+"""Image decoding shared by the packer, the loader and inspect (Pillow only; no OpenCV).
+
+Opening through the format's plugin class directly (picked by the first bytes) instead of ``Image.open``
+skips Pillow's format probing: 28×28 JPEG decode goes from ~11k to ~20k images/s per core here.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
+
+from tailor.errors import DataError
+
+_JPEG = b"\xff\xd8\xff"
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def open_image(data: bytes, *, name: object = None) -> Image.Image:
+    """A lazily decoded PIL image from encoded bytes; non-images raise :class:`DataError`."""
+    try:
+        if data[:3] == _JPEG:
+            return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+        if data[:8] == _PNG:
+            return PngImagePlugin.PngImageFile(io.BytesIO(data))
+        return Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"not a readable image ({err})", path=name) from None
+
+
+def decode(data: bytes, channels: int, *, name: object = None) -> Image.Image:
+    """Decode to mode 'L' (channels=1) or 'RGB' (channels=3); JPEGs decode straight to grey in libjpeg."""
+    img = open_image(data, name=name)
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        if img.format == "JPEG":
+            img.draft(mode, img.size)  # colour conversion only; size kept so pixels match a full decode
+        if img.mode != mode:
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")  # drop alpha as OpenCV's IMREAD_COLOR does: composite-free
+            img = img.convert(mode)
+        else:
+            img.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"cannot decode image ({err})", path=name) from None
+    return img
+
+
+def resize_shorter(img: Image.Image, resize: int) -> Image.Image:
+    """Shorter side → ``resize`` keeping aspect (im2rec's arithmetic), bilinear like cv2.INTER_LINEAR."""
+    w, h = img.size
+    new = (resize, h * resize // w) if h > w else (w * resize // h, resize)
+    if new == (w, h):
+        return img
+    return img.resize(new, Image.Resampling.BILINEAR)
+
+
+def center_crop(img: Image.Image, size: tuple[int, int], *, name: object = None) -> Image.Image:
+    """Crop the centre ``size`` = (height, width); an image smaller than that is an error (SageMaker's rule)."""
+    th, tw = size
+    w, h = img.size
+    if (w, h) == (tw, th):
+        return img
+    if w < tw or h < th:
+        raise DataError(
+            f"image is {h}x{w} (HxW), smaller than image_shape {th}x{tw}: resize it (--resize) or lower image_shape",
+            path=name,
+        )
+    left, top = (w - tw) // 2, (h - th) // 2
+    return img.crop((left, top, left + tw, top + th))
+
+
+def to_chw(img: Image.Image) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        return arr[None]
+    return arr.transpose(2, 0, 1)

@@ -1,0 +1,399 @@
+"""Training input: a channel (``.rec`` / images + ``.lst`` / augmented manifest) → decoded uint8 (N, C, H, W).
+
+Training never decodes an image in its hot loop: the first load decodes every image once, in two worker
+processes, into a memory-mapped ``images.npy`` (+ ``labels.npy``, ``meta.json``) under ``cache_dir``; the key
+is a hash of the source files (path, size, mtime) and the options, so the second load of the same channel
+only maps the file (milliseconds). Pixels follow SageMaker's image-classification rules: convert to
+``channels``, optionally resize the shorter side to ``resize``, then centre-crop to ``size`` (an image smaller
+than ``size`` is an error, never silently padded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tailor.data import images as _img
+from tailor.data.lst import LstItem, class_names_from_items, list_images, read_lst
+from tailor.data.recordio import RecordReader, unpack
+from tailor.errors import DataError, ValidationError
+
+CACHE_VERSION = 1
+RECORDIO_TYPES = {"application/x-recordio"}
+IMAGE_TYPES = {"application/x-image", "image/jpeg", "image/png"}
+MANIFEST_TYPES = {"application/jsonlines", "application/x-jsonlines", "application/json"}
+_WORKERS = 2
+# Below this many images a process pool costs more (fork + pickling) than it saves.
+_PARALLEL_MIN = 2000
+_FORK_STORAGE: Any = None  # handed to forked decode workers by inheritance
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # uint8 (N, C, H, W), possibly a read-only np.memmap
+    labels: np.ndarray  # float32 (N,) class ids, or (N, L) multi-hot / multi-label
+    class_names: list[str] | None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class _Plan:
+    """What to decode: ``entries`` are (rec file, offset) pairs or image references (path / URI)."""
+
+    kind: str  # "rec" or "files"
+    entries: list[Any]
+    labels: np.ndarray | None  # known up front for files; read from record headers for .rec
+    class_names: list[str] | None
+    sources: list[Path] = field(default_factory=list)  # files whose stat keys the cache
+
+
+def load_channel(
+    channel_dir: Path,
+    content_type: str | None = None,
+    *,
+    channels: int,
+    size: tuple[int, int] | None,
+    resize: int | None = None,
+    lst_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    attribute_names: Sequence[str] | None = None,
+    storage: Any = None,
+) -> ImageSet:
+    """Decode a channel into an :class:`ImageSet` (cached under ``cache_dir`` when given).
+
+    ``attribute_names`` (SageMaker's AttributeNames, e.g. ``["source-ref", "class"]``) picks the manifest's label
+    attribute; ``storage`` (a :class:`tailor.storage.Storage`) resolves ``s3://`` source-refs.
+    """
+    channel_dir = Path(channel_dir)
+    if channels not in (1, 3):
+        raise ValidationError(f"channels must be 1 or 3, got {channels}")
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ValidationError(f"size must be (height, width) with positive values, got {size}")
+    if not channel_dir.is_dir():
+        raise DataError("channel directory not found", path=channel_dir)
+    plan = _plan(channel_dir, content_type, lst_dir, attribute_names)
+    if not plan.entries:
+        raise DataError("channel holds no images", path=channel_dir)
+    opts = {"channels": channels, "size": list(size) if size else None, "resize": resize}
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="tailor-decode-") as tmp:
+            out = _decode_into(Path(tmp) / "set", plan, opts, progress, storage)
+            return ImageSet(np.array(out.images), np.array(out.labels), out.class_names)
+    key = _cache_key(plan, opts)
+    final = Path(cache_dir) / key
+    if (final / "meta.json").is_file():
+        return _open_cached(final)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
+    try:
+        _decode_into(work, plan, opts, progress, storage)
+        try:
+            os.replace(work, final)
+        except OSError:
+            if not (final / "meta.json").is_file():  # a concurrent loader won the rename: use its result
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _open_cached(final)
+
+
+# ----------------------------------------------------------------------------------------------- planning
+def _plan(channel_dir: Path, content_type: str | None, lst_dir: Path | None, attrs: Sequence[str] | None) -> _Plan:
+    ct = (content_type or "").split(";")[0].strip().lower() or None
+    if ct == "application/x-recordio-protobuf":
+        raise ValidationError(
+            "content type application/x-recordio-protobuf is not supported: use x-recordio or x-image"
+        )
+    files = sorted(p for p in channel_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    recs = [p for p in files if p.suffix == ".rec"]
+    if ct is None:
+        if recs:
+            ct = "application/x-recordio"
+        elif any(p.suffix in (".manifest", ".jsonl") for p in files):
+            ct = "application/jsonlines"
+        else:
+            ct = "application/x-image"
+    if ct in RECORDIO_TYPES:
+        if not recs:
+            raise DataError("content type application/x-recordio but no .rec file in the channel", path=channel_dir)
+        return _plan_rec(recs)
+    if ct in IMAGE_TYPES:
+        return _plan_images(channel_dir, lst_dir)
+    if ct in MANIFEST_TYPES:
+        return _plan_manifest(channel_dir, files, attrs)
+    raise ValidationError(
+        f"unsupported content type {content_type!r}: use application/x-recordio, application/x-image "
+        "or application/jsonlines (augmented manifest)"
+    )
+
+
+def _plan_rec(recs: list[Path]) -> _Plan:
+    entries: list[tuple[int, int]] = []
+    for i, rec in enumerate(recs):
+        with RecordReader(rec) as r:
+            entries.extend((i, off) for off in r.offsets())
+    names = None
+    if len(recs) == 1:
+        lst = recs[0].with_suffix(".lst")
+        if lst.is_file():
+            try:
+                names = class_names_from_items(read_lst(lst))
+            except DataError:
+                names = None  # a stale or foreign .lst only costs the names, never the data
+    return _Plan("rec", [(str(recs[i]), off) for i, off in entries], None, names, list(recs))
+
+
+def _plan_images(channel_dir: Path, lst_dir: Path | None) -> _Plan:
+    lsts = sorted((Path(lst_dir) if lst_dir else channel_dir).glob("*.lst"))
+    if lsts:
+        items: list[LstItem] = []
+        for lst in lsts:
+            items.extend(read_lst(lst, root=channel_dir))
+        names = class_names_from_items(items)
+    else:
+        # No .lst: class folders, labelled in im2rec's order (sorted folder names).
+        items, folders = list_images(channel_dir, recursive=True)
+        names = folders if all(f != "." for f in folders) else None
+        lsts = []
+    if not items:
+        raise DataError("image list is empty", path=lsts[0] if lsts else channel_dir)
+    widths = {len(it.labels) for it in items}
+    if len(widths) != 1:
+        raise DataError(f"image list mixes {sorted(widths)} label columns", path=lsts[0] if lsts else channel_dir)
+    labels = np.asarray([it.labels for it in items], dtype=np.float32)
+    paths = [str(channel_dir / it.path) for it in items]
+    return _Plan("files", paths, labels[:, 0] if labels.shape[1] == 1 else labels, names, [*lsts, *map(Path, paths)])
+
+
+def _plan_manifest(channel_dir: Path, files: list[Path], attrs: Sequence[str] | None) -> _Plan:
+    manifests = [p for p in files if p.suffix in (".manifest", ".jsonl", ".json")]
+    if not manifests:
+        raise DataError("no augmented manifest (.manifest / .jsonl) in the channel", path=channel_dir)
+    refs: list[str] = []
+    labels: list[Any] = []
+    names: dict[int, str] = {}
+    sources: list[Path] = list(manifests)
+    for man in manifests:
+        for n, line in enumerate(man.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"not JSON ({err.msg})", path=man, where=f"line {n}") from None
+            if not isinstance(obj, dict):
+                raise DataError("each line must be a JSON object", path=man, where=f"line {n}")
+            ref_key, label_key = _manifest_keys(obj, attrs, man, n)
+            ref = obj[ref_key]
+            label = _manifest_label(obj[label_key], man, n)
+            meta = obj.get(f"{label_key}-metadata")
+            if isinstance(meta, dict) and isinstance(label, float) and isinstance(meta.get("class-name"), str):
+                names[int(label)] = meta["class-name"]
+            resolved = _resolve_ref(str(ref), channel_dir)
+            refs.append(resolved)
+            labels.append(label)
+            if not resolved.startswith("s3://"):
+                sources.append(Path(resolved))
+    widths = {1 if isinstance(lab, float) else len(lab) for lab in labels}
+    if len(widths) != 1:
+        raise DataError("manifest mixes class-id and multi-hot labels of different lengths", path=manifests[0])
+    arr = np.asarray(labels, dtype=np.float32)
+    class_names = [names[i] for i in range(len(names))] if names and sorted(names) == list(range(len(names))) else None
+    return _Plan("files", refs, arr, class_names, sources)
+
+
+def _manifest_keys(obj: dict[str, Any], attrs: Sequence[str] | None, man: Path, n: int) -> tuple[str, str]:
+    if attrs:
+        if len(attrs) < 2:
+            raise ValidationError("AttributeNames needs the source-ref attribute and a label attribute")
+        ref_key, label_key = attrs[0], attrs[1]
+    else:
+        ref_key = "source-ref"
+        others = [k for k in obj if k != ref_key and not k.endswith("-metadata")]
+        if not others:
+            raise DataError("no label attribute beside source-ref", path=man, where=f"line {n}")
+        label_key = others[0]
+    for k in (ref_key, label_key):
+        if k not in obj:
+            raise DataError(f"attribute {k!r} missing", path=man, where=f"line {n}")
+    return ref_key, label_key
+
+
+def _manifest_label(value: Any, man: Path, n: int) -> float | list[float]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise DataError(f"label {value!r} is not a number or a list", path=man, where=f"line {n}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        raise DataError(f"label {value!r} is not a class id or a multi-hot list", path=man, where=f"line {n}")
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise DataError("multi-hot label must be a non-empty list of numbers", path=man, where=f"line {n}")
+        return [float(v) for v in value]
+    return float(value)
+
+
+def _resolve_ref(ref: str, channel_dir: Path) -> str:
+    if ref.startswith("s3://"):
+        return ref
+    if ref.startswith("file://"):
+        return ref[len("file://") :]
+    p = Path(ref)
+    return str(p if p.is_absolute() else channel_dir / p)
+
+
+def _cache_key(plan: _Plan, opts: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "kind": plan.kind, **opts}, sort_keys=True).encode())
+    for src in plan.sources:
+        try:
+            st = os.stat(src)
+        except OSError:
+            raise DataError("image file not found", path=src) from None
+        h.update(f"{os.path.abspath(src)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    if plan.kind == "files":
+        h.update("\n".join(plan.entries).encode())
+    return h.hexdigest()[:32]
+
+
+def _open_cached(d: Path) -> ImageSet:
+    meta = json.loads((d / "meta.json").read_text())
+    return ImageSet(np.load(d / "images.npy", mmap_mode="r"), np.load(d / "labels.npy"), meta.get("class_names"))
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+def _read_entry(kind: str, entry: Any, storage: Any, readers: dict[str, RecordReader]) -> tuple[bytes, Any, str]:
+    """(encoded image, header label or None, name for messages)."""
+    if kind == "rec":
+        rec, off = entry
+        r = readers.get(rec)
+        if r is None:
+            r = readers[rec] = RecordReader(rec, idx_path=os.devnull)
+        name = f"{rec}, byte {off}"
+        header, payload = unpack(r.read_at(off), path=rec, where=f"byte {off}")
+        return payload, header.label, name
+    if entry.startswith("s3://"):
+        if storage is None:
+            raise DataError("s3:// source-ref needs storage: pass storage= to load_channel", path=entry)
+        return storage.read_bytes(entry), None, entry
+    try:
+        with open(entry, "rb") as fh:
+            return fh.read(), None, entry
+    except OSError as err:
+        raise DataError(f"cannot read image: {err.strerror}", path=entry) from None
+
+
+def _prepare(data: bytes, name: str, opts: dict[str, Any]) -> np.ndarray:
+    img = _img.decode(data, opts["channels"], name=name)
+    if opts["resize"]:
+        img = _img.resize_shorter(img, int(opts["resize"]))
+    if opts["size"]:
+        img = _img.center_crop(img, tuple(opts["size"]), name=name)
+    return _img.to_chw(img)
+
+
+def _decode_range(
+    kind: str, entries: list[Any], start: int, images_path: str, opts: dict[str, Any], storage: Any
+) -> tuple[int, list[Any]]:
+    """Worker: decode ``entries`` into rows ``start…`` of the memory-mapped images.npy; returns header labels."""
+    storage = storage if storage is not None else _FORK_STORAGE
+    out = np.load(images_path, mmap_mode="r+")
+    shape = out.shape[1:]
+    readers: dict[str, RecordReader] = {}
+    labels: list[Any] = []
+    for i, entry in enumerate(entries):
+        data, label, name = _read_entry(kind, entry, storage, readers)
+        arr = _prepare(data, name, opts)
+        if arr.shape != shape:
+            raise DataError(
+                f"image is {arr.shape[1]}x{arr.shape[2]} (HxW) but earlier images are {shape[1]}x{shape[2]}: "
+                "set image_shape (size) or --resize so all images come out the same",
+                path=name,
+            )
+        out[start + i] = arr
+        labels.append(label)
+    out.flush()
+    for r in readers.values():
+        r.close()
+    return start, labels
+
+
+def _decode_into(d: Path, plan: _Plan, opts: dict[str, Any], progress: bool, storage: Any) -> ImageSet:
+    from numpy.lib.format import open_memmap
+
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(plan.entries)
+    first, _, name = _read_entry(plan.kind, plan.entries[0], storage, {})
+    c, h, w = _prepare(first, name, opts).shape
+    images_path = str(d / "images.npy")
+    open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(n, c, h, w)).flush()
+    chunk = max(256, min(4096, n // (_WORKERS * 8) + 1))
+    starts = list(range(0, n, chunk))
+    header_labels: dict[int, list[Any]] = {}
+    bar = _progress(n, progress, "decode")
+    if n < _PARALLEL_MIN or _WORKERS < 2:
+        for s in starts:
+            header_labels[s] = _decode_range(plan.kind, plan.entries[s : s + chunk], s, images_path, opts, storage)[1]
+            bar(len(header_labels[s]))
+    else:
+        # fork: workers start in ~10 ms and inherit ``storage`` (boto3 clients do not pickle); they only run
+        # Pillow and numpy, never torch/OpenMP, so forking a process that imported torch is safe here.
+        global _FORK_STORAGE
+        _FORK_STORAGE = storage
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(_WORKERS, mp_context=ctx) as pool:
+            futs = [
+                pool.submit(_decode_range, plan.kind, plan.entries[s : s + chunk], s, images_path, opts, None)
+                for s in starts
+            ]
+            for fut in as_completed(futs):
+                s, labs = fut.result()
+                header_labels[s] = labs
+                bar(len(labs))
+    bar(0, close=True)
+    labels = plan.labels if plan.labels is not None else _header_labels(plan, header_labels, starts)
+    np.save(d / "labels.npy", np.ascontiguousarray(labels, dtype=np.float32))
+    (d / "meta.json").write_text(
+        json.dumps({"version": CACHE_VERSION, "count": n, "shape": [c, h, w], "class_names": plan.class_names, **opts})
+    )
+    return _open_cached(d)
+
+
+def _header_labels(plan: _Plan, by_start: dict[int, list[Any]], starts: list[int]) -> np.ndarray:
+    flat = [lab for s in starts for lab in by_start[s]]
+    widths = {1 if np.ndim(lab) == 0 else int(np.size(lab)) for lab in flat}
+    if len(widths) != 1:
+        raise DataError(f"records mix label widths {sorted(widths)}", path=plan.sources[0])
+    if np.ndim(flat[0]) == 0:
+        return np.asarray(flat, dtype=np.float32)
+    return np.stack([np.asarray(lab, dtype=np.float32) for lab in flat])
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Callable[..., None]:
+    if not enabled:
+        return lambda k, close=False: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
+
+    def step(k: int, close: bool = False) -> None:
+        bar.update(k)
+        if close:
+            bar.close()
+
+    return step

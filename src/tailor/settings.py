@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tailor.errors import ValidationError
 
 
 def _default_home() -> Path:
@@ -58,6 +61,10 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
     max_concurrent_jobs: int = Field(default=1, ge=1, le=64)
+    # Training jobs: seconds between SIGTERM and SIGKILL on stop / max runtime (SageMaker gives 120 s), and
+    # seconds between resource samples (CPU %, RSS, GPU) of a running job.
+    job_stop_grace_seconds: float = Field(default=30.0, ge=0)
+    job_sample_interval_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -109,5 +116,14 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Resolve settings; ``None`` overrides (unset CLI flags) are ignored."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Resolve settings; ``None`` overrides (unset CLI flags) are ignored. Bad values raise one-line errors."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except PydanticValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ValidationError(
+            f"invalid setting {key!r}: {first['msg']} (from flags, TAILOR_* env or config.toml)"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValidationError(f"config.toml: {err}") from None

@@ -42,6 +42,23 @@ def settings_of(ctx: click.Context) -> Settings:
     return ctx.find_root().obj
 
 
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def config_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Show the resolved settings (defaults < config.toml < TAILOR_* env < flags)."""
+    import json
+
+    values = settings_of(ctx).model_dump(mode="json")
+    for secret in [k for k in values if "secret" in k]:
+        values[secret] = "***" if values[secret] else None
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    for key, value in values.items():
+        click.echo(f"{key:22} {value}")
+
+
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(f"tailor.cli.{_name}")
     for _cmd in getattr(_mod, "commands", []):

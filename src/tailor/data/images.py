@@ -7,6 +7,7 @@ skips Pillow's format probing: 28×28 JPEG decode goes from ~11k to ~20k images/
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
@@ -29,10 +30,53 @@ def open_image(data: bytes, *, name: object = None) -> Image.Image:
         raise DataError(f"not a readable image ({err})", path=name) from None
 
 
+def _jpeg_size(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) from a baseline/progressive JPEG's SOF segment, or None if unusual."""
+    i, n = 2, len(data)
+    while i + 10 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack_from(">HH", data, i + 5)
+            return w, h, data[i + 9]
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+    return None
+
+
+def _decode_jpeg_fast(data: bytes, mode: str) -> Image.Image | None:
+    """libjpeg straight into an image of ``mode``, skipping JpegImageFile's Python marker parsing: for 28×28
+    images that parsing is most of the cost (20k → 31k images/s per core). None means: take the normal path
+    (CMYK, odd markers, corrupt data: the normal path then reports it)."""
+    info = _jpeg_size(data)
+    if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
+        return None
+    w, h, _ = info
+    try:
+        core = Image.core.new(mode, (w, h))
+        dec = Image._getdecoder(mode, "jpeg", (mode, ""))
+        dec.setimage(core, (0, 0, w, h))
+        n, err = dec.decode(data)
+        if n >= 0:
+            n, err = dec.decode(b"")
+        if n >= 0 or err < 0:
+            return None
+        return Image.Image()._new(core)
+    except Exception:  # private Pillow API: any surprise falls back to the public path
+        return None
+
+
 def decode(data: bytes, channels: int, *, name: object = None) -> Image.Image:
     """Decode to mode 'L' (channels=1) or 'RGB' (channels=3); JPEGs decode straight to grey in libjpeg."""
-    img = open_image(data, name=name)
     mode = "L" if channels == 1 else "RGB"
+    if data[:3] == _JPEG:
+        fast = _decode_jpeg_fast(data, mode)
+        if fast is not None:
+            return fast
+    img = open_image(data, name=name)
     try:
         if img.format == "JPEG":
             img.draft(mode, img.size)  # colour conversion only; size kept so pixels match a full decode

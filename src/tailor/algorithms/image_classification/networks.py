@@ -1,0 +1,256 @@
+"""Networks for image classification, behind a small registry (``create_model``, ``list_models``).
+
+Every network takes raw pixels as float 0..255 (uint8 cast to float) in NCHW and normalises them in its first
+layer (``Normalize``, per-channel mean/std stored as buffers), so training, the ONNX export and serving can
+never preprocess differently.
+
+* ``resnet<N>``: pre-activation ResNet as in MXNet's image-classification example (He et al. 2016,
+  "Identity Mappings"). CIFAR-style depths 20/32/44/56/110 ((N-2) % 6 == 0, basic units, widths 16/32/64);
+  ImageNet-style 18/34 (basic) and 50/101/152/200 (bottleneck, widths 256/512/1024/2048). For images of
+  32 px or less the ImageNet-style nets use a 3x3 stride-1 stem without max-pool (7x7/2 + pool would leave
+  a 1x1 map after the first stage on 28x28 inputs).
+* ``fastnet``: airbench-style CPU network (conv widths 32/64/128 after a 16-channel stem, BatchNorm, GELU,
+  max-pool), 0.29 M parameters; ~2.5x ResNet-20's training speed on this CPU (MEASURED.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a factory ``fn(num_classes, in_channels, image_size, mean, std) -> nn.Module``."""
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs: object) -> nn.Module:
+    """Build a registered network; kwargs are the factory's (see ``register_model``)."""
+    from tailor.errors import ValidationError
+
+    if name not in _REGISTRY:
+        raise ValidationError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    return _REGISTRY[name](**kwargs)
+
+
+class Normalize(nn.Module):
+    """Pixels 0..255 -> (x - mean) / std per channel. ``mean``/``std`` are in pixel units."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inv_std
+
+
+class Classifier(nn.Module):
+    """``normalize -> body -> head``; the common shape of every registered network."""
+
+    def __init__(self, normalize: Normalize, body: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.normalize = normalize
+        self.body = body
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.normalize(x)))
+
+
+class FlipTTA(nn.Module):
+    """Averages logits over the image and its horizontal mirror (+0.2 % on Fashion-MNIST, MEASURED.md)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.model(x) + self.model(torch.flip(x, dims=[3])))
+
+
+def inference_model(model: nn.Module, tta: bool) -> nn.Module:
+    """The exact module exported to ONNX and run by the torch runtime of ``load_model``."""
+    return FlipTTA(model) if tta else model
+
+
+def _defaults(in_channels: int, mean: Sequence[float] | None, std: Sequence[float] | None) -> Normalize:
+    return Normalize(
+        mean if mean is not None else [127.5] * in_channels, std if std is not None else [64.0] * in_channels
+    )
+
+
+# --- pre-activation ResNet ----------------------------------------------------------------------------------
+class _Basic(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (cin != cout or stride != 1) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = self.relu(self.bn1(x))
+        skip = self.shortcut(act) if self.shortcut is not None else x
+        out = self.conv1(act)
+        out = self.conv2(self.relu(self.bn2(out)))
+        return out + skip
+
+
+class _Bottleneck(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        mid = cout // 4
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, mid, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(mid), nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+        self.bn3, self.conv3 = nn.BatchNorm2d(mid), nn.Conv2d(mid, cout, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (cin != cout or stride != 1) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = self.relu(self.bn1(x))
+        skip = self.shortcut(act) if self.shortcut is not None else x
+        out = self.conv1(act)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        return out + skip
+
+
+_IMAGENET_UNITS = {
+    18: [2, 2, 2, 2],
+    34: [3, 4, 6, 3],
+    50: [3, 4, 6, 3],
+    101: [3, 4, 23, 3],
+    152: [3, 8, 36, 3],
+    200: [3, 24, 36, 3],
+}
+
+
+def preact_resnet(
+    num_layers: int,
+    num_classes: int,
+    in_channels: int = 3,
+    image_size: int = 224,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """Pre-activation ResNet of ``num_layers`` (MXNet example's layouts)."""
+    if num_layers in _IMAGENET_UNITS:
+        units = _IMAGENET_UNITS[num_layers]
+        bottleneck = num_layers >= 50
+        widths = [256, 512, 1024, 2048] if bottleneck else [64, 128, 256, 512]
+        stem_width = 64
+        if image_size <= 32:
+            stem: list[nn.Module] = [nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)]
+        else:
+            stem = [
+                nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False),
+                nn.BatchNorm2d(stem_width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1),
+            ]
+    elif num_layers >= 8 and (num_layers - 2) % 6 == 0:
+        units = [(num_layers - 2) // 6] * 3
+        bottleneck = False
+        widths = [16, 32, 64]
+        stem_width = 16
+        stem = [nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)]
+    else:
+        raise ValueError(f"num_layers {num_layers} is neither ImageNet-style nor (n-2) % 6 == 0")
+    unit = _Bottleneck if bottleneck else _Basic
+    layers: list[nn.Module] = list(stem)
+    cin = stem_width
+    for stage, (count, width) in enumerate(zip(units, widths, strict=True)):
+        for i in range(count):
+            layers.append(unit(cin, width, 2 if (i == 0 and stage > 0) else 1))
+            cin = width
+    layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return Classifier(_defaults(in_channels, mean, std), nn.Sequential(*layers), nn.Linear(cin, num_classes))
+
+
+def _register_resnet(depth: int) -> None:
+    @register_model(f"resnet{depth}")
+    def _factory(
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: int = 224,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> nn.Module:
+        return preact_resnet(depth, num_classes, in_channels, image_size, mean, std)
+
+
+for _depth in (20, 32, 44, 56, 110, 18, 34, 50, 101, 152, 200):
+    _register_resnet(_depth)
+
+
+# --- airbench-style fast net --------------------------------------------------------------------------------
+class _ConvGroup(nn.Sequential):
+    """conv -> max-pool/2 -> BN -> GELU -> conv -> BN -> GELU (pooling early halves the second conv's cost)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.BatchNorm2d(cout),
+            nn.GELU(),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.GELU(),
+        )
+
+
+class _Scale(nn.Module):
+    """Fixed logit scale (airbench multiplies its logits by 1/9 for a softer start)."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+@register_model("fastnet")
+def fastnet(
+    num_classes: int,
+    in_channels: int = 3,
+    image_size: int = 224,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    widths: Sequence[int] = (32, 64, 128),
+    stem_width: int = 16,
+) -> nn.Module:
+    """Stem conv 3x3 -> three conv groups (each halves the map) -> global max-pool -> linear."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(stem_width),
+        nn.GELU(),
+    ]
+    cin = stem_width
+    for width in widths:
+        layers.append(_ConvGroup(cin, width))
+        cin = width
+    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+    head = nn.Sequential(nn.Linear(cin, num_classes, bias=False), _Scale(1 / 9))
+    return Classifier(_defaults(in_channels, mean, std), nn.Sequential(*layers), head)
+
+
+def model_name(architecture: str, num_layers: int) -> str:
+    """Registry name for resolved hyperparameters."""
+    return "fastnet" if architecture == "fast" else f"resnet{num_layers}"

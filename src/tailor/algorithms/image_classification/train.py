@@ -1,0 +1,409 @@
+"""The training loop: ``build`` -> ``train_one_epoch`` / ``evaluate`` per epoch, driven by ``fit``.
+
+Data stays a uint8 tensor (N, C, H, W) on the training device; augmentation runs on whole batches (random
+crop +-2 px via pad + crop, horizontal flip; colour jitter and small affine transforms for the ``crop_color*``
+types), never per image in Python. Log lines follow MXNet's module so SageMaker metric regexes work:
+
+    Epoch[3] Batch [50]	Speed: 712.40 samples/sec	accuracy=0.912345
+    Epoch[3] Train-accuracy=0.912345
+    Epoch[3] Train-cross-entropy=0.301234
+    Epoch[3] Time cost=12.3
+    Epoch[3] Validation-accuracy=0.903000
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tailor.algorithms.image_classification.checkpoints import (
+    Checkpoint,
+    latest_checkpoint,
+    save_checkpoint,
+)
+from tailor.algorithms.image_classification.hyperparameters import Hyperparameters
+from tailor.algorithms.image_classification.networks import create_model, inference_model, model_name
+from tailor.errors import ValidationError
+
+Log = Callable[[str], None]
+PAD = 2  # random-crop translation in pixels (airbench / MEASURED.md recipe)
+WARMUP = 0.15  # fraction of the one-cycle schedule spent warming up
+
+
+class TrainingStopped(Exception):
+    """Raised when a stop was requested (SIGTERM); a checkpoint has been written."""
+
+
+@dataclass
+class Data:
+    """A split on the training device: uint8 images (N, C, H, W) and labels (N,) int64 or (N, L) float32."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device, multi_label: bool) -> Data:
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        y = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        y = y.float() if multi_label else y.reshape(-1).long()
+        return cls(x, y.to(device))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass
+class Run:
+    """Everything ``train_one_epoch`` needs besides the data."""
+
+    hp: Hyperparameters
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    loss_fn: nn.Module
+    log: Log
+    use_amp: bool
+    scaler: torch.amp.GradScaler | None
+    elapsed: float = 0.0  # training seconds so far, including earlier runs resumed from a checkpoint
+    stop: threading.Event = field(default_factory=threading.Event)
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+
+@dataclass
+class Result:
+    model: nn.Module
+    model_name: str
+    model_kwargs: dict[str, object]
+    metrics: dict[str, float]
+    epochs: int
+
+
+# --- device and threads -------------------------------------------------------------------------------------
+def select_device(log: Log) -> torch.device:
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+        log(f"Using CUDA device {torch.cuda.get_device_name(0)}")
+        return torch.device("cuda")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(cores)
+    log(f"Using CPU with {cores} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+    return torch.device("cpu")
+
+
+def channel_stats(images: np.ndarray, sample: int = 10_000) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std in pixel units from up to ``sample`` evenly spaced images (stored in the model)."""
+    step = max(1, images.shape[0] // sample)
+    x = np.asarray(images[::step], dtype=np.float32)
+    mean = x.mean(axis=(0, 2, 3))
+    std = np.maximum(x.std(axis=(0, 2, 3)), 1.0)
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+# --- build --------------------------------------------------------------------------------------------------
+def build(
+    hp: Hyperparameters, train_images: np.ndarray, device: torch.device, log: Log
+) -> tuple[nn.Module, str, dict[str, object], torch.optim.Optimizer]:
+    c, h, w = hp.shape
+    mean, std = channel_stats(train_images)
+    name = model_name(hp.architecture, hp.num_layers)
+    kwargs: dict[str, object] = {
+        "num_classes": hp.num_classes,
+        "in_channels": c,
+        "image_size": min(h, w),
+        "mean": mean,
+        "std": std,
+    }
+    torch.manual_seed(hp.seed)
+    model = create_model(name, **kwargs).to(device).to(memory_format=torch.channels_last)
+    params = sum(p.numel() for p in model.parameters())
+    log(f"Network {name}: {params / 1e6:.2f} M parameters, input {c}x{h}x{w}, normalisation mean={mean} std={std}")
+    return model, name, kwargs, make_optimizer(hp, model)
+
+
+def make_optimizer(hp: Hyperparameters, model: nn.Module) -> torch.optim.Optimizer:
+    # Weight decay on conv/linear weights only: decaying BN scales and biases only hurts (airbench, timm).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    lr = hp.learning_rate
+    if hp.optimizer in ("sgd", "nag"):
+        return torch.optim.SGD(groups, lr=lr, momentum=hp.momentum, nesterov=hp.optimizer == "nag" and hp.momentum > 0)
+    if hp.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=(hp.beta_1, hp.beta_2), eps=hp.eps)
+    return torch.optim.RMSprop(groups, lr=lr, alpha=hp.gamma, eps=hp.eps)
+
+
+def make_loss(hp: Hyperparameters, train: Data) -> nn.Module:
+    if hp.multi_label:
+        pos_weight = None
+        if hp.use_weighted_loss:  # up-weight rare positives: (negatives / positives) per label
+            pos = train.labels.sum(0).clamp(min=1)
+            pos_weight = (len(train) - pos) / pos
+        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    weight = None
+    if hp.use_weighted_loss:  # inverse class frequency, mean 1
+        counts = torch.bincount(train.labels, minlength=hp.num_classes).float().clamp(min=1)
+        weight = counts.sum() / (hp.num_classes * counts)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=hp.label_smoothing)
+
+
+# --- schedule -----------------------------------------------------------------------------------------------
+def progress(run: Run, epoch: int, batch: int, batches: int) -> float:
+    """Fraction of training done: by elapsed time under a time budget, else by steps (whichever is further)."""
+    by_steps = (epoch + batch / max(batches, 1)) / run.hp.epochs
+    by_time = run.elapsed / run.hp.time_budget if run.hp.time_budget else 0.0
+    return max(by_steps, by_time)
+
+
+def learning_rate(hp: Hyperparameters, epoch: int, frac: float) -> float:
+    """1. one_cycle: linear warm-up over 15 %, then linear decay to 0. 2. step: lr * factor^(steps passed)."""
+    if hp.lr_schedule == "one_cycle":
+        frac = min(frac, 1.0)
+        return hp.learning_rate * (frac / WARMUP if frac < WARMUP else (1 - frac) / (1 - WARMUP))
+    return hp.learning_rate * hp.lr_scheduler_factor ** sum(epoch >= s for s in hp.lr_steps)
+
+
+# --- augmentation -------------------------------------------------------------------------------------------
+def crop_flip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to PAD px (zero pad + crop) and horizontal flip, for a whole uint8 set at once."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (PAD, PAD, PAD, PAD))
+    dx = torch.randint(0, 2 * PAD + 1, (n,), generator=gen).to(images.device)
+    dy = torch.randint(0, 2 * PAD + 1, (n,), generator=gen).to(images.device)
+    out = torch.empty_like(images)
+    for oy in range(2 * PAD + 1):  # 25 shifted slices instead of n Python-level crops
+        for ox in range(2 * PAD + 1):
+            idx = ((dy == oy) & (dx == ox)).nonzero().squeeze(1)
+            if idx.numel():
+                out[idx] = padded[idx, :, oy : oy + h, ox : ox + w]
+    flip = (torch.rand(n, generator=gen) < 0.5).to(images.device)
+    out[flip] = out[flip].flip(3)
+    return out
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Brightness and contrast +-20 %, saturation +-40 % (RGB only), on a float 0..255 batch."""
+    n = x.shape[0]
+
+    def rand(lo: float, hi: float) -> torch.Tensor:
+        return (lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=gen)).to(x.device)
+
+    x = x * rand(0.8, 1.2)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * rand(0.8, 1.2) + mean
+    if x.shape[1] == 3:
+        gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).expand_as(x)
+        x = (x - gray) * rand(0.6, 1.4) + gray
+    return x.clamp(0, 255)
+
+
+def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """SageMaker's crop_color_transform extras: rotation <= 10 deg, shear <= 0.1, aspect ratio change <= 0.25."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(10)
+    shear = (torch.rand(n, generator=gen) * 2 - 1) * 0.1
+    aspect = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.25
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * aspect.sqrt(), -sin + shear
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos / aspect.sqrt()
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+# --- one epoch ----------------------------------------------------------------------------------------------
+def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
+    hp, model = run.hp, run.model
+    model.train()
+    n, bs = len(train), hp.mini_batch_size
+    perm = torch.randperm(n, generator=run.generator).to(train.images.device)
+    images, labels = train.images[perm], train.labels[perm]
+    if hp.augmentation_type:
+        images = crop_flip(images, run.generator)
+    batches = n // bs if n >= 2 * bs else math.ceil(n / bs)  # drop a ragged last batch (BatchNorm needs > 1)
+    seen = correct = 0
+    loss_sum = 0.0
+    t_epoch = t_log = time.perf_counter()
+    seen_log = 0
+    for b in range(batches):
+        frac = progress(run, epoch, b, batches)
+        if frac >= 1.0 and run.hp.time_budget:
+            break
+        if run.stop.is_set():
+            raise TrainingStopped()
+        lr = learning_rate(hp, epoch, frac)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        x = images[b * bs : (b + 1) * bs].float().contiguous(memory_format=torch.channels_last)
+        y = labels[b * bs : (b + 1) * bs]
+        if hp.augmentation_type in ("crop_color", "crop_color_transform"):
+            x = color_jitter(x, run.generator)
+        if hp.augmentation_type == "crop_color_transform":
+            x = random_affine(x, run.generator)
+        with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
+            logits = model(x)
+            loss = run.loss_fn(logits.float(), y)
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.scaler is not None:
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            loss.backward()
+            run.optimizer.step()
+        k = y.shape[0]
+        seen += k
+        seen_log += k
+        loss_sum += float(loss.detach()) * k
+        correct += _correct(logits.detach(), y, hp.multi_label)
+        run.elapsed += time.perf_counter() - t0
+        if (b + 1) % hp.log_interval == 0:
+            now = time.perf_counter()
+            run.log(
+                f"Epoch[{epoch}] Batch [{b + 1}]\tSpeed: {seen_log / (now - t_log):.2f} samples/sec\t"
+                f"accuracy={correct / seen:.6f}\tlr={lr:.5f}"
+            )
+            t_log, seen_log = now, 0
+    return {
+        "accuracy": correct / max(seen, 1),
+        "cross-entropy": loss_sum / max(seen, 1),
+        "time": time.perf_counter() - t_epoch,
+        "samples": seen,
+    }
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor, multi_label: int) -> float:
+    if multi_label:  # element-wise accuracy at threshold 0.5, as MXNet's multi-label accuracy
+        return float(((logits > 0).float() == y).float().mean(1).sum())
+    return float((logits.argmax(1) == y).sum())
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: Data, hp: Hyperparameters, batch_size: int = 1024) -> dict[str, float]:
+    """Accuracy, top-k accuracy and cross-entropy (no label smoothing) on a split, with TTA when enabled."""
+    net = inference_model(model, bool(hp.tta)).eval()
+    correct = topk = 0.0
+    loss_sum = 0.0
+    for i in range(0, len(data), batch_size):
+        x = data.images[i : i + batch_size].float().contiguous(memory_format=torch.channels_last)
+        y = data.labels[i : i + batch_size]
+        logits = net(x).float()
+        if hp.multi_label:
+            loss_sum += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum")) / y.shape[1]
+        else:
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            if hp.top_k:
+                topk += float((logits.topk(hp.top_k, dim=1).indices == y[:, None]).any(1).sum())
+        correct += _correct(logits, y, hp.multi_label)
+    model.train()
+    n = max(len(data), 1)
+    out = {"accuracy": correct / n, "cross-entropy": loss_sum / n}
+    if hp.top_k and not hp.multi_label:
+        out[f"top_k_accuracy_{hp.top_k}"] = topk / n
+    return out
+
+
+# --- fit ----------------------------------------------------------------------------------------------------
+def fit(
+    hp: Hyperparameters,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    *,
+    checkpoint_dir: Path | None = None,
+    log: Log = print,
+    stop: threading.Event | None = None,
+    init_weights: dict[str, torch.Tensor] | None = None,
+) -> Result:
+    """Train under ``hp``; resumes from the newest matching checkpoint in ``checkpoint_dir``."""
+    device = select_device(log)
+    use_amp = hp.precision_dtype == "float16" and device.type == "cuda"
+    if hp.precision_dtype == "float16" and not use_amp:
+        log(
+            "precision_dtype=float16: no fast half precision on this CPU (bf16 autocast measured 10-20x slower "
+            "here); training in float32"
+        )
+    multi = bool(hp.multi_label)
+    train = Data.from_arrays(train_images, train_labels, device, multi)
+    val = Data.from_arrays(val_images, val_labels, device, multi) if val_images is not None else None
+    model, name, kwargs, optimizer = build(hp, train_images, device, log)
+    if init_weights is not None:
+        missing, unexpected = model.load_state_dict(init_weights, strict=False)
+        if unexpected or any(not k.startswith("head.") for k in missing):
+            raise ValidationError(f"initial weights do not fit {name}: missing {missing}, unexpected {unexpected}")
+        log(f"Initialised weights from the model channel{' (new classifier head)' if missing else ''}")
+    run = Run(
+        hp=hp,
+        model=model,
+        optimizer=optimizer,
+        device=device,
+        loss_fn=make_loss(hp, train),
+        log=log,
+        use_amp=use_amp,
+        scaler=torch.amp.GradScaler("cuda") if use_amp else None,
+        stop=stop or threading.Event(),
+    )
+    run.generator.manual_seed(hp.seed)
+    resolved = hp.resolved()
+    start, best = 0, None
+    if checkpoint_dir is not None and (ckpt := latest_checkpoint(checkpoint_dir, resolved)) is not None:
+        model.load_state_dict(ckpt.model_state)
+        optimizer.load_state_dict(ckpt.optimizer_state)
+        start, best, run.elapsed = ckpt.epoch, ckpt.best_accuracy, ckpt.elapsed
+        run.generator.manual_seed(hp.seed + start)  # a fresh, reproducible stream for the remaining epochs
+        log(f"Resumed from checkpoint after epoch {start - 1} ({run.elapsed:.1f} s of training so far)")
+
+    def checkpoint(epoch_done: int, name: str | None = None) -> None:
+        if checkpoint_dir is not None:
+            ckpt = Checkpoint(epoch_done, run.elapsed, best, resolved, model.state_dict(), optimizer.state_dict())
+            save_checkpoint(checkpoint_dir, ckpt, name=name)
+
+    metrics: dict[str, float] = {}
+    bad_epochs, epoch = 0, start
+    for epoch in range(start, hp.epochs):
+        try:
+            tm = train_one_epoch(run, train, epoch)
+        except TrainingStopped:
+            checkpoint(epoch, name="last")
+            log(f"Stop requested: checkpoint written after {epoch} completed epochs")
+            raise
+        if tm["samples"] == 0:
+            break
+        log(f"Epoch[{epoch}] Train-accuracy={tm['accuracy']:.6f}")
+        log(f"Epoch[{epoch}] Train-cross-entropy={tm['cross-entropy']:.6f}")
+        log(f"Epoch[{epoch}] Time cost={tm['time']:.3f}")
+        metrics = {"train:accuracy": tm["accuracy"], "train:cross-entropy": tm["cross-entropy"]}
+        if val is not None:
+            vm = evaluate(model, val, hp)
+            for key, value in vm.items():
+                log(f"Epoch[{epoch}] Validation-{key}={value:.6f}")
+                metrics[f"validation:{key}"] = value
+            improved = best is None or vm["accuracy"] > best * (1 + hp.early_stopping_tolerance)
+            if improved:
+                best, bad_epochs = vm["accuracy"], 0
+                checkpoint(epoch + 1, name="best")
+            else:
+                bad_epochs += 1
+        checkpoint(epoch + 1, name="last")  # overwritten each epoch: what a restarted job resumes from
+        if hp.checkpoint_frequency and (epoch + 1) % hp.checkpoint_frequency == 0:
+            checkpoint(epoch + 1)  # kept: SageMaker's periodic checkpoints
+        if hp.early_stopping and epoch + 1 >= hp.early_stopping_min_epochs and bad_epochs >= hp.early_stopping_patience:
+            log(f"Early stopping after epoch {epoch}: no improvement for {bad_epochs} epochs")
+            break
+        if hp.time_budget and run.elapsed >= hp.time_budget:
+            log(f"Time budget of {hp.time_budget:g} s reached after epoch {epoch}")
+            break
+    metrics["training_seconds"] = run.elapsed
+    return Result(model=model, model_name=name, model_kwargs=kwargs, metrics=metrics, epochs=epoch + 1)

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     # seconds between resource samples (CPU %, RSS, GPU) of a running job.
     job_stop_grace_seconds: float = Field(default=30.0, ge=0)
     job_sample_interval_seconds: float = Field(default=5.0, gt=0)
+    # Access keys that Tailor's SDK and CLI sign requests with: these (or TAILOR_ACCESS_KEY_ID /
+    # TAILOR_SECRET_ACCESS_KEY) win over the credentials file, an AWS-style INI file that `tailor server init`
+    # writes (mode 0600) and boto3 can read too (AWS_SHARED_CREDENTIALS_FILE).
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    credentials_file: Path | None = Field(default=None, description="Default home/credentials.")
+    profile: str = "default"
+    # Lifetime of `Authorization: Bearer` tokens (12 h: a working day of console use; revocable any time).
+    token_ttl_seconds: int = Field(default=43_200, ge=60, le=7 * 86_400)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -104,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.credentials_file or self.home / "credentials"
 
     @property
     def zoo_dir(self) -> Path:

@@ -1,0 +1,345 @@
+"""Access keys of named principals, their policies, and revocable bearer tokens, in the metadata DB.
+
+Secrets: SigV4 derives its signing key from the secret itself (HMAC over ``"AWS4"+secret``), so the server must
+be able to recover each secret; a one-way hash cannot work. Secrets are therefore stored encrypted with
+AES-256-GCM under a master key kept outside the database, in ``$TAILOR_HOME/auth/master.key`` (mode 0600,
+created on first use). A copied database (e.g. a shared PostgreSQL dump) alone reveals no secret; servers that
+share a database must share that file. Bearer tokens are random 256-bit strings stored only as SHA-256 hashes:
+they are looked up, never recomputed. No secret or token is ever logged or returned after creation.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tailor.auth.policy import ADMIN_POLICY, Decision, Policy, evaluate, parse_policy
+from tailor.db import Base, Database
+from tailor.errors import ConflictError, InternalError, NotFoundError, ValidationError
+from tailor.settings import Settings
+
+KEY_ID_PREFIX = "TKIA"  # AWS uses AKIA; a distinct prefix keeps Tailor keys from being mistaken for AWS keys
+_KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+TOKEN_PREFIX = "tailor_"
+_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM user-name characters and length
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; everything stored here is UTC.
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+class AccessKeyRow(Base):
+    __tablename__ = "auth_access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary(128))
+    policy: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TokenRow(Base):
+    __tablename__ = "auth_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_key_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("auth_access_keys.access_key_id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """An access key as listed: everything but the secret."""
+
+    access_key_id: str
+    name: str
+    enabled: bool
+    created_at: dt.datetime
+    policy: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "AccessKeyId": self.access_key_id,
+            "Name": self.name,
+            "Status": "Active" if self.enabled else "Inactive",
+            "CreatedAt": self.created_at.isoformat(),
+            "Policy": self.policy,
+        }
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created key: the only time the secret is shown."""
+
+    info: KeyInfo
+    secret_access_key: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a verified request came from, and what its policy lets it do."""
+
+    name: str
+    access_key_id: str
+    policies: tuple[Policy, ...]
+    account_id: str
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:user/{self.name}"
+
+    def decide(self, action: str, resource: str) -> Decision:
+        return evaluate(self.policies, action, resource)
+
+
+class _Cipher:
+    """AES-256-GCM with a master key file kept beside (not inside) the database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._aead: AESGCM | None = None
+
+    def _key(self) -> AESGCM:
+        if self._aead is None:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                try:
+                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    pass  # another process made it first; use theirs
+                else:
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(AESGCM.generate_key(bit_length=256))
+            key = self.path.read_bytes()
+            if len(key) != 32:
+                raise InternalError(f"{self.path}: master key must be 32 bytes; restore it from backup")
+            self._aead = AESGCM(key)
+        return self._aead
+
+    def encrypt(self, plaintext: str, context: str) -> tuple[bytes, bytes]:
+        nonce = os.urandom(12)
+        return nonce, self._key().encrypt(nonce, plaintext.encode(), context.encode())
+
+    def decrypt(self, nonce: bytes, ciphertext: bytes, context: str) -> str:
+        try:
+            return self._key().decrypt(nonce, ciphertext, context.encode()).decode()
+        except InvalidTag:
+            raise InternalError(f"cannot decrypt an access key with {self.path}: wrong master key file") from None
+
+
+class KeyStore:
+    """Create, list, disable and delete access keys; resolve key ids and tokens to principals."""
+
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings)
+        Base.metadata.create_all(self.db.engine, tables=[AccessKeyRow.__table__, TokenRow.__table__])
+        self._cipher = _Cipher(settings.home / "auth" / "master.key")
+
+    # -- management -----------------------------------------------------------------------------------
+    def create(self, name: str, policy: str | dict[str, Any] | None = None, *, admin: bool = False) -> NewKey:
+        """A new key for principal ``name``. No policy means no permissions (closed by default)."""
+        if not _NAME_RE.match(name):
+            raise ValidationError(f"key name {name!r}: use 1-64 letters, digits and +=,.@_-")
+        if admin and policy is not None:
+            raise ValidationError("give either --admin or --policy, not both")
+        doc = ADMIN_POLICY if admin else parse_policy(policy).document if policy is not None else None
+        key_id = KEY_ID_PREFIX + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
+        secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+        nonce, ct = self._cipher.encrypt(secret, key_id)
+        row = AccessKeyRow(
+            access_key_id=key_id,
+            name=name,
+            secret_nonce=nonce,
+            secret_ciphertext=ct,
+            policy=_dump(doc),
+            enabled=True,
+            created_at=_now(),
+        )
+        with self.db.session() as s:
+            if s.scalar(select(AccessKeyRow).where(AccessKeyRow.name == name)) is not None:
+                raise ConflictError(f"a key named {name!r} exists already: delete it or choose another name")
+            s.add(row)
+        return NewKey(_info(row), secret)
+
+    def list(self) -> list[KeyInfo]:
+        with self.db.session() as s:
+            return [_info(r) for r in s.scalars(select(AccessKeyRow).order_by(AccessKeyRow.name))]
+
+    def get(self, key: str) -> KeyInfo:
+        with self.db.session() as s:
+            return _info(self._row(s, key))
+
+    def set_enabled(self, key: str, enabled: bool) -> KeyInfo:
+        with self.db.session() as s:
+            row = self._row(s, key)
+            row.enabled = enabled
+            return _info(row)
+
+    def set_policy(self, key: str, policy: str | dict[str, Any] | None) -> KeyInfo:
+        doc = parse_policy(policy).document if policy is not None else None
+        with self.db.session() as s:
+            row = self._row(s, key)
+            row.policy = _dump(doc)
+            return _info(row)
+
+    def delete(self, key: str) -> None:
+        with self.db.session() as s:
+            row = self._row(s, key)
+            for tok in s.scalars(select(TokenRow).where(TokenRow.access_key_id == row.access_key_id)):
+                s.delete(tok)
+            s.delete(row)
+
+    # -- request-time lookups -------------------------------------------------------------------------
+    def secret_of(self, access_key_id: str) -> str | None:
+        """The secret of an active key, or None for unknown and disabled keys alike."""
+        with self.db.session() as s:
+            row = s.get(AccessKeyRow, access_key_id)
+            if row is None or not row.enabled:
+                return None
+            return self._cipher.decrypt(row.secret_nonce, row.secret_ciphertext, row.access_key_id)
+
+    def principal(self, access_key_id: str) -> Principal | None:
+        with self.db.session() as s:
+            row = s.get(AccessKeyRow, access_key_id)
+            return self._principal(row) if row is not None and row.enabled else None
+
+    def issue_token(self, key: str, ttl_seconds: int | None = None) -> tuple[str, dt.datetime]:
+        """A bearer token for an active key; valid until it expires, is revoked, or the key is disabled."""
+        ttl = ttl_seconds or self.settings.token_ttl_seconds
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        expires = _now() + dt.timedelta(seconds=ttl)
+        with self.db.session() as s:
+            row = self._row(s, key)
+            if not row.enabled:
+                raise ValidationError(f"key {row.name!r} is disabled: enable it before issuing tokens")
+            s.add(TokenRow(token_sha256=_sha(token), access_key_id=row.access_key_id, expires_at=expires))
+        return token, expires
+
+    def principal_for_token(self, token: str) -> Principal | None:
+        with self.db.session() as s:
+            tok = s.get(TokenRow, _sha(token))
+            if tok is None or tok.revoked or _aware(tok.expires_at) <= _now():
+                return None
+            row = s.get(AccessKeyRow, tok.access_key_id)
+            return self._principal(row) if row is not None and row.enabled else None
+
+    def revoke_token(self, token: str) -> bool:
+        with self.db.session() as s:
+            tok = s.get(TokenRow, _sha(token))
+            if tok is None:
+                return False
+            tok.revoked = True
+            return True
+
+    def revoke_tokens(self, key: str) -> int:
+        """Revoke every token of a key; returns how many were live."""
+        with self.db.session() as s:
+            row = self._row(s, key)
+            toks = s.scalars(
+                select(TokenRow).where(TokenRow.access_key_id == row.access_key_id, TokenRow.revoked.is_(False))
+            ).all()
+            for tok in toks:
+                tok.revoked = True
+            return len(toks)
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _row(self, s: Any, key: str) -> AccessKeyRow:
+        row = s.get(AccessKeyRow, key) or s.scalar(select(AccessKeyRow).where(AccessKeyRow.name == key))
+        if row is None:
+            raise NotFoundError(f"no access key with id or name {key!r}: see `tailor keys list`")
+        return row
+
+    def _principal(self, row: AccessKeyRow) -> Principal:
+        doc = _load(row.policy)
+        policies = (parse_policy(doc),) if doc is not None else ()
+        return Principal(row.name, row.access_key_id, policies, self.settings.account_id)
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _dump(doc: dict[str, Any] | None) -> str:
+    return json.dumps(doc, sort_keys=True)
+
+
+def _load(text: str) -> dict[str, Any] | None:
+    return json.loads(text)
+
+
+def _info(row: AccessKeyRow) -> KeyInfo:
+    return KeyInfo(row.access_key_id, row.name, row.enabled, _aware(row.created_at), _load(row.policy) or {})
+
+
+# -- client-side credentials -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key='***')"
+
+
+def resolve_credentials(settings: Settings) -> Credentials | None:
+    """Settings (flags / TAILOR_ACCESS_KEY_ID + TAILOR_SECRET_ACCESS_KEY) first, then the profile file."""
+    if settings.access_key_id and settings.secret_access_key:
+        return Credentials(settings.access_key_id, settings.secret_access_key)
+    if settings.access_key_id or settings.secret_access_key:
+        raise ValidationError("set both TAILOR_ACCESS_KEY_ID and TAILOR_SECRET_ACCESS_KEY, or neither")
+    path = settings.credentials_path
+    if not path.is_file():
+        return None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path)
+    except configparser.Error as err:
+        raise ValidationError(f"{path}: not an INI credentials file ({err.__class__.__name__})") from None
+    if not parser.has_section(settings.profile):
+        raise ValidationError(f"{path}: no profile [{settings.profile}]; set TAILOR_PROFILE to one it has")
+    sec = parser[settings.profile]
+    key_id, secret = sec.get("aws_access_key_id"), sec.get("aws_secret_access_key")
+    if not key_id or not secret:
+        raise ValidationError(f"{path} [{settings.profile}]: needs aws_access_key_id and aws_secret_access_key")
+    return Credentials(key_id, secret)
+
+
+def write_credentials(path: Path, creds: Credentials, profile: str = "default") -> Path:
+    """Write (or update one profile of) an AWS-style credentials file readable only by its owner (0600)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    if path.is_file():
+        parser.read(path)
+    parser[profile] = {"aws_access_key_id": creds.access_key_id, "aws_secret_access_key": creds.secret_access_key}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        parser.write(fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path

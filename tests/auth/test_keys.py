@@ -1,0 +1,117 @@
+"""Access key store: creation, encryption at rest, disable/delete, tokens, and client credential resolution."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from pathlib import Path
+
+import pytest
+
+from tailor.auth.keys import Credentials, KeyStore, resolve_credentials, write_credentials
+from tailor.errors import ConflictError, NotFoundError, ValidationError
+from tailor.settings import Settings, load_settings
+
+POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint", "Resource": "*"}],
+}
+
+
+def test_create_lookup_and_secret_is_encrypted_at_rest(settings: Settings) -> None:
+    store = KeyStore(settings)
+    new = store.create("alice", POLICY)
+    assert new.info.access_key_id.startswith("TKIA") and len(new.info.access_key_id) == 20
+    assert len(new.secret_access_key) == 40
+    assert store.secret_of(new.info.access_key_id) == new.secret_access_key
+    assert new.secret_access_key.encode() not in (settings.home / "tailor.db").read_bytes()
+    master = settings.home / "auth" / "master.key"
+    assert stat.S_IMODE(master.stat().st_mode) == 0o600
+    p = store.principal(new.info.access_key_id)
+    assert p is not None and p.arn == f"arn:aws:iam::{settings.account_id}:user/alice"
+    assert p.decide("sagemaker:InvokeEndpoint", "arn:x").allowed
+    assert not p.decide("sagemaker:CreateEndpoint", "arn:x").allowed
+    assert [k.name for k in store.list()] == ["alice"]
+    assert "secret" not in str(store.list()[0].to_dict()).lower()
+
+
+def test_key_without_policy_can_do_nothing(settings: Settings) -> None:
+    store = KeyStore(settings)
+    new = store.create("nobody")
+    p = store.principal(new.info.access_key_id)
+    assert p is not None and not p.decide("sagemaker:InvokeEndpoint", "*").allowed
+
+
+def test_admin_key_can_do_everything(settings: Settings) -> None:
+    store = KeyStore(settings)
+    p = store.principal(store.create("root", admin=True).info.access_key_id)
+    assert p is not None and p.decide("sagemaker:DeleteEndpoint", "arn:aws:sagemaker:x").allowed
+
+
+def test_duplicate_names_and_bad_input(settings: Settings) -> None:
+    store = KeyStore(settings)
+    store.create("bob")
+    with pytest.raises(ConflictError):
+        store.create("bob")
+    with pytest.raises(ValidationError):
+        store.create("../etc")
+    with pytest.raises(ValidationError):
+        store.create("carol", {"Version": "2012-10-17", "Statement": {"Effect": "Allow"}})
+    with pytest.raises(NotFoundError):
+        store.get("nobody")
+
+
+def test_disable_enable_delete(settings: Settings) -> None:
+    store = KeyStore(settings)
+    key_id = store.create("dave", POLICY).info.access_key_id
+    store.set_enabled("dave", False)
+    assert store.secret_of(key_id) is None and store.principal(key_id) is None
+    store.set_enabled(key_id, True)
+    assert store.secret_of(key_id) is not None
+    store.delete("dave")
+    assert store.secret_of(key_id) is None
+    assert store.list() == []
+
+
+def test_tokens_expire_revoke_and_follow_the_key(settings: Settings) -> None:
+    store = KeyStore(settings)
+    store.create("erin", POLICY)
+    token, expires = store.issue_token("erin", ttl_seconds=60)
+    assert expires > dt.datetime.now(dt.UTC)
+    assert store.principal_for_token(token).name == "erin"  # type: ignore[union-attr]
+    assert store.principal_for_token(token + "x") is None
+    store.set_enabled("erin", False)
+    assert store.principal_for_token(token) is None
+    store.set_enabled("erin", True)
+    assert store.revoke_tokens("erin") == 1
+    assert store.principal_for_token(token) is None
+    token2, _ = store.issue_token("erin")
+    assert store.revoke_token(token2) and store.principal_for_token(token2) is None
+    token3, _ = store.issue_token("erin", ttl_seconds=60)
+    from tailor.auth import keys as keys_mod
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=61)
+    orig = keys_mod._now
+    keys_mod._now = lambda: later  # type: ignore[assignment]
+    try:
+        assert store.principal_for_token(token3) is None
+    finally:
+        keys_mod._now = orig  # type: ignore[assignment]
+
+
+def test_credentials_resolution_order(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert resolve_credentials(settings) is None
+    path = write_credentials(settings.credentials_path, Credentials("TKIAFILE", "filesecret"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert resolve_credentials(settings) == Credentials("TKIAFILE", "filesecret")
+    write_credentials(path, Credentials("TKIAOTHER", "othersecret"), profile="other")
+    assert resolve_credentials(load_settings(home=str(settings.home), profile="other")).access_key_id == "TKIAOTHER"
+    monkeypatch.setenv("TAILOR_ACCESS_KEY_ID", "TKIAENV")
+    monkeypatch.setenv("TAILOR_SECRET_ACCESS_KEY", "envsecret")
+    creds = resolve_credentials(load_settings(home=str(settings.home)))
+    assert creds == Credentials("TKIAENV", "envsecret")
+    assert "envsecret" not in repr(creds)
+    with pytest.raises(ValidationError, match="no profile"):
+        monkeypatch.delenv("TAILOR_ACCESS_KEY_ID")
+        monkeypatch.delenv("TAILOR_SECRET_ACCESS_KEY")
+        resolve_credentials(load_settings(home=str(settings.home), profile="missing"))

@@ -1,0 +1,41 @@
+"""The Tailor container: settings, metadata database, storage and the services built on them.
+
+``Tailor.open(settings)`` is the one place the pieces are wired; the server's lifespan and the in-process
+``tailor.Client`` both use it. Each domain adds its service as an attribute here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tailor.db import Database
+from tailor.jobs.service import TrainingJobService
+from tailor.settings import Settings
+from tailor.storage import Storage
+
+
+@dataclass
+class Tailor:
+    settings: Settings
+    db: Database
+    storage: Storage
+    jobs: TrainingJobService
+
+    @classmethod
+    def open(cls, settings: Settings) -> Tailor:
+        settings.ensure_dirs()
+        db = Database(settings).create_all()
+        storage = Storage(settings)
+        jobs = TrainingJobService(settings, db, storage).start()
+        return cls(settings=settings, db=db, storage=storage, jobs=jobs)
+
+    def close(self) -> None:
+        """Stop running jobs (they end Stopped), then release the database."""
+        self.jobs.close()
+        self.db.dispose()
+
+    def __enter__(self) -> Tailor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

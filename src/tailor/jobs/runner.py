@@ -1,0 +1,625 @@
+"""Runs one training job: wait for a slot, stage data, launch the algorithm, supervise it, upload the model.
+
+The training contract (as SageMaker containers, rooted at ``<jobs_dir>/<name>/`` instead of ``/opt/ml``)::
+
+    input/config/hyperparameters.json   string values (the built-in algorithm's are fully resolved)
+    input/config/inputdataconfig.json   {channel: {ContentType, TrainingInputMode, S3DistributionType, ...}}
+    input/config/resourceconfig.json    {current_host, hosts, instance_type, instance_count}
+    input/data/<channel>/...            the channel's objects, staged from storage
+    model/                              the algorithm writes model.tar.gz here (or files that Tailor tars)
+    output/failure                      the algorithm's failure message (first 1024 chars -> FailureReason)
+    output/data/                        other outputs
+    checkpoints/                        kept across stop; synced to CheckpointConfig.S3Uri when given
+    training.log                        stdout and stderr of the algorithm plus Tailor's own lines
+
+The built-in algorithm runs as ``python -m tailor.algorithms.image_classification --job-dir DIR``; a user's
+command (``ContainerEntrypoint`` + ``ContainerArguments``) runs unchanged with the job dir as its working
+directory and SageMaker's environment variables (SM_MODEL_DIR, SM_CHANNEL_<NAME>, SM_CHANNELS, SM_HPS,
+SM_OUTPUT_DATA_DIR, SM_CHECKPOINT_DIR, ...) plus TAILOR_JOB_DIR. With InstanceCount > 1 the command is
+launched through ``torchrun --standalone --nproc_per_node=<InstanceCount>``. Every algorithm runs in its own
+process group, so stop and timeouts reach every process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tailor.db import Database
+from tailor.errors import NotFoundError, StorageError, TailorError
+from tailor.jobs.logs import LOG_NAME, LogWriter, tail
+from tailor.jobs.metrics import MetricParser
+from tailor.jobs.spec import TrainingJobSpec
+from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
+from tailor.settings import Settings
+from tailor.storage import Storage, join_uri
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
+_POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
+_DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
+
+
+class JobStopped(Exception):
+    """Raised inside the runner when a stop arrives before the algorithm started."""
+
+
+# -- state changes (all through here, so transitions stay consistent) ------------------------------------
+
+
+def transition(
+    db: Database, name: str, secondary: str, message: str, *, status: str | None = None, **fields: Any
+) -> None:
+    """Close the current SecondaryStatusTransition and open ``secondary``; terminal ones are closed at once."""
+    now = utcnow()
+    with db.session() as s:
+        row = s.get(TrainingJobRow, name)
+        if row is None:
+            return
+        items = [dict(t) for t in row.transitions]
+        if items and items[-1].get("EndTime") is None:
+            items[-1]["EndTime"] = now.isoformat()
+        entry: dict[str, Any] = {"Status": secondary, "StartTime": now.isoformat(), "StatusMessage": message}
+        if status in TERMINAL:
+            entry["EndTime"] = now.isoformat()
+        items.append(entry)
+        row.transitions = items
+        row.secondary_status = secondary
+        if status:
+            row.status = status
+        row.last_modified_time = now
+        for key, value in fields.items():
+            setattr(row, key, value)
+
+
+def set_message(db: Database, name: str, message: str) -> None:
+    """Update the open transition's StatusMessage (progress) without a new transition."""
+    with db.session() as s:
+        row = s.get(TrainingJobRow, name)
+        if row is None or not row.transitions:
+            return
+        items = [dict(t) for t in row.transitions]
+        if items[-1].get("StatusMessage") == message:
+            return
+        items[-1]["StatusMessage"] = message
+        row.transitions = items
+        row.last_modified_time = utcnow()
+
+
+def update(db: Database, name: str, **fields: Any) -> None:
+    with db.session() as s:
+        row = s.get(TrainingJobRow, name)
+        if row is not None:
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+
+def stop_requested(db: Database, name: str) -> str | None:
+    with db.session() as s:
+        row = s.get(TrainingJobRow, name)
+        return (row.stop_reason or "user") if row is not None and row.stop_requested else None
+
+
+# -- processes -----------------------------------------------------------------------------------------
+
+
+def process_start_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def same_process(pid: int | None, start_time: float | None) -> bool:
+    """True when ``pid`` is still the process that started at ``start_time`` (not a recycled PID)."""
+    if not pid or start_time is None:
+        return False
+    now_start = process_start_time(pid)
+    return now_start is not None and abs(now_start - start_time) < 0.01
+
+
+def kill_group(pgid: int | None, sig: int = signal.SIGKILL) -> None:
+    if not pgid or pgid == os.getpgrp():
+        return  # never signal our own group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class ResourceSampler:
+    """CPU % and RSS summed over a process tree (psutil), GPU utilisation and memory via nvidia-smi."""
+
+    def __init__(self, pid: int) -> None:
+        self._root = pid
+        self._procs: dict[int, psutil.Process] = {}
+        self._nvidia_smi = shutil.which("nvidia-smi")
+
+    def sample(self) -> dict[str, Any] | None:
+        try:
+            root = psutil.Process(self._root)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return None
+        cpu, rss, pids = 0.0, 0, set()
+        for proc in tree:
+            # cpu_percent needs a previous call on the same Process object; keep them between samples.
+            known = self._procs.setdefault(proc.pid, proc)
+            try:
+                cpu += known.cpu_percent(None)
+                rss += known.memory_info().rss
+                pids.add(proc.pid)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        self._procs = {p: v for p, v in self._procs.items() if p in pids}
+        gpu_util, gpu_mem = self._gpu(pids)
+        return {"cpu_percent": cpu, "rss_bytes": rss, "gpu_utilization": gpu_util, "gpu_memory_bytes": gpu_mem}
+
+    def _gpu(self, pids: set[int]) -> tuple[float | None, int | None]:
+        if not self._nvidia_smi:
+            return None, None
+        try:
+            apps = subprocess.run(
+                [self._nvidia_smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout
+            util = subprocess.run(
+                [self._nvidia_smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None, None
+        mem = 0
+        for line in apps.splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in pids and parts[1].isdigit():
+                mem += int(parts[1]) << 20  # MiB
+        utils = [float(u) for u in util.split() if u.replace(".", "", 1).isdigit()]
+        return (sum(utils) / len(utils) if utils else None), mem
+
+
+# -- the runner ----------------------------------------------------------------------------------------
+
+
+class JobRunner:
+    """Supervises one job from slot to terminal state. ``run`` is the body of the job's thread."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        storage: Storage,
+        spec: TrainingJobSpec,
+        slots: threading.Semaphore,
+        stop_event: threading.Event,
+        on_done: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.storage = storage
+        self.spec = spec
+        self.name = spec.TrainingJobName
+        self.dir = settings.jobs_dir / self.name
+        self.slots = slots
+        self.stop_event = stop_event
+        self.on_done = on_done
+        self.log = LogWriter(self.dir / LOG_NAME)
+        self.parser = MetricParser(spec.metric_definitions())
+        self._last_db_poll = 0.0
+
+    # The job's whole life. Every path ends in exactly one terminal transition.
+    def run(self) -> None:
+        have_slot = False
+        try:
+            have_slot = self._wait_for_slot()
+            start = utcnow()
+            self._prepare(start)
+            rc, reason = self._train(start)
+            self._finish(rc, reason)
+        except JobStopped:
+            self._end_stopped(self._stop_reason() or "user")
+        except TailorError as err:
+            self._fail(str(err))
+        except Exception as err:  # a bug must still end the job, with a reason, not leave it InProgress
+            self._fail(f"InternalFailure: {type(err).__name__}: {err}")
+        finally:
+            if have_slot:
+                self.slots.release()
+            self.log.close()
+            if self.on_done:
+                self.on_done(self.name)
+
+    def _stop_reason(self) -> str | None:
+        if self.stop_event.is_set():
+            return stop_requested(self.db, self.name) or "user"
+        now = time.monotonic()
+        if now - self._last_db_poll >= _DB_POLL_S:
+            self._last_db_poll = now
+            reason = stop_requested(self.db, self.name)
+            if reason:
+                self.stop_event.set()
+                return reason
+        return None
+
+    def _wait_for_slot(self) -> bool:
+        limit = self.settings.max_concurrent_jobs
+        if self.slots.acquire(blocking=False):
+            return True
+        set_message(self.db, self.name, f"Waiting for a free slot: {limit} job(s) already running")
+        self.log.system(f"waiting for a free slot (max_concurrent_jobs={limit})")
+        while not self.slots.acquire(timeout=_POLL_S):
+            if self._stop_reason():
+                raise JobStopped
+        return True
+
+    # -- Downloading ---------------------------------------------------------------------------------
+    def _prepare(self, start: datetime) -> None:
+        transition(self.db, self.name, "Downloading", "Downloading input data", training_start_time=start)
+        for sub in ("input/config", "input/data", "model", "output/data", "checkpoints"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        failure = self.dir / "output" / "failure"
+        failure.unlink(missing_ok=True)
+        spec = self.spec
+        config = self.dir / "input" / "config"
+        _write_json(config / "hyperparameters.json", spec.HyperParameters)
+        _write_json(
+            config / "inputdataconfig.json",
+            {
+                c.ChannelName: {
+                    "ContentType": c.ContentType or "",
+                    "TrainingInputMode": c.InputMode or spec.AlgorithmSpecification.TrainingInputMode,
+                    "S3DistributionType": c.DataSource.S3DataSource.S3DataDistributionType or "FullyReplicated",
+                    "RecordWrapperType": c.RecordWrapperType or "None",
+                }
+                for c in spec.InputDataConfig
+            },
+        )
+        hosts = [f"algo-{i + 1}" for i in range(spec.ResourceConfig.InstanceCount)]
+        _write_json(
+            config / "resourceconfig.json",
+            {
+                "current_host": hosts[0],
+                "hosts": hosts,
+                "instance_type": spec.ResourceConfig.InstanceType,
+                "instance_count": spec.ResourceConfig.InstanceCount,
+            },
+        )
+        for channel in spec.InputDataConfig:
+            self._stage(channel.ChannelName, channel.DataSource.S3DataSource.S3Uri)
+        if spec.CheckpointConfig:
+            self._restore_checkpoints(spec.CheckpointConfig.S3Uri)
+
+    def _stage(self, channel: str, uri: str) -> None:
+        dest_root = self.dir / "input" / "data" / channel
+        if dest_root.exists():
+            shutil.rmtree(dest_root)
+        dest_root.mkdir(parents=True)
+        objects = self.storage.list(uri)
+        if not objects:
+            raise NotFoundError(f"channel {channel!r}: no objects under {uri}")
+        total = sum(o.size for o in objects)
+        done = 0
+        last = 0.0
+        for i, obj in enumerate(objects, 1):
+            rel = _relative_key(uri, obj.key, obj.uri)
+            dest = (dest_root / rel).resolve()
+            if dest_root.resolve() not in dest.parents:
+                raise StorageError(f"channel {channel!r}: object {obj.uri} would land outside the channel dir")
+            self.storage.download_file(obj.uri, dest)
+            done += obj.size
+            if self._stop_reason():
+                raise JobStopped
+            if time.monotonic() - last > 1.0 or i == len(objects):
+                last = time.monotonic()
+                set_message(
+                    self.db,
+                    self.name,
+                    f"Downloading channel {channel}: {i}/{len(objects)} objects, {done / 1e6:.1f}/{total / 1e6:.1f} MB",
+                )
+        self.log.system(f"staged channel {channel!r}: {len(objects)} objects, {total / 1e6:.1f} MB from {uri}")
+
+    def _restore_checkpoints(self, uri: str) -> None:
+        for obj in self.storage.list(uri):
+            rel = _relative_key(uri, obj.key, obj.uri)
+            self.storage.download_file(obj.uri, self.dir / "checkpoints" / rel)
+
+    # -- Training ------------------------------------------------------------------------------------
+    def command(self) -> list[str]:
+        spec = self.spec
+        algo = spec.AlgorithmSpecification
+        if algo.builtin:
+            body = ["-m", "tailor.algorithms.image_classification", "--job-dir", str(self.dir)]
+            if spec.ResourceConfig.InstanceCount > 1:
+                return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), *body]
+            return [sys.executable, *body]
+        cmd = [*(algo.ContainerEntrypoint or []), *(algo.ContainerArguments or [])]
+        if spec.ResourceConfig.InstanceCount > 1:
+            return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), "--no-python", *cmd]
+        return cmd
+
+    def _torchrun_args(self) -> list[str]:
+        return ["--standalone", f"--nproc_per_node={self.spec.ResourceConfig.InstanceCount}"]
+
+    def environment(self) -> dict[str, str]:
+        d = self.dir
+        channels = [c.ChannelName for c in self.spec.InputDataConfig]
+        env = dict(os.environ)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # MEASURED.md: spinning OpenMP threads collapse 4x
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "TAILOR_JOB_DIR": str(d),
+                "TAILOR_JOB_NAME": self.name,
+                "SM_TRAINING_JOB_NAME": self.name,
+                "SM_INPUT_DIR": str(d / "input"),
+                "SM_INPUT_CONFIG_DIR": str(d / "input" / "config"),
+                "SM_MODEL_DIR": str(d / "model"),
+                "SM_OUTPUT_DIR": str(d / "output"),
+                "SM_OUTPUT_DATA_DIR": str(d / "output" / "data"),
+                "SM_CHECKPOINT_DIR": str(d / "checkpoints"),
+                "SM_HPS": json.dumps(self.spec.HyperParameters),
+                "SM_CHANNELS": json.dumps(channels),
+                "SM_CURRENT_HOST": "algo-1",
+                "SM_HOSTS": json.dumps([f"algo-{i + 1}" for i in range(self.spec.ResourceConfig.InstanceCount)]),
+            }
+        )
+        for ch in channels:
+            env[f"SM_CHANNEL_{ch.upper().replace('-', '_').replace('.', '_')}"] = str(d / "input" / "data" / ch)
+        env.update(self.spec.Environment)
+        return env
+
+    def _train(self, start: datetime) -> tuple[int, str | None]:
+        if self._stop_reason():
+            raise JobStopped
+        cmd = self.command()
+        self.log.system("launching: " + " ".join(cmd))
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.dir,
+                env=self.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise TailorError(f"AlgorithmError: cannot start {cmd[0]!r}: {err.strerror or err}") from None
+        pgid = os.getpgid(proc.pid)
+        transition(
+            self.db,
+            self.name,
+            "Training",
+            "Training in progress",
+            pid=proc.pid,
+            pgid=pgid,
+            process_start_time=process_start_time(proc.pid),
+        )
+        reader = threading.Thread(target=self._pump, args=(proc,), name=f"log-{self.name}", daemon=True)
+        reader.start()
+        stop_reason = self._supervise(proc, pgid, start)
+        reader.join(timeout=10)
+        kill_group(pgid)  # anything the algorithm left behind (data-loader workers) goes with it
+        update(self.db, self.name, exit_code=proc.returncode)
+        return proc.returncode, stop_reason
+
+    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            self.log.write(line)
+            points = self.parser.parse(line)
+            if points:
+                now = utcnow()
+                with self.db.session() as s:
+                    s.add_all(
+                        MetricPointRow(job_name=self.name, timestamp=now, name=p.name, value=p.value, epoch=p.epoch)
+                        for p in points
+                    )
+        proc.stdout.close()
+
+    def _supervise(self, proc: subprocess.Popen[bytes], pgid: int, start: datetime) -> str | None:
+        """Wait for exit; enforce stop and MaxRuntimeInSeconds (SIGTERM, grace, SIGKILL); sample resources."""
+        max_rt = self.spec.StoppingCondition.MaxRuntimeInSeconds
+        deadline = start.timestamp() + max_rt if max_rt else None
+        sampler = ResourceSampler(proc.pid)
+        interval = self.settings.job_sample_interval_seconds
+        next_sample = time.monotonic() + min(1.0, interval)
+        stop_reason: str | None = None
+        kill_at: float | None = None
+        while proc.poll() is None:
+            time.sleep(_POLL_S)
+            if stop_reason is None:
+                stop_reason = self._stop_reason()
+                if stop_reason is None and deadline is not None and time.time() >= deadline:
+                    stop_reason = "max_runtime"
+                    update(self.db, self.name, stop_requested=True, stop_reason="max_runtime")
+                if stop_reason is not None:
+                    self._begin_stop(stop_reason, pgid)
+                    kill_at = time.monotonic() + self.settings.job_stop_grace_seconds
+            if kill_at is not None and time.monotonic() >= kill_at:
+                self.log.system(f"still running {self.settings.job_stop_grace_seconds:g} s after SIGTERM: SIGKILL")
+                kill_group(pgid)
+                kill_at = None
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + interval
+                self._sample(sampler)
+        return stop_reason
+
+    def _begin_stop(self, reason: str, pgid: int) -> None:
+        if reason == "max_runtime":
+            msg = f"MaxRuntimeInSeconds ({self.spec.StoppingCondition.MaxRuntimeInSeconds} s) exceeded: stopping"
+        elif reason == "shutdown":
+            msg = "Tailor is shutting down: stopping the job"
+        else:
+            msg = "Stop requested: sent SIGTERM to the training process"
+        self.log.system(msg)
+        transition(self.db, self.name, "Stopping", msg, status="Stopping")
+        kill_group(pgid, signal.SIGTERM)
+
+    def _sample(self, sampler: ResourceSampler) -> None:
+        values = sampler.sample()
+        if values is None:
+            return
+        with self.db.session() as s:
+            s.add(ResourceSampleRow(job_name=self.name, timestamp=utcnow(), **values))
+
+    # -- Uploading and the end -----------------------------------------------------------------------
+    def _finish(self, rc: int, stop_reason: str | None) -> None:
+        if stop_reason is not None:
+            self._end_stopped(stop_reason)
+            return
+        if rc != 0:
+            self._fail(self._failure_reason(rc))
+            return
+        transition(self.db, self.name, "Uploading", "Uploading generated training model")
+        try:
+            artifact = self._upload_model(required=True)
+            self._sync_checkpoints()
+        except TailorError as err:
+            self._fail(f"Uploading the model failed: {err}")
+            return
+        end = utcnow()
+        self.log.system(f"completed; model at {artifact}")
+        transition(
+            self.db,
+            self.name,
+            "Completed",
+            "Training job completed",
+            status="Completed",
+            model_artifact=artifact,
+            training_end_time=end,
+            final_metrics=self._final_metrics(end),
+        )
+
+    def _end_stopped(self, reason: str) -> None:
+        artifact = None
+        try:  # as SageMaker: a model saved before the stop is still uploaded (best effort)
+            artifact = self._upload_model(required=False)
+            self._sync_checkpoints()
+        except TailorError as err:
+            self.log.system(f"could not upload the partial model after the stop: {err}")
+        end = utcnow()
+        if reason == "max_runtime":
+            secondary, msg = "MaxRuntimeExceeded", "Training job stopped: MaxRuntimeInSeconds exceeded"
+        elif reason == "shutdown":
+            secondary, msg = "Stopped", "Training job stopped because Tailor shut down"
+        else:
+            secondary, msg = "Stopped", "Training job stopped"
+        self.log.system(msg)
+        transition(
+            self.db,
+            self.name,
+            secondary,
+            msg,
+            status="Stopped",
+            model_artifact=artifact,
+            training_end_time=end,
+            final_metrics=self._final_metrics(end),
+        )
+
+    def _fail(self, reason: str) -> None:
+        reason = reason[:FAILURE_REASON_MAX]
+        end = utcnow()
+        self.log.system(f"failed: {reason}")
+        with self.db.session() as s:
+            row = s.get(TrainingJobRow, self.name)
+            started = row is not None and row.training_start_time is not None
+        transition(
+            self.db,
+            self.name,
+            "Failed",
+            "Training job failed",
+            status="Failed",
+            failure_reason=reason,
+            training_end_time=end if started else None,
+            final_metrics=self._final_metrics(end),
+        )
+
+    def _failure_reason(self, rc: int) -> str:
+        failure = self.dir / "output" / "failure"
+        if failure.is_file():
+            text = failure.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return f"AlgorithmError: {text}"
+        how = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+        return f"AlgorithmError: the algorithm {how}; last log lines:\n{tail(self.dir / LOG_NAME, 8)}"
+
+    def model_uri(self) -> str:
+        return join_uri(self.spec.OutputDataConfig.S3OutputPath, self.name, "output", "model.tar.gz")
+
+    def _upload_model(self, *, required: bool) -> str | None:
+        tarball = self.dir / "model" / "model.tar.gz"
+        if not tarball.is_file():
+            files = [p for p in (self.dir / "model").rglob("*") if p.is_file()]
+            if files:  # a user's command that wrote plain files: tar them, as SageMaker does with /opt/ml/model
+                tarball = self.dir / "output" / "model.tar.gz"
+                with tarfile.open(tarball, "w:gz") as tar:
+                    for f in files:
+                        tar.add(f, arcname=f.relative_to(self.dir / "model").as_posix())
+            elif required:
+                raise StorageError(f"the algorithm exited 0 but wrote nothing to {self.dir / 'model'}")
+            else:
+                return None
+        uri = self.model_uri()
+        self.storage.upload_file(tarball, uri)
+        return uri
+
+    def _sync_checkpoints(self) -> None:
+        cfg = self.spec.CheckpointConfig
+        if cfg is None:
+            return
+        base = self.dir / "checkpoints"
+        for f in sorted(p for p in base.rglob("*") if p.is_file()):
+            self.storage.upload_file(f, join_uri(cfg.S3Uri, f.relative_to(base).as_posix()))
+
+    def _final_metrics(self, end: datetime) -> list[dict[str, Any]]:
+        return final_metrics(self.db, self.name)
+
+
+def final_metrics(db: Database, name: str) -> list[dict[str, Any]]:
+    """FinalMetricDataList: the last value of each metric, in first-seen order."""
+    with db.session() as s:
+        rows = s.query(MetricPointRow).filter_by(job_name=name).order_by(MetricPointRow.id).all()
+        last: dict[str, MetricPointRow] = {}
+        for r in rows:
+            last[r.name] = r
+        return [{"MetricName": r.name, "Value": r.value, "Timestamp": r.timestamp.isoformat()} for r in last.values()]
+
+
+def _relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:
+    """Where an object lands inside its channel dir: its key relative to the channel's prefix."""
+    if not obj_uri.startswith("s3://"):
+        return key  # local listings already give keys relative to the listed folder (or the file name)
+    prefix = prefix_uri.split("/", 3)[3] if prefix_uri.count("/") >= 3 else ""
+    folder = prefix.rstrip("/") + "/" if prefix else ""
+    if key == prefix:
+        return Path(key).name
+    if key.startswith(folder):
+        return key[len(folder) :]
+    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    return key[len(parent) :]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

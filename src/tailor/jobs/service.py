@@ -1,0 +1,432 @@
+"""TrainingJobService: the one implementation of CreateTrainingJob, Describe, List, Stop, logs and metrics.
+
+Every surface (SDK in-process, REST, SageMaker-compatible API, CLI) calls this. Jobs run in the process that
+created them, each supervised by a thread (``tailor.jobs.runner``); at most ``max_concurrent_jobs`` run at
+once in one Tailor process, the rest wait visibly (InProgress / Starting, "Waiting for a free slot").
+
+Describe returns SageMaker's DescribeTrainingJob shape as a plain dict with ``datetime`` values; each surface
+renders times its own way (ISO strings over REST, epoch seconds over the SageMaker protocol).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from tailor.db import Database
+from tailor.errors import ConflictError, NotFoundError, ValidationError
+from tailor.jobs import runner as rn
+from tailor.jobs.logs import LOG_NAME, read_log
+from tailor.jobs.spec import TrainingJobSpec, parse_spec
+from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
+from tailor.settings import Settings
+from tailor.storage import Storage, parse_uri
+
+STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+RESTART_REASON = "the server restarted while the job ran"
+_SORT_COLUMNS = {
+    "Name": TrainingJobRow.name,
+    "CreationTime": TrainingJobRow.creation_time,
+    "Status": TrainingJobRow.status,
+}
+
+
+class TrainingJobService:
+    def __init__(self, settings: Settings, db: Database, storage: Storage) -> None:
+        self.settings = settings
+        self.db = db
+        self.storage = storage
+        self._slots = threading.Semaphore(settings.max_concurrent_jobs)
+        self._running: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._me = (os.getpid(), rn.process_start_time(os.getpid()))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> TrainingJobService:
+        self.recover()
+        return self
+
+    def recover(self) -> list[str]:
+        """Fail jobs whose supervising Tailor process is gone; kill their training process group first."""
+        failed: list[str] = []
+        with self.db.session() as s:
+            rows = s.scalars(select(TrainingJobRow).where(TrainingJobRow.status.in_(("InProgress", "Stopping"))))
+            orphans = [(r.name, r.owner_pid, r.owner_start_time, r.pid, r.pgid, r.process_start_time) for r in rows]
+        for name, owner, owner_start, pid, pgid, pstart in orphans:
+            if name in self._running:
+                continue
+            if owner != self._me[0] and rn.same_process(owner, owner_start):
+                continue  # another live Tailor process supervises it
+            if rn.same_process(pid, pstart):
+                rn.kill_group(pgid)
+                _wait_gone(pid, 5.0)
+            rn.transition(
+                self.db,
+                name,
+                "Failed",
+                "Training job failed",
+                status="Failed",
+                failure_reason=f"InternalFailure: {RESTART_REASON}",
+                training_end_time=utcnow(),
+            )
+            failed.append(name)
+        return failed
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop this process's jobs (ending them Stopped) and wait for their supervisors."""
+        with self._lock:
+            running = list(self._running.items())
+        for name, (_, event) in running:
+            rn.update(self.db, name, stop_requested=True, stop_reason="shutdown")
+            event.set()
+        limit = timeout if timeout is not None else self.settings.job_stop_grace_seconds + 10
+        deadline = time.monotonic() + limit
+        for _, (thread, _) in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- create --------------------------------------------------------------------------------------
+    def create(self, raw: dict[str, Any] | TrainingJobSpec) -> dict[str, Any]:
+        """Validate everything first; then write the whole row at once and start the job's thread."""
+        spec = self._resolve(parse_spec(raw))
+        name = spec.TrainingJobName
+        now = utcnow()
+        row = TrainingJobRow(
+            name=name,
+            arn=self.arn(name),
+            spec=spec.to_dict(),
+            status="InProgress",
+            secondary_status="Starting",
+            transitions=[
+                {
+                    "Status": "Starting",
+                    "StartTime": now.isoformat(),
+                    "StatusMessage": "Preparing the instances for training",
+                }
+            ],
+            final_metrics=[],
+            creation_time=now,
+            last_modified_time=now,
+            job_dir=str(self.settings.jobs_dir / name),
+            owner_pid=self._me[0],
+            owner_start_time=self._me[1],
+        )
+        try:
+            with self.db.session() as s:
+                if s.get(TrainingJobRow, name) is not None:
+                    raise ConflictError(f"Training job {name!r} already exists: choose another TrainingJobName")
+                s.add(row)
+        except IntegrityError:
+            raise ConflictError(f"Training job {name!r} already exists: choose another TrainingJobName") from None
+        self._launch(spec)
+        return self.describe(name)
+
+    def _resolve(self, spec: TrainingJobSpec) -> TrainingJobSpec:
+        algo = spec.AlgorithmSpecification
+        if algo.builtin:
+            from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
+
+            profile = "sagemaker" if algo.sagemaker_image else "tailor"
+            resolved = parse_hyperparameters(dict(spec.HyperParameters), profile=profile).resolved()
+            spec = spec.model_copy(update={"HyperParameters": resolved})
+        parse_uri(spec.OutputDataConfig.S3OutputPath)
+        if spec.CheckpointConfig:
+            parse_uri(spec.CheckpointConfig.S3Uri)
+        for channel in spec.InputDataConfig:
+            uri = channel.DataSource.S3DataSource.S3Uri
+            try:
+                found = self.storage.list(uri)
+            except NotFoundError:
+                found = []
+            if not found:
+                raise ValidationError(
+                    f"Channel {channel.ChannelName!r}: no data at {uri}: upload it first or fix S3Uri"
+                )
+        return spec
+
+    def _launch(self, spec: TrainingJobSpec) -> None:
+        event = threading.Event()
+        job = rn.JobRunner(
+            settings=self.settings,
+            db=self.db,
+            storage=self.storage,
+            spec=spec,
+            slots=self._slots,
+            stop_event=event,
+            on_done=self._done,
+        )
+        thread = threading.Thread(target=job.run, name=f"job-{spec.TrainingJobName}", daemon=True)
+        with self._lock:
+            self._running[spec.TrainingJobName] = (thread, event)
+        thread.start()
+
+    def _done(self, name: str) -> None:
+        with self._lock:
+            self._running.pop(name, None)
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:training-job/{name}"
+
+    # -- read ----------------------------------------------------------------------------------------
+    def _row(self, name: str) -> TrainingJobRow:
+        with self.db.session() as s:
+            row = s.get(TrainingJobRow, name)
+            if row is None:
+                raise NotFoundError(f"Training job {name!r} does not exist")
+            return row
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return _describe(self._row(name))
+
+    def list(
+        self,
+        *,
+        NameContains: str | None = None,
+        StatusEquals: str | None = None,
+        CreationTimeAfter: Any = None,
+        CreationTimeBefore: Any = None,
+        LastModifiedTimeAfter: Any = None,
+        LastModifiedTimeBefore: Any = None,
+        SortBy: str = "CreationTime",
+        SortOrder: str = "Descending",
+        MaxResults: int = 10,
+        NextToken: str | None = None,
+    ) -> dict[str, Any]:
+        if StatusEquals is not None and StatusEquals not in STATUSES:
+            raise ValidationError(f"StatusEquals {StatusEquals!r}: use one of {', '.join(STATUSES)}")
+        if SortBy not in _SORT_COLUMNS:
+            raise ValidationError(f"SortBy {SortBy!r}: use Name, CreationTime or Status")
+        if SortOrder not in ("Ascending", "Descending"):
+            raise ValidationError(f"SortOrder {SortOrder!r}: use Ascending or Descending")
+        if not 1 <= int(MaxResults) <= 100:
+            raise ValidationError(f"MaxResults {MaxResults}: must be 1..100")
+        q = select(TrainingJobRow)
+        if NameContains:
+            q = q.where(func.lower(TrainingJobRow.name).contains(NameContains.lower(), autoescape=True))
+        if StatusEquals:
+            q = q.where(TrainingJobRow.status == StatusEquals)
+        for value, col, op in (
+            (CreationTimeAfter, TrainingJobRow.creation_time, "gt"),
+            (CreationTimeBefore, TrainingJobRow.creation_time, "lt"),
+            (LastModifiedTimeAfter, TrainingJobRow.last_modified_time, "gt"),
+            (LastModifiedTimeBefore, TrainingJobRow.last_modified_time, "lt"),
+        ):
+            if value is not None:
+                when = as_datetime(value)
+                q = q.where(col > when if op == "gt" else col < when)
+        col = _SORT_COLUMNS[SortBy]
+        q = q.order_by(col.asc() if SortOrder == "Ascending" else col.desc(), TrainingJobRow.name.asc())
+        offset = _decode_token(NextToken)
+        with self.db.session() as s:
+            rows = list(s.scalars(q.offset(offset).limit(int(MaxResults) + 1)))
+        out: dict[str, Any] = {"TrainingJobSummaries": [_summary(r) for r in rows[: int(MaxResults)]]}
+        if len(rows) > int(MaxResults):
+            out["NextToken"] = _encode_token(offset + int(MaxResults))
+        return out
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self.db.session() as s:
+            found = dict(s.execute(select(TrainingJobRow.status, func.count()).group_by(TrainingJobRow.status)).all())
+        return {status: int(found.get(status, 0)) for status in STATUSES}
+
+    # -- stop ----------------------------------------------------------------------------------------
+    def stop(self, name: str) -> dict[str, Any]:
+        """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
+        with self.db.session() as s:
+            row = s.get(TrainingJobRow, name)
+            if row is None:
+                raise NotFoundError(f"Training job {name!r} does not exist")
+            if row.status not in ("InProgress", "Stopping"):
+                raise ValidationError(f"Training job {name!r} is {row.status}: only InProgress jobs can be stopped")
+            row.stop_requested = True
+            row.stop_reason = row.stop_reason or "user"
+            row.last_modified_time = utcnow()
+        with self._lock:
+            local = self._running.get(name)
+        if local:
+            local[1].set()
+        return self.describe(name)
+
+    def wait(self, name: str, timeout: float | None = None, poll: float = 0.5) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            desc = self.describe(name)
+            if desc["TrainingJobStatus"] in rn.TERMINAL:
+                return desc
+            if deadline is not None and time.monotonic() >= deadline:
+                return desc
+            time.sleep(poll)
+
+    # -- logs, metrics, resources --------------------------------------------------------------------
+    def logs(self, name: str, offset: int = 0, limit: int = 1 << 20) -> dict[str, Any]:
+        """A chunk of the job log from a byte offset; ``Complete`` once the job ended and all is read."""
+        row = self._row(name)
+        chunk = read_log(self.settings.jobs_dir / name / LOG_NAME, offset, limit)
+        done = row.status in rn.TERMINAL
+        complete = done and read_log(self.settings.jobs_dir / name / LOG_NAME, chunk.next_offset, 1).text == ""
+        return {"Text": chunk.text, "NextOffset": chunk.next_offset, "Complete": complete}
+
+    def follow_logs(self, name: str, offset: int = 0, poll: float = 0.5) -> Iterator[str]:
+        """Yield log text as it is written until the job ends and everything is read."""
+        while True:
+            chunk = self.logs(name, offset)
+            offset = chunk["NextOffset"]
+            if chunk["Text"]:
+                yield chunk["Text"]
+            if chunk["Complete"]:
+                return
+            if not chunk["Text"]:
+                time.sleep(poll)
+
+    def metrics(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:
+        self._row(name)
+        with self.db.session() as s:
+            q = select(MetricPointRow).where(MetricPointRow.job_name == name)
+            if metric_name:
+                q = q.where(MetricPointRow.name == metric_name)
+            rows = s.scalars(q.order_by(MetricPointRow.id)).all()
+            return [{"MetricName": r.name, "Value": r.value, "Timestamp": r.timestamp, "Epoch": r.epoch} for r in rows]
+
+    def resources(self, name: str) -> list[dict[str, Any]]:
+        self._row(name)
+        with self.db.session() as s:
+            q = select(ResourceSampleRow).where(ResourceSampleRow.job_name == name).order_by(ResourceSampleRow.id)
+            return [
+                {
+                    "Timestamp": r.timestamp,
+                    "CPUUtilization": r.cpu_percent,
+                    "MemoryRSSBytes": r.rss_bytes,
+                    "GPUUtilization": r.gpu_utilization,
+                    "GPUMemoryBytes": r.gpu_memory_bytes,
+                }
+                for r in s.scalars(q)
+            ]
+
+
+# -- shapes ----------------------------------------------------------------------------------------------
+
+
+def _describe(row: TrainingJobRow) -> dict[str, Any]:
+    spec = dict(row.spec)
+    algo = dict(spec["AlgorithmSpecification"])
+    algo["MetricDefinitions"] = TrainingJobSpec.model_validate(spec).metric_definitions()
+    out: dict[str, Any] = {
+        "TrainingJobName": row.name,
+        "TrainingJobArn": row.arn,
+        "TrainingJobStatus": row.status,
+        "SecondaryStatus": row.secondary_status,
+        "HyperParameters": spec.get("HyperParameters", {}),
+        "AlgorithmSpecification": algo,
+        "InputDataConfig": spec.get("InputDataConfig", []),
+        "OutputDataConfig": spec["OutputDataConfig"],
+        "ResourceConfig": spec.get("ResourceConfig", {}),
+        "StoppingCondition": spec.get("StoppingCondition", {}),
+        "CreationTime": row.creation_time,
+        "LastModifiedTime": row.last_modified_time,
+        "SecondaryStatusTransitions": [_transition(t) for t in row.transitions],
+        "FinalMetricDataList": [
+            {**m, "Timestamp": datetime.fromisoformat(m["Timestamp"])} for m in row.final_metrics or []
+        ],
+        "EnableNetworkIsolation": bool(spec.get("EnableNetworkIsolation", False)),
+        "EnableManagedSpotTraining": bool(spec.get("EnableManagedSpotTraining", False)),
+    }
+    for key in ("RoleArn", "CheckpointConfig", "Environment"):
+        if spec.get(key):
+            out[key] = spec[key]
+    if row.failure_reason:
+        out["FailureReason"] = row.failure_reason
+    if row.model_artifact:
+        out["ModelArtifacts"] = {"S3ModelArtifacts": row.model_artifact}
+    if row.training_start_time:
+        out["TrainingStartTime"] = row.training_start_time
+    if row.training_end_time:
+        out["TrainingEndTime"] = row.training_end_time
+        if row.training_start_time:
+            seconds = max(0, round((row.training_end_time - row.training_start_time).total_seconds()))
+            out["TrainingTimeInSeconds"] = seconds
+            out["BillableTimeInSeconds"] = seconds
+    return out
+
+
+def _transition(t: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"Status": t["Status"], "StartTime": datetime.fromisoformat(t["StartTime"])}
+    if t.get("EndTime"):
+        out["EndTime"] = datetime.fromisoformat(t["EndTime"])
+    out["StatusMessage"] = t.get("StatusMessage", "")
+    return out
+
+
+def _summary(row: TrainingJobRow) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "TrainingJobName": row.name,
+        "TrainingJobArn": row.arn,
+        "CreationTime": row.creation_time,
+        "LastModifiedTime": row.last_modified_time,
+        "TrainingJobStatus": row.status,
+        "SecondaryStatus": row.secondary_status,
+    }
+    if row.training_end_time:
+        out["TrainingEndTime"] = row.training_end_time
+    return out
+
+
+def as_datetime(value: Any) -> datetime:
+    """Datetime filters arrive as datetimes, epoch seconds or ISO strings depending on the surface."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        return as_datetime(float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        return as_datetime(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        raise ValidationError(f"not a time: {value!r}: use ISO 8601 or epoch seconds") from None
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError("NextToken is invalid: pass the NextToken of the previous response unchanged") from None
+    if offset < 0:
+        raise ValidationError("NextToken is invalid: pass the NextToken of the previous response unchanged")
+    return offset
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # A killed child of ours stays a zombie until reaped; a zombie counts as gone.
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            import psutil
+
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return
+            except psutil.NoSuchProcess:
+                return
+        time.sleep(0.05)

@@ -1,0 +1,91 @@
+"""Training-job rows in the metadata database: the job itself, its metric time series, its resource samples.
+
+A job row is written once, whole, at create time and then only updated; nothing else keeps job state, so a
+restart loses no record. Times are stored as UTC and always read back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tailor.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """SQLite drops tzinfo; store naive UTC and attach UTC again on load."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class TrainingJobRow(Base):
+    __tablename__ = "training_jobs"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated CreateTrainingJob request
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    secondary_status: Mapped[str] = mapped_column(String(32))
+    transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    final_metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    model_artifact: Mapped[str | None] = mapped_column(String(1024), default=None)
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_modified_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    training_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    training_end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    job_dir: Mapped[str] = mapped_column(String(1024))
+    # The Tailor process that supervises the job, and the training process group it launched. Start times
+    # (psutil create_time) tell a live process from a recycled PID after a restart.
+    owner_pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    owner_start_time: Mapped[float | None] = mapped_column(Float, default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    pgid: Mapped[int | None] = mapped_column(Integer, default=None)
+    process_start_time: Mapped[float | None] = mapped_column(Float, default=None)
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Set by StopTrainingJob from any process; the supervisor polls it. "user" or "max_runtime".
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class MetricPointRow(Base):
+    __tablename__ = "training_job_metrics"
+    __table_args__ = (Index("ix_training_job_metrics_job_ts", "job_name", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[float] = mapped_column(Float)
+    epoch: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class ResourceSampleRow(Base):
+    __tablename__ = "training_job_resources"
+    __table_args__ = (Index("ix_training_job_resources_job_ts", "job_name", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    cpu_percent: Mapped[float] = mapped_column(Float)
+    rss_bytes: Mapped[int] = mapped_column(Integer)
+    gpu_utilization: Mapped[float | None] = mapped_column(Float, default=None)
+    gpu_memory_bytes: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -189,11 +189,11 @@ class RecordWriter:
             self.abort()
 
 
-def _read_record_at(buf: memoryview, pos: int, path: Path) -> tuple[bytes, int]:
-    """Decode the record whose first part starts at ``pos``; returns (payload, offset after it)."""
+def _walk_record(buf: memoryview, pos: int, path: Path, copy: bool) -> tuple[bytes | None, int]:
+    """Check the parts of the record starting at ``pos``; returns (payload if ``copy``, offset after it)."""
     size = len(buf)
     parts: list[bytes] = []
-    start = pos
+    nparts = 0
     while True:
         if pos + 8 > size:
             raise DataError(
@@ -209,22 +209,32 @@ def _read_record_at(buf: memoryview, pos: int, path: Path) -> tuple[bytes, int]:
                 where=f"byte {pos}",
             )
         cflag, length = lrec >> 29, lrec & MAX_LENGTH
-        if cflag > 3 or (cflag in (2, 3) and not parts) or (cflag in (0, 1) and parts):
-            raise DataError(f"bad record flag {cflag} at part {len(parts)}", path=path, where=f"byte {pos}")
+        if cflag > 3 or (cflag in (2, 3) and not nparts) or (cflag in (0, 1) and nparts):
+            raise DataError(f"bad record flag {cflag} at part {nparts}", path=path, where=f"byte {pos}")
         end = pos + 8 + length
-        if end > size:
+        padded = end + ((-length) & 3)
+        if padded > size:
             raise DataError(
-                f"bad length: record of {length} bytes runs past the end of the file ({size} bytes)",
+                f"short read or bad length: part of {length} bytes (+ padding) runs past the end of the file "
+                f"({size} bytes)",
                 path=path,
                 where=f"byte {pos}",
             )
-        parts.append(bytes(buf[pos + 8 : end]))
-        pos = end + ((-length) & 3)
+        if copy:
+            parts.append(bytes(buf[pos + 8 : end]))
+        nparts += 1
+        pos = padded
         if cflag in (0, 3):
             break
-    if pos > size:
-        raise DataError("short read: padding runs past the end of the file", path=path, where=f"byte {start}")
+    if not copy:
+        return None, pos
     return (parts[0] if len(parts) == 1 else _MAGIC_BYTES.join(parts)), pos
+
+
+def _read_record_at(buf: memoryview, pos: int, path: Path) -> tuple[bytes, int]:
+    rec, nxt = _walk_record(buf, pos, path, True)
+    assert rec is not None
+    return rec, nxt
 
 
 class RecordReader:
@@ -289,30 +299,12 @@ class RecordReader:
             pos = nxt
 
     def offsets(self) -> list[int]:
-        """Byte offsets of every record, by scanning the headers only (no payload copies)."""
+        """Byte offsets of every record, checking every header but copying no payload."""
         out: list[int] = []
-        pos, size, buf = 0, len(self._buf), self._buf
+        pos, size = 0, len(self._buf)
         while pos < size:
             out.append(pos)
-            first = pos
-            while True:
-                if pos + 8 > size:
-                    raise DataError("short read: truncated record header", path=self.path, where=f"byte {pos}")
-                magic, lrec = _HEAD.unpack_from(buf, pos)
-                if magic != MAGIC:
-                    raise DataError(
-                        f"wrong magic 0x{magic:08x} (expected 0x{MAGIC:08x})", path=self.path, where=f"byte {pos}"
-                    )
-                length = lrec & MAX_LENGTH
-                pos += 8 + length + ((-length) & 3)
-                if pos > size:
-                    raise DataError(
-                        f"bad length: record of {length} bytes runs past the end of the file",
-                        path=self.path,
-                        where=f"byte {first}",
-                    )
-                if lrec >> 29 in (0, 3):
-                    break
+            pos = _walk_record(self._buf, pos, self.path, False)[1]
         return out
 
     def close(self) -> None:

@@ -53,7 +53,7 @@ class Data:
 
     @classmethod
     def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device, multi_label: bool) -> Data:
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)  # a copy: inputs may be read-only memmaps
         y = torch.from_numpy(np.asarray(labels, dtype=np.float32))
         y = y.float() if multi_label else y.reshape(-1).long()
         return cls(x, y.to(device))

@@ -1,0 +1,36 @@
+"""One forward-shape check per registered network (timm's smoke test), plus normalisation inside the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tailor.algorithms.image_classification.networks import create_model, list_models
+from tailor.errors import ValidationError
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("channels", [1, 3])
+def test_forward_shape(name: str, channels: int) -> None:
+    model = create_model(name, num_classes=7, in_channels=channels, image_size=28).eval()
+    with torch.inference_mode():
+        out = model(torch.randint(0, 256, (2, channels, 28, 28)).float())
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_imagenet_stem_for_large_images() -> None:
+    model = create_model("resnet18", num_classes=4, in_channels=3, image_size=64).eval()
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 4)
+
+
+def test_normalisation_lives_in_the_model() -> None:
+    model = create_model("fastnet", num_classes=3, in_channels=1, image_size=28, mean=[50.0], std=[10.0])
+    x = torch.full((1, 1, 2, 2), 70.0)
+    assert torch.allclose(model.normalize(x), torch.full_like(x, 2.0))
+
+
+def test_unknown_model() -> None:
+    with pytest.raises(ValidationError, match="registered models"):
+        create_model("resnet7", num_classes=2)

@@ -1,0 +1,83 @@
+"""A short real training run on a Fashion-MNIST subset, and resume from checkpoint after a stop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
+from tailor.algorithms.image_classification.train import TrainingStopped, fit
+from tests.algorithms.helpers import fashion_subset
+
+MIN_ACCURACY = 0.75  # 2,000 training images, 6 epochs of the fast net: ~0.80-0.83 measured
+
+
+@pytest.mark.timeout(180)
+def test_fast_net_learns_fashion_mnist_subset(dataset_mirror: str, tmp_path: Path) -> None:
+    x, y = fashion_subset(dataset_mirror, "train", 2000)
+    xv, yv = fashion_subset(dataset_mirror, "t10k", 500)
+    # Epoch-driven (no time budget) so a busy machine changes the duration, not the result.
+    hp = parse_hyperparameters(
+        {
+            "num_classes": "10",
+            "num_training_samples": "2000",
+            "image_shape": "1,28,28",
+            "epochs": "6",
+            "mini_batch_size": "128",
+            "top_k": "3",
+            "time_budget": "",
+            "log_interval": "5",
+        }
+    )
+    lines: list[str] = []
+    result = fit(hp, x, y, xv, yv, checkpoint_dir=tmp_path / "ck", log=lines.append)
+    assert result.metrics["validation:accuracy"] >= MIN_ACCURACY, lines[-8:]
+    assert result.metrics["validation:top_k_accuracy_3"] >= result.metrics["validation:accuracy"]
+    text = "\n".join(lines)
+    for pattern in (
+        "Epoch[5] Train-accuracy=",
+        "Epoch[5] Validation-accuracy=",
+        "Epoch[5] Time cost=",
+        "Epoch[0] Batch [5]\tSpeed: ",
+        "Epoch[5] Validation-top_k_accuracy_3=",
+    ):
+        assert pattern in text
+    assert (tmp_path / "ck" / "best.safetensors").is_file() and (tmp_path / "ck" / "last.json").is_file()
+
+
+@pytest.mark.timeout(120)
+def test_stop_writes_checkpoint_and_restart_resumes(dataset_mirror: str, tmp_path: Path) -> None:
+    x, y = fashion_subset(dataset_mirror, "train", 512)
+    raw = {
+        "num_classes": "10",
+        "num_training_samples": "512",
+        "image_shape": "1,28,28",
+        "epochs": "3",
+        "mini_batch_size": "64",
+        "optimizer": "adam",
+        "learning_rate": "0.002",
+        "num_layers": "20",
+        "checkpoint_frequency": "1",
+        "precision_dtype": "float16",
+    }
+    hp = parse_hyperparameters(raw)
+    stop = threading.Event()
+    first: list[str] = []
+
+    def log(line: str) -> None:  # request a stop as soon as epoch 0 is done (as SIGTERM would)
+        first.append(line)
+        if line.startswith("Epoch[0] Time cost"):
+            stop.set()
+
+    with pytest.raises(TrainingStopped):
+        fit(hp, x, y, checkpoint_dir=tmp_path / "ck", log=log, stop=stop)
+    assert any("training in float32" in line for line in first)  # fp16 on CPU falls back, and says so
+    assert (tmp_path / "ck" / "epoch-0001.json").is_file()
+    second: list[str] = []
+    result = fit(hp, x, y, checkpoint_dir=tmp_path / "ck", log=second.append)
+    assert any(line.startswith("Resumed from checkpoint after epoch 0") for line in second)
+    assert not any(line.startswith("Epoch[0]") for line in second)
+    assert any(line.startswith("Epoch[2] Train-accuracy=") for line in second)
+    assert result.epochs == 3

@@ -9,7 +9,8 @@ import numpy as np
 
 
 def _idx(path: Path) -> np.ndarray:
-    raw = gzip.open(path).read()
+    with gzip.open(path) as fh:
+        raw = fh.read()
     ndim = raw[3]
     dims = np.frombuffer(raw[4 : 4 + 4 * ndim], ">u4").astype(int)
     return np.frombuffer(raw[4 + 4 * ndim :], np.uint8).reshape(dims)

@@ -347,7 +347,8 @@ class JobRunner:
         spec = self.spec
         algo = spec.AlgorithmSpecification
         if algo.builtin:
-            body = ["-m", "tailor.algorithms.image_classification", "--job-dir", str(self.dir)]
+            profile = "sagemaker" if algo.sagemaker_image else "tailor"
+            body = ["-m", "tailor.algorithms.image_classification", "--job-dir", str(self.dir), "--defaults", profile]
             if spec.ResourceConfig.InstanceCount > 1:
                 return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), *body]
             return [sys.executable, *body]

@@ -1,0 +1,45 @@
+"""Dependencies shared by every route: the Tailor container and the authorization hook.
+
+Every route declares ``Depends(require("sagemaker:<Action>", resource))``. The default authorizer allows
+everything; the auth module replaces ``app.state.authorizer`` with one that checks access keys and policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from fastapi import Request
+
+from tailor.core import Tailor
+
+
+class Authorizer(Protocol):
+    def authorize(self, request: Request, action: str, resource_arn: str | None) -> Any: ...
+
+
+class AllowAll:
+    """The authorizer until the auth module installs the real one."""
+
+    def authorize(self, request: Request, action: str, resource_arn: str | None) -> None:
+        return None
+
+
+def get_tailor(request: Request) -> Tailor:
+    return request.app.state.tailor
+
+
+def require(action: str, resource: Callable[[Request], str | None] | None = None) -> Callable[[Request], Any]:
+    """A FastAPI dependency asking the app's authorizer whether this request may do ``action`` on a resource."""
+
+    def dependency(request: Request) -> Any:
+        arn = resource(request) if resource is not None else None
+        return request.app.state.authorizer.authorize(request, action, arn)
+
+    dependency.__name__ = f"require_{action.replace(':', '_')}"
+    return dependency
+
+
+def training_job_arn(request: Request) -> str:
+    """The ARN of the training job named in the path (``{name}``)."""
+    return get_tailor(request).jobs.arn(request.path_params["name"])

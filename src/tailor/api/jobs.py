@@ -1,0 +1,104 @@
+"""REST routes for training jobs under /api/v1; thin translations over TrainingJobService."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tailor.api.deps import get_tailor, require, training_job_arn
+from tailor.core import Tailor
+
+router = APIRouter(prefix="/api/v1/training-jobs", tags=["training-jobs"])
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(data), status_code=status)
+
+
+@router.post("", dependencies=[Depends(require("sagemaker:CreateTrainingJob"))])
+def create_training_job(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.jobs.create(spec), status=201)
+
+
+@router.get("", dependencies=[Depends(require("sagemaker:ListTrainingJobs"))])
+def list_training_jobs(
+    tailor: Tailor = Depends(get_tailor),
+    name_contains: str | None = Query(None, alias="NameContains"),
+    status_equals: str | None = Query(None, alias="StatusEquals"),
+    creation_time_after: str | None = Query(None, alias="CreationTimeAfter"),
+    creation_time_before: str | None = Query(None, alias="CreationTimeBefore"),
+    last_modified_time_after: str | None = Query(None, alias="LastModifiedTimeAfter"),
+    last_modified_time_before: str | None = Query(None, alias="LastModifiedTimeBefore"),
+    sort_by: str = Query("CreationTime", alias="SortBy"),
+    sort_order: str = Query("Descending", alias="SortOrder"),
+    max_results: int = Query(10, alias="MaxResults"),
+    next_token: str | None = Query(None, alias="NextToken"),
+) -> JSONResponse:
+    return _json(
+        tailor.jobs.list(
+            NameContains=name_contains,
+            StatusEquals=status_equals,
+            CreationTimeAfter=creation_time_after,
+            CreationTimeBefore=creation_time_before,
+            LastModifiedTimeAfter=last_modified_time_after,
+            LastModifiedTimeBefore=last_modified_time_before,
+            SortBy=sort_by,
+            SortOrder=sort_order,
+            MaxResults=max_results,
+            NextToken=next_token,
+        )
+    )
+
+
+@router.get("/{name}", dependencies=[Depends(require("sagemaker:DescribeTrainingJob", training_job_arn))])
+def describe_training_job(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.jobs.describe(name))
+
+
+@router.post("/{name}/stop", dependencies=[Depends(require("sagemaker:StopTrainingJob", training_job_arn))])
+def stop_training_job(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.jobs.stop(name))
+
+
+@router.get("/{name}/logs", dependencies=[Depends(require("sagemaker:DescribeTrainingJob", training_job_arn))])
+def training_job_logs(
+    name: str,
+    tailor: Tailor = Depends(get_tailor),
+    offset: int = Query(0, ge=0),
+    follow: bool = Query(False),
+) -> Any:
+    """JSON ``{Text, NextOffset, Complete}``; with ``follow=true`` a text/plain stream until the job ends."""
+    if not follow:
+        return _json(tailor.jobs.logs(name, offset))
+    tailor.jobs.describe(name)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        pos = offset
+        while True:
+            chunk = await asyncio.to_thread(tailor.jobs.logs, name, pos)
+            pos = chunk["NextOffset"]
+            if chunk["Text"]:
+                yield chunk["Text"]
+            elif chunk["Complete"]:
+                return
+            else:
+                await asyncio.sleep(0.5)
+
+    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/{name}/metrics", dependencies=[Depends(require("sagemaker:DescribeTrainingJob", training_job_arn))])
+def training_job_metrics(
+    name: str, tailor: Tailor = Depends(get_tailor), metric_name: str | None = Query(None, alias="MetricName")
+) -> JSONResponse:
+    return _json({"Metrics": tailor.jobs.metrics(name, metric_name)})
+
+
+@router.get("/{name}/resources", dependencies=[Depends(require("sagemaker:DescribeTrainingJob", training_job_arn))])
+def training_job_resources(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json({"Samples": tailor.jobs.resources(name)})

@@ -1,0 +1,238 @@
+"""The Python SDK: one interface, in-process (embedded) or over HTTP to a Tailor server.
+
+    client = tailor.Client()                             # embedded: jobs run in this process
+    client = tailor.Client(url="http://127.0.0.1:8023")  # a server
+    job = client.create_training_job(TrainingJobName="fmnist-1", ...)   # CreateTrainingJob shape
+    job.wait(logs=True); job.metrics(); job.describe()["ModelArtifacts"]
+
+Both modes return the same shapes (SageMaker's, with ``datetime`` values). Every HTTP call goes through
+``Client._request``, the one place to add request signing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import IO, Any
+
+from tailor.errors import (
+    ConflictError,
+    InternalError,
+    NotFoundError,
+    ServiceUnavailableError,
+    TailorError,
+    ValidationError,
+)
+from tailor.settings import Settings, load_settings
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+_TIME_KEYS = {
+    "CreationTime",
+    "LastModifiedTime",
+    "TrainingStartTime",
+    "TrainingEndTime",
+    "StartTime",
+    "EndTime",
+    "Timestamp",
+}
+
+
+def _error_class(code: str, status: int) -> type[TailorError]:
+    """The local error class for an HTTP error envelope, so both modes raise the same exceptions."""
+    if status == 404:
+        return NotFoundError
+    if status == 409:
+        return ConflictError
+    if status in (400, 413, 415):
+        return ValidationError
+    if status == 503:
+        return ServiceUnavailableError
+    import tailor.errors as errors
+
+    for cls in vars(errors).values():
+        if isinstance(cls, type) and issubclass(cls, TailorError) and cls.code == code and cls.http_status == status:
+            return cls
+    return InternalError
+
+
+def _revive(obj: Any) -> Any:
+    """ISO strings back to datetimes for the time keys of SageMaker shapes."""
+    if isinstance(obj, dict):
+        return {
+            k: (datetime.fromisoformat(v) if k in _TIME_KEYS and isinstance(v, str) else _revive(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_revive(v) for v in obj]
+    return obj
+
+
+class TrainingJob:
+    """A handle on one training job."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"TrainingJob({self.name!r})"
+
+    def describe(self) -> dict[str, Any]:
+        return self.client.describe_training_job(self.name)
+
+    @property
+    def status(self) -> str:
+        return self.describe()["TrainingJobStatus"]
+
+    def stop(self) -> dict[str, Any]:
+        return self.client.stop_training_job(self.name)
+
+    def metrics(self, name: str | None = None) -> list[dict[str, Any]]:
+        return self.client.training_job_metrics(self.name, name)
+
+    def resources(self) -> list[dict[str, Any]]:
+        return self.client.training_job_resources(self.name)
+
+    def logs(self, offset: int = 0) -> str:
+        """The log text from a byte offset (everything written so far)."""
+        out, pos = [], offset
+        while True:
+            chunk = self.client.training_job_logs(self.name, pos)
+            out.append(chunk["Text"])
+            if not chunk["Text"] or chunk["NextOffset"] == pos:
+                return "".join(out)
+            pos = chunk["NextOffset"]
+
+    def wait(
+        self, logs: bool = False, timeout: float | None = None, poll: float = 0.5, out: IO[str] | None = None
+    ) -> dict[str, Any]:
+        """Block until the job ends (or ``timeout`` seconds); with ``logs`` stream its log to ``out`` (stdout)."""
+        out = out or sys.stdout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pos = 0
+        while True:
+            if logs:
+                chunk = self.client.training_job_logs(self.name, pos)
+                pos = chunk["NextOffset"]
+                if chunk["Text"]:
+                    out.write(chunk["Text"])
+                    out.flush()
+                    continue
+                if chunk["Complete"]:
+                    return self.describe()
+            else:
+                desc = self.describe()
+                if desc["TrainingJobStatus"] in TERMINAL:
+                    return desc
+            if deadline is not None and time.monotonic() >= deadline:
+                return self.describe()
+            time.sleep(poll)
+
+
+class Client:
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/") if url else None
+        self.timeout = timeout
+        self._tailor: Any = None
+        self._http: Any = None
+        if self.url is None:
+            from tailor.core import Tailor
+
+            self._tailor = Tailor.open(settings or load_settings())
+        else:
+            import httpx
+
+            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    @property
+    def embedded(self) -> bool:
+        return self._tailor is not None
+
+    @property
+    def tailor(self) -> Any:
+        """The embedded Tailor container (in-process mode only)."""
+        if self._tailor is None:
+            raise ValidationError("this client talks to a server; the Tailor container exists only in-process")
+        return self._tailor
+
+    def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as err:
+            raise ServiceUnavailableError(f"cannot reach the Tailor server at {self.url}: {err}") from None
+        if resp.status_code >= 400:
+            try:
+                error = resp.json()["error"]
+                code, message = error["code"], error["message"]
+            except (ValueError, KeyError, TypeError):
+                code, message = "HTTPError", resp.text[:200] or resp.reason_phrase
+            raise _error_class(code, resp.status_code)(message)
+        return _revive(resp.json())
+
+    def close(self) -> None:
+        if self._tailor is not None:
+            self._tailor.close()
+            self._tailor = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- training jobs -------------------------------------------------------------------------------
+    def create_training_job(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> TrainingJob:
+        """CreateTrainingJob: a spec dict and/or its members as keyword arguments (keywords win)."""
+        body = {**(spec or {}), **kwargs}
+        if self.embedded:
+            desc = self._tailor.jobs.create(body)
+        else:
+            desc = self._request("POST", "/api/v1/training-jobs", json=body)
+        return TrainingJob(self, desc["TrainingJobName"])
+
+    def training_job(self, name: str) -> TrainingJob:
+        self.describe_training_job(name)
+        return TrainingJob(self, name)
+
+    def describe_training_job(self, name: str) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.jobs.describe(name)
+        return self._request("GET", f"/api/v1/training-jobs/{name}")
+
+    def list_training_jobs(self, **filters: Any) -> dict[str, Any]:
+        """ListTrainingJobs: NameContains, StatusEquals, CreationTime*/LastModifiedTime*, SortBy, SortOrder,
+        MaxResults, NextToken."""
+        if self.embedded:
+            return self._tailor.jobs.list(**filters)
+        params = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items()}
+        return self._request("GET", "/api/v1/training-jobs", params=params)
+
+    def stop_training_job(self, name: str) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.jobs.stop(name)
+        return self._request("POST", f"/api/v1/training-jobs/{name}/stop")
+
+    def training_job_logs(self, name: str, offset: int = 0) -> dict[str, Any]:
+        """``{Text, NextOffset, Complete}``: the log from a byte offset; Complete once the job ended."""
+        if self.embedded:
+            return self._tailor.jobs.logs(name, offset)
+        return self._request("GET", f"/api/v1/training-jobs/{name}/logs", params={"offset": offset})
+
+    def training_job_metrics(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:
+        if self.embedded:
+            return self._tailor.jobs.metrics(name, metric_name)
+        params = {"MetricName": metric_name}
+        return self._request("GET", f"/api/v1/training-jobs/{name}/metrics", params=params)["Metrics"]
+
+    def training_job_resources(self, name: str) -> list[dict[str, Any]]:
+        if self.embedded:
+            return self._tailor.jobs.resources(name)
+        return self._request("GET", f"/api/v1/training-jobs/{name}/resources")["Samples"]

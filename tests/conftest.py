@@ -87,3 +87,39 @@ def s3_settings(settings: Settings, moto_server: str) -> Settings:
     return settings.model_copy(
         update={"s3_endpoint_url": moto_server, "s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
     )
+
+
+@pytest.fixture
+def admin_credentials(settings: Settings):  # noqa: ANN201 - tailor.auth.keys.Credentials
+    """An admin access key (policy * on *) written to the isolated home's credentials file (0600), which
+    `tailor.Client`, the CLI and `Settings` of this home pick up: servers are closed by default."""
+    from tailor.auth.keys import Credentials, init_admin
+
+    new, _path = init_admin(settings)
+    return Credentials(new.info.access_key_id, new.secret_access_key)
+
+
+@pytest.fixture
+def api_server(settings: Settings, admin_credentials: object):  # noqa: ANN201 - Iterator[str]
+    """A real Tailor server (uvicorn) on a free loopback port; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from tailor.api.app import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "Tailor server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)

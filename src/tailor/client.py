@@ -136,6 +136,7 @@ class Client:
         self.timeout = timeout
         self._tailor: Any = None
         self._http: Any = None
+        self._credentials: Any = None
         if self.url is None:
             from tailor.core import Tailor
 
@@ -143,6 +144,12 @@ class Client:
         else:
             import httpx
 
+            from tailor.auth.keys import resolve_credentials
+
+            resolved = settings or load_settings()
+            # SigV4 credentials: settings / TAILOR_ACCESS_KEY_ID+TAILOR_SECRET_ACCESS_KEY, else the profile file.
+            self._credentials = resolve_credentials(resolved)
+            self._region = resolved.region
             self._http = httpx.Client(base_url=self.url, timeout=timeout)
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -162,17 +169,38 @@ class Client:
 
         params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            resp = self._http.request(method, path, json=json, params=params)
+            resp = self._http.send(self._signed(self._http.build_request(method, path, json=json, params=params)))
         except httpx.HTTPError as err:
             raise ServiceUnavailableError(f"cannot reach the Tailor server at {self.url}: {err}") from None
         if resp.status_code >= 400:
             try:
-                error = resp.json()["error"]
+                body = resp.json()
+                # REST envelope {"error": {...}}, or AWS's {"__type", "message"} from the auth layer.
+                error = body["error"] if "error" in body else {"code": body["__type"], "message": body["message"]}
                 code, message = error["code"], error["message"]
             except (ValueError, KeyError, TypeError):
                 code, message = "HTTPError", resp.text[:200] or resp.reason_phrase
             raise _error_class(code, resp.status_code)(message)
         return _revive(resp.json())
+
+    def _signed(self, request: Any) -> Any:
+        """Sign with SigV4 (service ``sagemaker``) when credentials are configured; the server refuses otherwise."""
+        if self._credentials is None:
+            return request
+        from tailor.auth import sigv4
+
+        content_type = request.headers.get("content-type")
+        signed = sigv4.sign(
+            method=request.method,
+            url=str(request.url),
+            headers={"Content-Type": content_type} if content_type else {},
+            body=request.read(),
+            access_key_id=self._credentials.access_key_id,
+            secret=self._credentials.secret_access_key,
+            region=self._region,
+        )
+        request.headers.update(signed)
+        return request
 
     def close(self) -> None:
         if self._tailor is not None:

@@ -37,8 +37,8 @@ def test_seed_policy_works_as_written() -> None:
     assert p.evaluate("sagemaker:DeleteEndpoint", EP) is Decision.IMPLICIT_DENY
 
 
-def test_arn_lowercases_names_like_sagemaker() -> None:
-    assert resource_arn("us-east-1", ACCOUNT, "endpoint", "MyEndpoint").endswith(":endpoint/myendpoint")
+def test_arn_keeps_the_name_as_describe_prints_it() -> None:
+    assert resource_arn("us-east-1", ACCOUNT, "endpoint", "MyEndpoint").endswith(":endpoint/MyEndpoint")
 
 
 @pytest.mark.parametrize(

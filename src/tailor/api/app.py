@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
 from tailor.core import Tailor
 from tailor.errors import InternalError, TailorError
@@ -28,7 +29,7 @@ from tailor.settings import Settings
 log = logging.getLogger("tailor.api")
 
 # Modules exporting `router` (an APIRouter); each is included once. Other domains append theirs.
-ROUTER_MODULES: list[str] = ["tailor.api.jobs"]
+ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker"]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -46,6 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(_JobCollector(app))
     _install_error_handlers(app)
+    # Closed by default: SigV4 or bearer tokens, then IAM-style policies (replaces the AllowAll above).
+    install_auth(app, settings)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
 

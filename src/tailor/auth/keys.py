@@ -343,3 +343,12 @@ def write_credentials(path: Path, creds: Credentials, profile: str = "default") 
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     return path
+
+
+def init_admin(settings: Settings, name: str = "admin", db: Database | None = None) -> tuple[NewKey, Path]:
+    """Create an admin key (policy ``*`` on ``*``) and write it to the credentials file (0600) as the profile."""
+    new = KeyStore(settings, db).create(name, admin=True)
+    path = write_credentials(
+        settings.credentials_path, Credentials(new.info.access_key_id, new.secret_access_key), settings.profile
+    )
+    return new, path

@@ -173,9 +173,9 @@ def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
 
 
 def resource_arn(region: str, account_id: str, resource_type: str, name: str) -> str:
-    """ARN of a SageMaker resource as AWS writes it, e.g. ``arn:aws:sagemaker:us-east-1:…:endpoint/x``.
+    """ARN of a SageMaker resource, e.g. ``arn:aws:sagemaker:us-east-1:…:endpoint/x``.
 
-    SageMaker lower-cases resource names inside ARNs (endpoint ``MyEndpoint`` is ``…:endpoint/myendpoint``),
-    so policies copied from AWS match here too.
+    The name keeps its case, exactly as Tailor's Describe* responses print the ARN, so a policy written from
+    what the server shows matches (AWS lower-cases names in ARNs; with lower-case names both read the same).
     """
-    return f"arn:aws:sagemaker:{region}:{account_id}:{resource_type}/{name.lower()}"
+    return f"arn:aws:sagemaker:{region}:{account_id}:{resource_type}/{name}"

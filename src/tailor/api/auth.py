@@ -1,0 +1,219 @@
+"""Authentication and authorization for the HTTP API: SigV4 or bearer tokens, then IAM-style policies.
+
+Two steps, split so each runs where it can:
+
+1. ``AuthenticationMiddleware`` (pure ASGI) identifies the caller of every request that carries an
+   ``Authorization`` header. SigV4 covers the body, so a signed request's body is buffered (at most
+   ``MAX_SIGNED_BODY_BYTES``; larger ones are refused before any handler runs) and replayed to the route.
+   The outcome, a ``Principal`` or the ``AuthError`` to raise, is left in ``request.state``.
+2. ``Authorizer.authorize(request, action, resource_arn)`` (called by ``tailor.api.deps.require`` and by the
+   SageMaker protocol router) raises that error, or ``MissingAuthenticationTokenError`` when the request was
+   not signed at all, or ``AccessDeniedError`` unless the principal's policy allows ``action`` on the ARN.
+
+Routes that never call ``authorize`` (health checks) stay open; every route that reads, creates or runs
+anything calls it, so the server is closed by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tailor.auth import sigv4
+from tailor.auth.keys import KeyStore, Principal
+from tailor.auth.policy import Decision, resource_arn
+from tailor.errors import AccessDeniedError, AuthError, PayloadTooLargeError, TailorError, UnrecognizedClientError
+from tailor.settings import Settings
+
+# SageMaker's invocation limit is 6 MB; control-plane requests are a few KB. 1 MiB of headroom lets the
+# invocation route answer its own precise 413 for 6-7 MiB bodies; anything bigger never reaches a handler.
+MAX_SIGNED_BODY_BYTES = 7 * 1024 * 1024
+_STATE_KEY = "tailor_auth"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class MissingAuthenticationTokenError(AuthError):
+    code = "MissingAuthenticationTokenException"
+
+
+def aws_error_response(err: TailorError, status: int | None = None) -> JSONResponse:
+    """AWS's JSON error shape; ``x-amzn-ErrorType`` too, which rest-json clients (sagemaker-runtime) read."""
+    status = status or err.http_status
+    # 5xx messages may name server paths or hosts: the client gets the class of failure only.
+    message = err.message if err.expose and status < 500 else "An internal error occurred; see the server log."
+    return JSONResponse(
+        {"__type": err.code, "message": message},
+        status_code=status,
+        headers={"x-amzn-ErrorType": err.code, "x-amzn-RequestId": "tailor"},
+        media_type="application/x-amz-json-1.1",
+    )
+
+
+class AuthenticationMiddleware:
+    def __init__(self, app: ASGIApp, keys: KeyStore, settings: Settings) -> None:
+        self.app = app
+        self.keys = keys
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        authorization = next((v for k, v in headers if k == "authorization"), "")
+        state = scope.setdefault("state", {})
+        if not authorization:
+            await self.app(scope, receive, send)
+            return
+        if authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+            principal = await anyio.to_thread.run_sync(self.keys.principal_for_token, token)
+            state[_STATE_KEY] = principal or UnrecognizedClientError("The bearer token is invalid, expired or revoked.")
+            await self.app(scope, receive, send)
+            return
+        if not sigv4.is_sigv4(authorization):
+            state[_STATE_KEY] = sigv4.IncompleteSignatureError(
+                "Authorization must be 'AWS4-HMAC-SHA256 …' (SigV4) or 'Bearer <token>'."
+            )
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive, headers)
+        except PayloadTooLargeError as err:
+            await aws_error_response(err)(scope, receive, send)
+            return
+        state[_STATE_KEY] = await anyio.to_thread.run_sync(self._verify, scope, headers, body)
+        await self.app(scope, _replay(body, receive), send)
+
+    def _verify(self, scope: Scope, headers: list[tuple[str, str]], body: bytes) -> Principal | AuthError:
+        try:
+            key_id = sigv4.verify(
+                method=scope["method"],
+                raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+                query_string=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=body,
+                secret_of=self.keys.secret_of,
+                region=self.settings.region,
+            )
+        except AuthError as err:
+            return err
+        principal = self.keys.principal(key_id)
+        return principal or UnrecognizedClientError("The security token included in the request is invalid.")
+
+
+async def _read_body(receive: Receive, headers: list[tuple[str, str]]) -> bytes:
+    declared = next((v for k, v in headers if k == "content-length"), None)
+    if declared is not None and declared.isdigit() and int(declared) > MAX_SIGNED_BODY_BYTES:
+        raise PayloadTooLargeError(f"Request body is larger than {MAX_SIGNED_BODY_BYTES} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_SIGNED_BODY_BYTES:
+            raise PayloadTooLargeError(f"Request body is larger than {MAX_SIGNED_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # later calls wait for the disconnect, as the server's own receive would
+
+    return replay
+
+
+class Authorizer:
+    """Checks the authenticated principal's policy; the one object ``deps.require`` calls."""
+
+    def __init__(self, settings: Settings, keys: KeyStore) -> None:
+        self.settings = settings
+        self.keys = keys
+
+    def arn(self, resource_type: str, name: str) -> str:
+        return resource_arn(self.settings.region, self.settings.account_id, resource_type, name)
+
+    def authenticate(self, request: Request) -> Principal:
+        outcome = getattr(request.state, _STATE_KEY, None)
+        if isinstance(outcome, AuthError):
+            raise outcome
+        if outcome is None:
+            raise MissingAuthenticationTokenError(
+                "Missing Authentication Token: sign the request (SigV4) or send 'Authorization: Bearer <token>'."
+            )
+        return outcome
+
+    def authorize(self, request: Request, action: str, resource: str | None) -> Principal:
+        principal = self.authenticate(request)
+        arn = resource or "*"  # actions without resource-level permissions (List*) match only "*"
+        decision = principal.decide(action, arn)
+        if not decision.allowed:
+            why = "with an explicit deny" if decision is Decision.EXPLICIT_DENY else "because no policy allows it"
+            raise AccessDeniedError(
+                f"User: {principal.arn} is not authorized to perform: {action} on resource: {arn} {why}"
+            )
+        request.state.principal = principal
+        return principal
+
+
+def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> Authorizer:
+    """Put authentication in front of every route and make ``app.state.authorizer`` the real one."""
+    keys = keys or KeyStore(settings)
+    authorizer = Authorizer(settings, keys)
+    app.state.authorizer = authorizer
+    app.state.keys = keys
+    app.add_middleware(AuthenticationMiddleware, keys=keys, settings=settings)
+    app.include_router(_token_router())
+    return authorizer
+
+
+def _token_router() -> Any:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.post("/auth/tokens")
+    def issue_token(request: Request) -> JSONResponse:
+        """Exchange a signed request for a bearer token of the same key (for curl and the web console)."""
+        authorizer: Authorizer = request.app.state.authorizer
+        try:
+            principal = authorizer.authenticate(request)
+            token, expires = authorizer.keys.issue_token(principal.access_key_id)
+        except TailorError as err:
+            return aws_error_response(err)
+        return JSONResponse({"Token": token, "Expiration": expires.isoformat(), "AccessKeyId": principal.access_key_id})
+
+    @router.delete("/auth/tokens")
+    def revoke_token(request: Request) -> JSONResponse:
+        """Revoke the bearer token this request carries (log out)."""
+        authorizer: Authorizer = request.app.state.authorizer
+        try:
+            authorizer.authenticate(request)
+        except TailorError as err:
+            return aws_error_response(err)
+        header = request.headers.get("authorization", "")
+        revoked = header[:7].lower() == "bearer " and authorizer.keys.revoke_token(header[7:].strip())
+        return JSONResponse({"Revoked": bool(revoked)})
+
+    return router

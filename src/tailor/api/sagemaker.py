@@ -1,0 +1,254 @@
+"""SageMaker's control-plane protocol: ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``.
+
+Wire format as botocore's ``sagemaker`` service model (2017-07-24, protocol ``json`` 1.1): the request body is
+the operation's input structure, the response its output structure with timestamps as epoch seconds, errors
+``{"__type": <code>, "message": …}`` with ``x-amzn-ErrorType``. So plain ``boto3.client("sagemaker",
+endpoint_url=…)`` calls, paginators and waiters work. Each operation is a thin translation over the same
+services the CLI, SDK and REST routes use.
+
+Order of checks, so nothing is learnt or changed before the caller is known: authenticate, pick the operation,
+parse the body, validate the resource name, authorize ``sagemaker:<Operation>`` on the resource's ARN, refuse
+S3 URIs that could leave their bucket, then act. As on AWS, Describe/Delete of a missing resource answers
+``ValidationException`` (400), which is what the ``endpoint_deleted`` waiter waits for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from tailor.api.auth import Authorizer, aws_error_response
+from tailor.core import Tailor
+from tailor.errors import (
+    AuthError,
+    ConflictError,
+    InternalError,
+    LimitExceededError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TailorError,
+    ThrottlingError,
+    ValidationError,
+)
+from tailor.storage import parse_uri
+
+log = logging.getLogger("tailor.api.sagemaker")
+router = APIRouter(tags=["sagemaker"])
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+TARGET_PREFIX = "SageMaker."
+# Control-plane requests are small (a CreateTrainingJob with 100 hyperparameters is ~30 KB).
+MAX_CONTROL_BODY_BYTES = 1024 * 1024
+NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# Members that hold S3 URIs anywhere in a request: all must stay inside their bucket.
+_URI_MEMBERS = re.compile(r"^(S3Uri|S3OutputPath|ModelDataUrl|DestinationS3Uri|S3OutputLocation|S3Location)$")
+
+
+class UnknownOperationError(ValidationError):
+    code = "UnknownOperationException"
+
+
+class SerializationError(ValidationError):
+    code = "SerializationException"
+
+
+@dataclass(frozen=True)
+class Operation:
+    resource_type: str | None  # ARN type; None: the action has no resource-level permission (List*)
+    name_member: str | None
+    call: Callable[[Tailor, dict[str, Any]], dict[str, Any]]
+
+
+def _hosting(tailor: Tailor) -> Any:
+    hosting = getattr(tailor, "hosting", None)
+    if hosting is None:
+        raise UnknownOperationError("this Tailor server has no hosting service")
+    return hosting
+
+
+def _host(method: str, *, name: str | None = None, empty: bool = False) -> Callable[[Tailor, dict], dict]:
+    def call(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
+        fn = getattr(_hosting(tailor), method)
+        out = fn(body[name]) if name else fn(body)
+        return {} if empty else out
+
+    return call
+
+
+def _create_training_job(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
+    return {"TrainingJobArn": tailor.jobs.create(body)["TrainingJobArn"]}
+
+
+def _list_training_jobs(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
+    allowed = {
+        "NameContains",
+        "StatusEquals",
+        "CreationTimeAfter",
+        "CreationTimeBefore",
+        "LastModifiedTimeAfter",
+        "LastModifiedTimeBefore",
+        "SortBy",
+        "SortOrder",
+        "MaxResults",
+        "NextToken",
+    }
+    return tailor.jobs.list(**{k: v for k, v in body.items() if k in allowed})
+
+
+OPERATIONS: dict[str, Operation] = {
+    "CreateTrainingJob": Operation("training-job", "TrainingJobName", _create_training_job),
+    "DescribeTrainingJob": Operation(
+        "training-job", "TrainingJobName", lambda t, b: t.jobs.describe(b["TrainingJobName"])
+    ),
+    "ListTrainingJobs": Operation(None, None, _list_training_jobs),
+    "StopTrainingJob": Operation(
+        "training-job", "TrainingJobName", lambda t, b: (t.jobs.stop(b["TrainingJobName"]), {})[1]
+    ),
+    "CreateModel": Operation("model", "ModelName", _host("create_model")),
+    "DescribeModel": Operation("model", "ModelName", _host("describe_model", name="ModelName")),
+    "DeleteModel": Operation("model", "ModelName", _host("delete_model", name="ModelName", empty=True)),
+    "ListModels": Operation(None, None, _host("list_models")),
+    "CreateEndpointConfig": Operation("endpoint-config", "EndpointConfigName", _host("create_endpoint_config")),
+    "DescribeEndpointConfig": Operation(
+        "endpoint-config", "EndpointConfigName", _host("describe_endpoint_config", name="EndpointConfigName")
+    ),
+    "DeleteEndpointConfig": Operation(
+        "endpoint-config", "EndpointConfigName", _host("delete_endpoint_config", name="EndpointConfigName", empty=True)
+    ),
+    "CreateEndpoint": Operation("endpoint", "EndpointName", _host("create_endpoint")),
+    "DescribeEndpoint": Operation("endpoint", "EndpointName", _host("describe_endpoint", name="EndpointName")),
+    "UpdateEndpoint": Operation("endpoint", "EndpointName", _host("update_endpoint")),
+    "DeleteEndpoint": Operation("endpoint", "EndpointName", _host("delete_endpoint", name="EndpointName", empty=True)),
+    "ListEndpoints": Operation(None, None, _host("list_endpoints")),
+}
+
+
+@router.post("/", include_in_schema=False)
+async def sagemaker_protocol(request: Request) -> Response:
+    try:
+        return await _handle(request)
+    except TailorError as err:
+        if err.http_status >= 500:
+            log.error("SageMaker %s failed: %s: %s", request.headers.get("x-amz-target"), type(err).__name__, err)
+        return error_response(err)
+    except Exception:
+        log.exception("SageMaker %s crashed", request.headers.get("x-amz-target"))
+        return error_response(InternalError("unexpected server error"))
+
+
+async def _handle(request: Request) -> Response:
+    authorizer: Authorizer = request.app.state.authorizer
+    authenticate = getattr(authorizer, "authenticate", None)
+    if authenticate is not None:
+        authenticate(request)
+    target = request.headers.get("x-amz-target", "")
+    op_name = target.removeprefix(TARGET_PREFIX)
+    if not target.startswith(TARGET_PREFIX) or op_name not in OPERATIONS:
+        raise UnknownOperationError(f"Unknown operation {target[:80]!r}: X-Amz-Target must be SageMaker.<Operation>")
+    op = OPERATIONS[op_name]
+    body = await _json_body(request)
+    arn = None
+    if op.resource_type is not None and op.name_member is not None:
+        name = body.get(op.name_member)
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ValidationError(
+                f"1 validation error detected: Value {name!r} at '{op.name_member}' failed to satisfy constraint: "
+                f"Member must satisfy regular expression pattern: {NAME_RE.pattern}"
+            )
+        arn = authorizer_arn(request, op.resource_type, name)
+    authorizer.authorize(request, f"sagemaker:{op_name}", arn)
+    check_uris(body)
+    tailor: Tailor = request.app.state.tailor
+    result = await run_in_threadpool(op.call, tailor, body)
+    return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
+
+
+def authorizer_arn(request: Request, resource_type: str, name: str) -> str:
+    s = request.app.state.settings
+    return f"arn:aws:sagemaker:{s.region}:{s.account_id}:{resource_type}/{name}"
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_CONTROL_BODY_BYTES:
+        raise PayloadTooLargeError(f"Request body is larger than {MAX_CONTROL_BODY_BYTES} bytes.")
+    raw = await request.body()
+    if len(raw) > MAX_CONTROL_BODY_BYTES:
+        raise PayloadTooLargeError(f"Request body is larger than {MAX_CONTROL_BODY_BYTES} bytes.")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SerializationError("Request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise SerializationError("Request body must be a JSON object.")
+    return body
+
+
+def check_uri(value: Any, where: str) -> None:
+    """An S3 URI from a client: ``s3://bucket/key`` only, no traversal however encoded, no other schemes."""
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        raise ValidationError(f"{where} {str(value)[:200]!r} must be an s3://bucket/key URI")
+    if "%" in value or "\\" in value or "\x00" in value:
+        raise ValidationError(f"{where} {value[:200]!r}: percent-encoding, backslashes and NUL are not accepted")
+    key = value[len("s3://") :].partition("/")[2]
+    decoded = unquote(key)
+    if key.startswith("/") or any(seg in (".", "..") for seg in decoded.split("/")):
+        raise ValidationError(f"{where} {value[:200]!r}: '..', '.' and absolute keys are not accepted")
+    parse_uri(value)
+
+
+def check_uris(obj: Any, where: str = "") -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{where}.{k}" if where else str(k)
+            if _URI_MEMBERS.match(str(k)):
+                check_uri(v, path)
+            else:
+                check_uris(v, path)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            check_uris(v, f"{where}[{i}]")
+
+
+def to_wire(obj: Any) -> Any:
+    """Service dicts → SageMaker JSON: datetimes as epoch seconds, None members dropped."""
+    if isinstance(obj, datetime):
+        return obj.timestamp()
+    if isinstance(obj, dict):
+        return {k: to_wire(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list | tuple):
+        return [to_wire(v) for v in obj]
+    return obj
+
+
+def error_response(err: TailorError) -> Response:
+    """SageMaker's codes and statuses: client errors are 400 (auth 403), not-found is ValidationException."""
+    if isinstance(err, NotFoundError):
+        return aws_error_response(_as(ValidationError, err), 400)
+    if isinstance(err, AuthError):
+        return aws_error_response(err)
+    if isinstance(err, ConflictError | LimitExceededError | ThrottlingError):
+        return aws_error_response(err, 400)
+    if isinstance(err, PayloadTooLargeError):
+        return aws_error_response(err, 413)
+    if isinstance(err, UnknownOperationError | SerializationError):
+        return aws_error_response(err, 400)
+    if isinstance(err, ValidationError):
+        return aws_error_response(_as(ValidationError, err), 400)
+    return aws_error_response(err)
+
+
+def _as(cls: type[TailorError], err: TailorError) -> TailorError:
+    return cls(err.message)

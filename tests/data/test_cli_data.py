@@ -45,7 +45,7 @@ def test_list_split_ratios_and_chunks(image_tree: Path, tmp_path: Path) -> None:
     first = read_lst(tmp_path / "c" / "ds_0.lst")
     assert [it.index for it in first] == list(range(6))
     # non-recursive: root's own images only, all label 0
-    _ok("data", "im2rec", str(tmp_path / "n" / "x"), str(image_tree / "dog"), "--list", "--exts", ".png")
+    _ok("data", "im2rec", str(tmp_path / "n" / "x"), str(image_tree / "dog"), "--list", "--exts", ".png", ".jpg")
     assert {it.label for it in read_lst(tmp_path / "n" / "x.lst")} == {0.0}
 
 

@@ -105,6 +105,7 @@ def import_idx_cmd(
 @data.command("im2rec")
 @click.argument("prefix")
 @click.argument("root", type=click.Path(path_type=Path))
+@click.argument("more_exts", nargs=-1, metavar="")
 @click.option("--list", "make_list", is_flag=True, help="Create PREFIX.lst (or _train/_val/_test) from ROOT.")
 @click.option("--exts", multiple=True, default=(".jpeg", ".jpg", ".png"), show_default=True)
 @click.option("--chunks", type=click.IntRange(min=1), default=1, show_default=True)
@@ -123,6 +124,7 @@ def import_idx_cmd(
 def im2rec_cmd(
     prefix: str,
     root: Path,
+    more_exts: tuple[str, ...],
     make_list: bool,
     exts: tuple[str, ...],
     chunks: int,
@@ -143,8 +145,11 @@ def im2rec_cmd(
     from tailor.data.lst import make_lists
     from tailor.data.pack import PackOptions, pack_prefix
 
-    # im2rec accepts `--exts .jpg .png`; click's multiple wants repeats, so also split on commas/spaces.
-    ext_list = [e for raw in exts for e in raw.replace(",", " ").split()]
+    # im2rec takes `--exts .jpg .png` (argparse nargs='+'); click options take one value, so the words after
+    # the first land in MORE_EXTS. Also accepted: repeated --exts and comma-separated lists.
+    if more_exts and not all(e.startswith(".") for e in more_exts):
+        raise click.UsageError(f"unexpected extra arguments: {' '.join(more_exts)}")
+    ext_list = [e for raw in (*exts, *more_exts) for e in raw.replace(",", " ").split()]
     prefix = os.path.abspath(prefix)
     if make_list:
         written, classes = make_lists(

@@ -411,22 +411,14 @@ def _decode_token(token: str | None) -> int:
 
 
 def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait until ``pid`` has exited; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    import psutil
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
             return
-        # A killed child of ours stays a zombie until reaped; a zombie counts as gone.
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            import psutil
-
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    return
-            except psutil.NoSuchProcess:
-                return
         time.sleep(0.05)

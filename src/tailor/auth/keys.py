@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tailor.auth.policy import ADMIN_POLICY, Decision, Policy, evaluate, parse_policy
@@ -210,8 +210,7 @@ class KeyStore:
     def delete(self, key: str) -> None:
         with self.db.session() as s:
             row = self._row(s, key)
-            for tok in s.scalars(select(TokenRow).where(TokenRow.access_key_id == row.access_key_id)):
-                s.delete(tok)
+            s.execute(delete(TokenRow).where(TokenRow.access_key_id == row.access_key_id))
             s.delete(row)
 
     # -- request-time lookups -------------------------------------------------------------------------

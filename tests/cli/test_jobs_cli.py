@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from tests.api.conftest import ServerProcess, server, server_factory  # noqa: F401 - fixtures
-from tests.jobs.specs import fake_spec, put_train_data
 
 from tailor.cli.main import cli
 from tailor.settings import Settings
+from tests.api.conftest import ServerProcess, server, server_factory  # noqa: F401 - fixtures
+from tests.jobs.specs import fake_spec, put_train_data
 
 
 def run(*args: str) -> tuple[int, str, str, BaseException | None]:

@@ -69,6 +69,39 @@ def _decode_jpeg_fast(data: bytes, mode: str) -> Image.Image | None:
         return None
 
 
+def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
+    """JPEG → uint8 (H, W) or (H, W, 3) numpy array, libjpeg writing straight into numpy memory.
+
+    Skips both JpegImageFile's marker parsing and Image.tobytes (~30 µs of the ~65 µs a 28×28 image cost):
+    45k grey / 38k RGB images/s per core here. None: not a plain JPEG; use :func:`decode`.
+    """
+    if data[:3] != _JPEG:
+        return None
+    info = _jpeg_size(data)
+    if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
+        return None
+    w, h, _ = info
+    try:
+        if channels == 1:
+            buf = np.empty((h, w), np.uint8)
+            core = Image.core.map_buffer(buf, (w, h), "raw", 0, ("L", 0, 1))
+            dec = Image._getdecoder("L", "jpeg", ("L", ""))
+        else:
+            # Pillow keeps RGB as 4 bytes a pixel; decode into an RGBX view and drop X.
+            buf = np.empty((h, w, 4), np.uint8)
+            core = Image.core.map_buffer(buf, (w, h), "raw", 0, ("RGBX", 0, 1))
+            dec = Image._getdecoder("RGBX", "jpeg", ("RGB", ""))
+        dec.setimage(core, (0, 0, w, h))
+        n, err = dec.decode(data)
+        if n >= 0:
+            n, err = dec.decode(b"")
+        if n >= 0 or err < 0:
+            return None
+    except Exception:  # private Pillow API: any surprise falls back to the public path
+        return None
+    return buf if channels == 1 else buf[:, :, :3]
+
+
 def decode(data: bytes, channels: int, *, name: object = None) -> Image.Image:
     """Decode to mode 'L' (channels=1) or 'RGB' (channels=3); JPEGs decode straight to grey in libjpeg."""
     mode = "L" if channels == 1 else "RGB"

@@ -157,6 +157,14 @@ class RecordWriter:
         self._idx_lines.append(f"{key}\t{pos}\n")
         return pos
 
+    def write_block(self, blob: bytes, where: list[tuple[int | str, int]]) -> None:
+        """Append several framed records at once; ``where`` = (key, offset inside ``blob``) per record."""
+        base = self._pos
+        self._rec.fh.write(blob)
+        self._pos += len(blob)
+        self.count += len(where)
+        self._idx_lines.extend(f"{key}\t{base + off}\n" for key, off in where)
+
     def close(self) -> None:
         if self._closed:
             return

@@ -109,6 +109,7 @@ def test_unsigned_request_is_refused(api_server: str) -> None:
     assert_aws_error(resp, 403, "MissingAuthenticationTokenException")
     rest = httpx.get(api_server + "/api/v1/training-jobs")
     assert rest.status_code == 403
+    assert rest.headers["x-amzn-ErrorType"] == rest.json()["error"]["code"] == "MissingAuthenticationTokenException"
     assert httpx.get(api_server + "/healthz").status_code == 200  # health stays open
 
 

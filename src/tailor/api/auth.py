@@ -177,6 +177,15 @@ class Authorizer:
         return principal
 
 
+async def _auth_error_handler(request: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, AuthError)
+    return JSONResponse(
+        {"__type": err.code, "message": err.message, "error": {"code": err.code, "message": err.message}},
+        status_code=err.http_status,
+        headers={"x-amzn-ErrorType": err.code},
+    )
+
+
 def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> Authorizer:
     """Put authentication in front of every route and make ``app.state.authorizer`` the real one."""
     keys = keys or KeyStore(settings)
@@ -184,6 +193,9 @@ def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> A
     app.state.authorizer = authorizer
     app.state.keys = keys
     app.add_middleware(AuthenticationMiddleware, keys=keys, settings=settings)
+    # Auth failures from any route (REST, runtime invocations) carry AWS's shape as well as the REST envelope,
+    # so boto3 (which reads x-amzn-ErrorType / __type) and Tailor's REST clients both read the code.
+    app.add_exception_handler(AuthError, _auth_error_handler)
     app.include_router(_token_router())
     return authorizer
 

@@ -2,7 +2,7 @@
 
 A real S3-compatible server (`moto_server`) on loopback is shared by the team's own boto3 `s3` client and by
 Tailor (its storage setting points there). Tailor's server runs on loopback, closed by default; boto3 signs
-with an admin key for the control plane and with an invoke-only key (the seed's policy) for the endpoint.
+with an admin key made the way `tailor server init` makes it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,363 @@
+"""The model server: one process = one SageMaker "instance" serving one model.
+
+HTTP contract (SageMaker containers): ``GET /ping`` (200 once the model is loaded) and ``POST /invocations``.
+
+Requests
+- ``application/x-image``, ``image/jpeg``, ``image/png``: one image -> JSON array of probabilities, class order.
+- ``application/jsonlines``: one record per line, ``{"b64": "<base64 JPEG/PNG>"}`` or ``{"data": [[[...]]]}``
+  (uint8 values shaped as the model's image_shape) -> JSON array of arrays.
+- ``Accept: application/jsonlines`` answers one ``{"prediction": [...]}`` line per image.
+- Verbose (opt-in): ``Accept: application/json;verbose=1;top_k=3`` or the query ``?verbose=1&top_k=3``. Each
+  image then answers ``{"prediction": [...], "top_k": [{"label": "Shirt", "index": 6, "probability": 0.79}]}``
+  (top_k defaults to 5; labels come from model.json's class names, or the class index as a string).
+Errors (JSON ``{"__type": code, "message": ...}`` and header ``x-amzn-ErrorType``): 400 undecodable image or bad
+record, 413 body over 6 MB, 415 unsupported content type or Accept, 424 the model failed, 429 queue full,
+503 model not loaded / request deadline passed.
+
+Batching knobs (``tailor serve-model --max-batch-size --max-delay-ms --max-queue --timeout-s``) are documented
+in ``tailor.serving.batcher``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tailor.errors import PayloadTooLargeError, TailorError, UnsupportedMediaTypeError, ValidationError
+from tailor.serving import preprocess, wire
+from tailor.serving.batcher import Batcher
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+
+
+class Predictor(Protocol):
+    """What the server needs from a loaded model (``tailor.serving.loader.LoadedModel`` fits)."""
+
+    meta: Any  # .image_shape (c, h, w), .num_classes, .class_names (list[str] | None)
+
+    def predict(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Output:
+    jsonlines: bool
+    verbose: bool
+    top_k: int
+
+
+def parse_accept(accept: str | None, query: dict[str, str] | None = None) -> Output:
+    """``Accept`` (first media range) plus ``verbose``/``top_k`` from its parameters or the query string."""
+    first = (accept or "").split(",", 1)[0]
+    parts = [p.strip() for p in first.split(";")]
+    mtype = parts[0].lower()
+    params = dict(query or {})
+    for p in parts[1:]:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            params[k.strip().lower()] = v.strip().strip('"')
+    if mtype in ("", "*/*", JSON, "application/*"):
+        jsonlines = False
+    elif mtype in preprocess.JSONLINES_TYPES:
+        jsonlines = True
+    else:
+        raise UnsupportedMediaTypeError(f"Accept {mtype!r} is not supported: use application/json or {JSONLINES}")
+    verbose = params.get("verbose", "0").lower() in ("1", "true", "yes")
+    try:
+        top_k = int(params.get("top_k", params.get("top-k", "5")))
+    except ValueError:
+        raise ValidationError(f"top_k must be an integer, got {params.get('top_k')!r}") from None
+    if top_k < 1:
+        raise ValidationError(f"top_k must be >= 1, got {top_k}")
+    return Output(jsonlines, verbose, top_k)
+
+
+def error_reply(err: TailorError) -> wire.Reply:
+    message = err.message if err.expose else "internal error in the model server"
+    body = json.dumps({"__type": err.code, "message": message}).encode()
+    return wire.Reply(err.http_status, JSON, body)
+
+
+class ModelService:
+    """Decode -> batch -> format. Shared by the HTTP app and the Unix-socket frame server."""
+
+    def __init__(self, predictor: Predictor, batcher: Batcher) -> None:
+        self.predictor = predictor
+        self.batcher = batcher
+        meta = predictor.meta
+        self.image_shape: tuple[int, int, int] = tuple(int(x) for x in meta.image_shape)  # type: ignore[assignment]
+        names = getattr(meta, "class_names", None)
+        self.labels = list(names) if names else [str(i) for i in range(int(meta.num_classes))]
+        self.in_flight = 0
+        self.ready = True
+
+    async def invoke(self, content_type: str, accept: str, body: bytes, query: dict[str, str] | None = None):
+        self.in_flight += 1
+        try:
+            out = parse_accept(accept, query)
+            images, is_batch = preprocess.decode_body(content_type, body, self.image_shape)
+            probs = await self.batcher.submit(images)
+            return wire.Reply(200, JSONLINES if out.jsonlines else JSON, self._format(probs, is_batch, out))
+        except TailorError as err:
+            return error_reply(err)
+        finally:
+            self.in_flight -= 1
+
+    def _format(self, probs: np.ndarray, is_batch: bool, out: Output) -> bytes:
+        rows = probs.tolist()
+        if out.verbose:
+            k = min(out.top_k, probs.shape[1])
+            order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+            items: list[Any] = [
+                {
+                    "prediction": row,
+                    "top_k": [{"label": self.labels[j], "index": int(j), "probability": row[j]} for j in idx],
+                }
+                for row, idx in zip(rows, order.tolist(), strict=True)
+            ]
+        else:
+            items = [{"prediction": r} for r in rows] if out.jsonlines else rows
+        if out.jsonlines:
+            return "".join(json.dumps(i) + "\n" for i in items).encode()
+        return json.dumps(items if is_batch else items[0]).encode()
+
+    def stats(self) -> dict[str, Any]:
+        s = self.batcher.stats
+        return {
+            "pid": os.getpid(),
+            "batches": s.batches,
+            "images": s.images,
+            "mean_batch_size": s.mean_batch_size,
+            "batch_sizes": s.sizes,
+            "expired": s.expired,
+            "throttled": s.throttled,
+            "failed_batches": s.failed_batches,
+            "queued_images": self.batcher.queued_images,
+            "in_flight": self.in_flight,
+        }
+
+
+# -- HTTP front-end: a bare ASGI app (no framework) keeps the per-request cost near uvicorn's own --------------
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def _respond(send: Send, reply: wire.Reply, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", reply.content_type.encode()), (b"content-length", str(len(reply.body)).encode())]
+    if reply.status >= 400:
+        with contextlib.suppress(ValueError):
+            headers.append((b"x-amzn-errortype", json.loads(reply.body).get("__type", "").encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[bytes, bytes]) -> bytes:
+    """Read the request body, refusing (413) as soon as it passes 6 MB."""
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > preprocess.MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"request body is {int(declared)} bytes; the limit is {preprocess.MAX_BODY_BYTES} (6 MB)"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > preprocess.MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"request body exceeds {preprocess.MAX_BODY_BYTES} bytes (6 MB)")
+        chunks.append(chunk)
+        more = msg.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def query_params(scope: dict[str, Any]) -> dict[str, str]:
+    qs = scope.get("query_string", b"")
+    if not qs:
+        return {}
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(qs.decode("latin-1")))
+
+
+class ModelServerApp:
+    """ASGI app: GET /ping, POST /invocations, GET /stats (batcher counters, JSON)."""
+
+    def __init__(self, service: ModelService) -> None:
+        self.service = service
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await self.service.batcher.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/ping" and method in ("GET", "HEAD"):
+            status = 200 if self.service.ready else 503
+            await _respond(send, wire.Reply(status, JSON, b"{}" if status == 200 else b'{"status":"loading"}'))
+        elif path == "/invocations" and method == "POST":
+            headers = dict(scope["headers"])
+            try:
+                body = await read_body(receive, headers)
+            except TailorError as err:
+                await _respond(send, error_reply(err))
+                return
+            reply = await self.service.invoke(
+                headers.get(b"content-type", b"").decode("latin-1"),
+                headers.get(b"accept", b"").decode("latin-1"),
+                body,
+                query_params(scope),
+            )
+            await _respond(send, reply)
+        elif path == "/stats" and method == "GET":
+            await _respond(send, wire.Reply(200, JSON, json.dumps(self.service.stats()).encode()))
+        else:
+            body = json.dumps({"__type": "NotFound", "message": f"no route {method} {path}"}).encode()
+            await _respond(send, wire.Reply(404, JSON, body))
+
+
+# -- Unix-socket frame front-end (used by the Tailor server's router) ----------------------------------------
+async def serve_frames(service: ModelService, socket_path: str) -> asyncio.AbstractServer:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(req_id: int, op: int, ct: str, ac: str, body: bytes) -> None:
+            if op == wire.OP_INVOKE:
+                reply = await service.invoke(ct, ac, body)
+            elif op == wire.OP_PING:
+                reply = wire.Reply(200 if service.ready else 503, JSON, b"{}")
+            else:
+                reply = wire.Reply(200, JSON, json.dumps(service.stats()).encode())
+            if not writer.is_closing():
+                writer.write(wire.pack_reply(req_id, reply))
+
+        try:
+            while True:
+                req = await wire.read_request(reader)
+                task = asyncio.get_running_loop().create_task(one(*req))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket_path)
+    server = await asyncio.start_unix_server(handle, socket_path, limit=8 * 1024 * 1024)
+    os.chmod(socket_path, 0o600)  # only this user may invoke the model without going through auth
+    return server
+
+
+# -- process entry --------------------------------------------------------------------------------------------
+def load_service(
+    model_dir: str | Path,
+    *,
+    max_batch_size: int | None = None,
+    max_delay_ms: float | None = None,
+    max_queue: int | None = None,
+    timeout_s: float | None = None,
+    runtime: str = "auto",
+) -> ModelService:
+    from tailor.serving.loader import load_model  # the one loader; imports onnxruntime/torch lazily
+
+    model = load_model(model_dir, runtime=runtime)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    if max_batch_size is not None:
+        kwargs["max_batch_size"] = max_batch_size
+    if max_delay_ms is not None:
+        kwargs["max_delay_s"] = max_delay_ms / 1000.0
+    if max_queue is not None:
+        kwargs["max_queue"] = max_queue
+    if timeout_s is not None:
+        kwargs["timeout_s"] = timeout_s
+    return ModelService(model, Batcher(model.predict, **kwargs))
+
+
+async def run_worker(
+    service: ModelService,
+    *,
+    socket_path: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    on_ready: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop``), then stop accepting, let in-flight requests finish (<= 10 s)."""
+    import uvicorn
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    frames = await serve_frames(service, socket_path) if socket_path else None
+    http_server = None
+    http_task = None
+    if port is not None:
+        config = uvicorn.Config(
+            ModelServerApp(service),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http=_http_impl(),
+        )
+        http_server = uvicorn.Server(config)
+        http_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        http_task = loop.create_task(http_server.serve())
+        while not http_server.started and not http_task.done():
+            await asyncio.sleep(0.01)
+    if on_ready:
+        on_ready()
+    await stop.wait()
+    service.ready = False
+    if frames is not None:
+        frames.close()
+    deadline = time.monotonic() + 10.0
+    while service.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    if http_server is not None and http_task is not None:
+        http_server.should_exit = True
+        await http_task
+    await service.batcher.close()
+
+
+def _http_impl() -> str:
+    """httptools parses HTTP/1.1 several times faster than h11 (pure Python); use it when installed."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def event_loop_policy() -> None:
+    """uvloop when installed: ~2x cheaper socket I/O per request than asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -1,0 +1,53 @@
+"""Worker process entry: ``python -m tailor.serving.worker MODEL_DIR [--socket PATH] [--port N]``.
+
+The endpoint runtime starts one per instance with ``--socket`` (frames from the router); ``tailor serve-model``
+runs the same code with ``--port`` (the SageMaker HTTP contract). Knobs come as flags, never through
+private environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tailor-worker", description=__doc__)
+    p.add_argument("model_dir")
+    p.add_argument("--socket", default=None, help="Unix socket for the router's frame protocol")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="serve GET /ping and POST /invocations over HTTP")
+    p.add_argument("--max-batch-size", type=int, default=None)
+    p.add_argument("--max-delay-ms", type=float, default=None)
+    p.add_argument("--max-queue", type=int, default=None)
+    p.add_argument("--timeout-s", type=float, default=None)
+    p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from tailor.serving.server import event_loop_policy, load_service, run_worker
+
+    service = load_service(
+        args.model_dir,
+        max_batch_size=args.max_batch_size,
+        max_delay_ms=args.max_delay_ms,
+        max_queue=args.max_queue,
+        timeout_s=args.timeout_s,
+        runtime=args.runtime,
+    )
+    event_loop_policy()
+
+    def ready() -> None:
+        where = " ".join(x for x in (args.socket and f"socket={args.socket}", args.port and f"port={args.port}") if x)
+        print(f"tailor worker {os.getpid()} ready: {where}", flush=True)
+
+    asyncio.run(run_worker(service, socket_path=args.socket, host=args.host, port=args.port, on_ready=ready))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.serving.artifacts import build_artifact
+
+
+@pytest.fixture(scope="session")
+def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_artifact(tmp_path_factory.mktemp("artifact") / "model.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def model_dir(model_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tailor.models.artifact import safe_extract
+
+    dest = tmp_path_factory.mktemp("model")
+    safe_extract(model_tar, dest)
+    return dest

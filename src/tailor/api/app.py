@@ -29,7 +29,7 @@ from tailor.settings import Settings
 log = logging.getLogger("tailor.api")
 
 # Modules exporting `router` (an APIRouter); each is included once. Other domains append theirs.
-ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker"]
+ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker", "tailor.api.console"]
 
 
 def create_app(settings: Settings) -> FastAPI:

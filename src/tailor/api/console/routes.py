@@ -1,0 +1,114 @@
+"""Routes of the web console.
+
+The page and its assets (``/console``, ``/console/static/<file>``) are public: they hold no data. Everything
+the page shows comes from API routes that check the signed-in key's policy: the REST routes of each resource,
+and the console's own JSON routes below (each wrapped by ``require``), which add what the page needs in one
+request, such as a jobs page with its key metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from sqlalchemy import func, select
+
+from tailor.api.deps import get_tailor, require
+from tailor.core import Tailor
+from tailor.errors import NotFoundError
+from tailor.jobs.store import MetricPointRow, TrainingJobRow
+
+STATIC = Path(__file__).with_name("static")
+# Served by name from this fixed set only: no path from the request ever reaches the filesystem.
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
+_ASSETS = {p.name: p for p in STATIC.iterdir() if p.suffix in _MEDIA_TYPES}
+# Key metrics shown in the jobs list, in column order; other metrics stay on the job page.
+KEY_METRICS = ("validation:accuracy", "train:accuracy", "train:loss")
+
+router = APIRouter(tags=["console"], include_in_schema=False)
+
+
+@router.get("/console")
+def console_redirect() -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=307)
+
+
+@router.get("/console/")
+def console_page() -> FileResponse:
+    # no-cache: a new server version must not run against an old cached page.
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/console/static/{name}")
+def console_asset(name: str) -> FileResponse:
+    path = _ASSETS.get(name)
+    if path is None:
+        raise NotFoundError(f"console asset {name!r} does not exist")
+    return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/console/api/whoami")
+def whoami(request: Request) -> JSONResponse:
+    """Who the bearer token belongs to. Like STS GetCallerIdentity this needs authentication, no permission:
+    a key whose policy allows nothing can still sign in and see plainly that every page is denied."""
+    principal = request.app.state.authorizer.authenticate(request)
+    return JSONResponse({"UserName": principal.name, "AccessKeyId": principal.access_key_id, "Arn": principal.arn})
+
+
+@router.get("/console/api/training-jobs", dependencies=[Depends(require("sagemaker:ListTrainingJobs"))])
+def training_jobs_page(
+    tailor: Tailor = Depends(get_tailor),
+    name_contains: str | None = Query(None, alias="NameContains"),
+    status_equals: str | None = Query(None, alias="StatusEquals"),
+    sort_by: str = Query("CreationTime", alias="SortBy"),
+    sort_order: str = Query("Descending", alias="SortOrder"),
+    max_results: int = Query(25, alias="MaxResults"),
+    next_token: str | None = Query(None, alias="NextToken"),
+) -> JSONResponse:
+    """One page of ListTrainingJobs, each summary with its key metrics, plus the job counts per status."""
+    page = tailor.jobs.list(
+        NameContains=name_contains or None,
+        StatusEquals=status_equals or None,
+        SortBy=sort_by,
+        SortOrder=sort_order,
+        MaxResults=max_results,
+        NextToken=next_token or None,
+    )
+    summaries = page["TrainingJobSummaries"]
+    metrics = key_metrics(tailor, [s["TrainingJobName"] for s in summaries])
+    for s in summaries:
+        s["KeyMetrics"] = metrics.get(s["TrainingJobName"], {})
+    page["StatusCounts"] = tailor.jobs.counts_by_status()
+    return JSONResponse(jsonable_encoder(page))
+
+
+def key_metrics(tailor: Tailor, names: list[str]) -> dict[str, dict[str, float]]:
+    """Final metrics of finished jobs, the latest value of running ones: two indexed queries per page, so a
+    page costs the same with 1,000 jobs in the table as with 10."""
+    if not names:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    with tailor.db.session() as s:
+        for name, final in s.execute(
+            select(TrainingJobRow.name, TrainingJobRow.final_metrics).where(TrainingJobRow.name.in_(names))
+        ):
+            picked = {m["MetricName"]: m["Value"] for m in final or [] if m.get("MetricName") in KEY_METRICS}
+            if picked:
+                out[name] = picked
+        pending = [n for n in names if n not in out]
+        if pending:
+            latest = (
+                select(func.max(MetricPointRow.id))
+                .where(MetricPointRow.job_name.in_(pending), MetricPointRow.name.in_(KEY_METRICS))
+                .group_by(MetricPointRow.job_name, MetricPointRow.name)
+            )
+            rows = s.execute(
+                select(MetricPointRow.job_name, MetricPointRow.name, MetricPointRow.value).where(
+                    MetricPointRow.id.in_(latest)
+                )
+            )
+            for job, metric, value in rows:
+                out.setdefault(job, {})[metric] = value
+    return out

@@ -13,7 +13,7 @@ endif
 # Two threads spinning in OpenMP collapse ~4x when the other core is busy (MEASURED.md).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv mxnet demo test lint format bench clean
+.PHONY: help venv mxnet chromium demo test lint format bench clean
 
 help:
 	@echo "make demo   - set up .venv and run the Fashion-MNIST job end to end"
@@ -37,6 +37,13 @@ $(MXVENV)/.installed:
 	$(MXVENV)/bin/pip install -q --disable-pip-version-check mxnet==1.9.1 'numpy<1.24' 'opencv-python-headless<4.11'
 	touch $@
 
+# The console's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+# Idempotent: a no-op once /usr/bin/chromium exists. CI runs as root; elsewhere sudo asks.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -45,7 +52,7 @@ format: venv
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: venv mxnet lint
+test: venv mxnet chromium lint
 	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/pytest -q
 
 demo: venv

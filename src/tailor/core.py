@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tailor.db import Database
 from tailor.jobs.service import TrainingJobService
+from tailor.models.service import HostingService
 from tailor.settings import Settings
 from tailor.storage import Storage
 
@@ -20,6 +21,7 @@ class Tailor:
     db: Database
     storage: Storage
     jobs: TrainingJobService
+    hosting: HostingService
 
     @classmethod
     def open(cls, settings: Settings) -> Tailor:
@@ -27,11 +29,13 @@ class Tailor:
         db = Database(settings).create_all()
         storage = Storage(settings)
         jobs = TrainingJobService(settings, db, storage).start()
-        return cls(settings=settings, db=db, storage=storage, jobs=jobs)
+        hosting = HostingService(settings, db, storage)
+        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting)
 
     def close(self) -> None:
         """Stop running jobs (they end Stopped), then release the database."""
         self.jobs.close()
+        self.hosting.close()  # stops the endpoint workers this process launched
         self.db.dispose()
 
     def __enter__(self) -> Tailor:

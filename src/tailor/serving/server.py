@@ -282,7 +282,9 @@ def load_service(
 ) -> ModelService:
     from tailor.serving.loader import load_model  # the one loader; imports onnxruntime/torch lazily
 
-    model = load_model(model_dir, runtime=runtime)  # type: ignore[arg-type]
+    # No NVIDIA device node: say "cpu" so load_model need not import torch (~2 s) just to ask CUDA.
+    device = None if Path("/dev/nvidiactl").exists() else "cpu"
+    model = load_model(model_dir, runtime=runtime, device=device)  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     if max_batch_size is not None:
         kwargs["max_batch_size"] = max_batch_size

@@ -23,6 +23,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-delay-ms", type=float, default=None)
     p.add_argument("--max-queue", type=int, default=None)
     p.add_argument("--timeout-s", type=float, default=None)
+    p.add_argument("--owner-pid", type=int, default=None, help="exit when this process (the launcher) is gone")
     p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
     return p.parse_args(argv)
 
@@ -41,12 +42,28 @@ def main(argv: list[str] | None = None) -> None:
         runtime=args.runtime,
     )
     event_loop_policy()
+    if args.owner_pid:
+        _watch_owner(args.owner_pid)
 
     def ready() -> None:
         where = " ".join(x for x in (args.socket and f"socket={args.socket}", args.port and f"port={args.port}") if x)
         print(f"tailor worker {os.getpid()} ready: {where}", flush=True)
 
     asyncio.run(run_worker(service, socket_path=args.socket, host=args.host, port=args.port, on_ready=ready))
+
+
+def _watch_owner(owner_pid: int) -> None:
+    """When the launching Tailor process dies we are re-parented: stop gracefully (SIGTERM to ourselves)."""
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == owner_pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="owner-watch").start()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""Per endpoint, variant and minute invocation metrics, named as SageMaker's CloudWatch metrics.
+
+The router records each invocation in memory (a dict update under a lock: ~1 µs); the hosting service flushes
+the deltas into ``hosting_endpoint_metrics`` every couple of seconds, so any process (CLI, REST, Prometheus)
+reads the same figures and they survive a restart. Latencies are in microseconds, as SageMaker's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def minute_of(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts - ts % 60, UTC)
+
+
+@dataclass
+class Bucket:
+    invocations: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    model_latency_us: float = 0.0
+    overhead_latency_us: float = 0.0
+    max_model_latency_us: float = 0.0
+    cpu_percent: float = 0.0
+    memory_bytes: float = 0.0
+    samples: int = 0
+    instances: int = 0
+
+
+@dataclass
+class Totals:
+    """Cumulative counters since this process started (Prometheus counters)."""
+
+    invocations: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    model_latency_us: float = 0.0
+    overhead_latency_us: float = 0.0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+
+Key = tuple[str, str, datetime]
+
+
+class EndpointMetrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[Key, Bucket] = {}
+        self.totals: dict[tuple[str, str], Totals] = {}
+
+    def record(self, endpoint: str, variant: str, status: int, model_us: float, overhead_us: float, now: float) -> None:
+        key = (endpoint, variant, minute_of(now))
+        with self._lock:
+            b = self._pending.get(key)
+            if b is None:
+                b = self._pending[key] = Bucket()
+            t = self.totals.get(key[:2])
+            if t is None:
+                t = self.totals[key[:2]] = Totals()
+            b.invocations += 1
+            t.invocations += 1
+            if 400 <= status < 500:
+                b.errors_4xx += 1
+                t.errors_4xx += 1
+            elif status >= 500:
+                b.errors_5xx += 1
+                t.errors_5xx += 1
+            b.model_latency_us += model_us
+            b.overhead_latency_us += overhead_us
+            t.model_latency_us += model_us
+            t.overhead_latency_us += overhead_us
+            b.max_model_latency_us = max(b.max_model_latency_us, model_us)
+
+    def sample(
+        self, endpoint: str, variant: str, cpu_percent: float, memory_bytes: float, instances: int, now: float
+    ) -> None:
+        """One resource sample of one worker (CPU % of one core, RSS bytes) and the variant's instance count."""
+        key = (endpoint, variant, minute_of(now))
+        with self._lock:
+            b = self._pending.get(key)
+            if b is None:
+                b = self._pending[key] = Bucket()
+            b.cpu_percent += cpu_percent
+            b.memory_bytes += memory_bytes
+            b.samples += 1
+            b.instances = max(b.instances, instances)
+
+    def drain(self) -> dict[Key, Bucket]:
+        with self._lock:
+            out, self._pending = self._pending, {}
+        return out

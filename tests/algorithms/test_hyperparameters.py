@@ -50,6 +50,7 @@ TABLE = {
 
 def test_table_covers_every_sagemaker_key() -> None:
     extensions = {"architecture", "time_budget", "lr_schedule", "label_smoothing", "tta", "log_interval", "seed"}
+    extensions |= {"pretrained_weights", "pretrained_sha256", "head_warmup_epochs", "fine_tune_lr_factor"}
     assert set(TABLE) == set(Hyperparameters.model_fields) - extensions
 
 

@@ -16,7 +16,16 @@ Two default profiles:
 
 Tailor extensions (never required, never changing a SageMaker key's meaning):
 
-* ``architecture``   ``resnet`` (pre-activation ResNet of ``num_layers``) or ``fast`` (airbench-style net).
+* ``architecture``   ``resnet`` (pre-activation ResNet of ``num_layers``; with ``use_pretrained_model=1`` the
+                     torchvision-layout post-activation ResNet that ImageNet checkpoints exist for), ``fast``
+                     (airbench-style net) or ``efficientnet_lite0`` (ImageNet weights from the ``pretrained``
+                     extra).
+* ``pretrained_weights``  explicit file path / file:// / https:// URL of ImageNet weights (default: the model
+                     zoo, ``settings.zoo_dir``); ``pretrained_sha256`` a sha256 (or prefix) to verify.
+* ``head_warmup_epochs``  with ``use_pretrained_model=1``: epochs training only the new classifier while the
+                     pretrained body is frozen (BatchNorm statistics too); default 1.
+* ``fine_tune_lr_factor`` with ``use_pretrained_model=1``: after the warm-up the whole network trains at
+                     ``learning_rate * fine_tune_lr_factor`` (default 0.1) under ``lr_schedule``.
 * ``time_budget``    seconds of training; the one-cycle schedule is driven by elapsed time and training stops
                      at the budget (``epochs`` stays an upper bound).
 * ``lr_schedule``    ``step`` (SageMaker: ``lr_scheduler_step``/``factor``) or ``one_cycle`` (15 % warm-up,
@@ -38,6 +47,7 @@ from tailor.errors import ValidationError
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152, 200)
+PRETRAINED_DEPTHS = (18, 34, 50, 101, 152)  # torchvision publishes ImageNet checkpoints for these
 
 
 class Hyperparameters(BaseModel):
@@ -85,7 +95,13 @@ class Hyperparameters(BaseModel):
     use_weighted_loss: int = Field(0, ge=0, le=1, json_schema_extra={"valid": "0 or 1"})
     weight_decay: float = Field(0.0001, ge=0, le=1, json_schema_extra={"valid": "float in [0, 1]"})
     # --- Tailor extensions ------------------------------------------------------------------------------------
-    architecture: Literal["resnet", "fast"] = "resnet"
+    architecture: Literal["resnet", "fast", "efficientnet_lite0"] = "resnet"
+    pretrained_weights: str | None = Field(None, json_schema_extra={"valid": "a file path, file:// or https:// URL"})
+    pretrained_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{8,64}$", json_schema_extra={"valid": "8 to 64 hex digits of a sha256"}
+    )
+    head_warmup_epochs: int = Field(1, ge=0, json_schema_extra={"valid": "non-negative integer"})
+    fine_tune_lr_factor: float = Field(0.1, gt=0, le=1, json_schema_extra={"valid": "float in (0, 1]"})
     time_budget: float | None = Field(None, gt=0, json_schema_extra={"valid": "positive number of seconds"})
     lr_schedule: Literal["step", "one_cycle"] = "step"
     label_smoothing: float = Field(0.0, ge=0, lt=1, json_schema_extra={"valid": "float in [0, 1)"})
@@ -126,6 +142,17 @@ class Hyperparameters(BaseModel):
             )
         if self.multi_label and self.top_k is not None:
             raise ValueError("top_k is not defined for multi_label=1; remove top_k")
+        if self.use_pretrained_model and self.architecture == "fast":
+            raise ValueError(
+                "use_pretrained_model=1 needs a network with ImageNet weights: architecture=efficientnet_lite0 or "
+                "num_layers 18/34/50/101/152"
+            )
+        if self.use_pretrained_model and self.architecture == "resnet" and self.num_layers not in PRETRAINED_DEPTHS:
+            raise ValueError(
+                f"use_pretrained_model=1: no ImageNet ResNet-{self.num_layers}; use num_layers 18, 34, 50, 101 or 152"
+            )
+        if self.use_pretrained_model and self.shape[0] != 3:
+            raise ValueError(f"use_pretrained_model=1 needs RGB images: image_shape {self.image_shape} is not 3,H,W")
         if self.top_k is not None and self.top_k > self.num_classes:
             raise ValueError(f"top_k ({self.top_k}) must be no greater than num_classes ({self.num_classes})")
         return self
@@ -174,6 +201,30 @@ def tailor_defaults() -> dict[str, str]:
     }
 
 
+def pretrained_defaults() -> dict[str, str]:
+    """Tailor's default for ``use_pretrained_model=1`` or ``architecture=efficientnet_lite0`` without a pinned
+    ``num_layers``: EfficientNet-Lite0 fine-tuned from ImageNet (the flowers bench in the README measured it).
+
+    One-cycle over the epochs: its 15 % ramp falls in the head warm-up (body frozen), then the whole network
+    trains at learning_rate * fine_tune_lr_factor decaying linearly to 0.
+    """
+    return {
+        "architecture": "efficientnet_lite0",
+        "epochs": "6",
+        "lr_schedule": "one_cycle",
+        "optimizer": "nag",
+        "learning_rate": "0.1",
+        "fine_tune_lr_factor": "0.1",
+        "head_warmup_epochs": "1",
+        "mini_batch_size": "32",
+        "momentum": "0.9",
+        "weight_decay": "0.00005",  # conv/linear weights only; ImageNet features need little regularising here
+        "label_smoothing": "0.1",
+        "augmentation_type": "crop",
+        "tta": "1",
+    }
+
+
 Profile = Literal["tailor", "sagemaker"]
 
 
@@ -186,8 +237,11 @@ def parse_hyperparameters(raw: dict[str, Any], *, profile: Profile = "tailor") -
     values = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
     values = {k: v for k, v in values.items() if v != ""}
     pins_network = "num_layers" in values or values.get("architecture") == "resnet"
+    wants_pretrained = values.get("use_pretrained_model") in ("1", 1) or values.get("architecture") == (
+        "efficientnet_lite0"
+    )
     if profile == "tailor" and not pins_network:
-        values = {**tailor_defaults(), **values}
+        values = {**(pretrained_defaults() if wants_pretrained else tailor_defaults()), **values}
     if values.get("num_layers") is not None and "architecture" not in values:
         values["architecture"] = "resnet"
     try:

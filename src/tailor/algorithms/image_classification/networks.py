@@ -251,6 +251,141 @@ def fastnet(
     return Classifier(_defaults(in_channels, mean, std), nn.Sequential(*layers), head)
 
 
-def model_name(architecture: str, num_layers: int) -> str:
-    """Registry name for resolved hyperparameters."""
-    return "fastnet" if architecture == "fast" else f"resnet{num_layers}"
+# --- torchvision-layout ResNet (v1, post-activation) for ImageNet weights ------------------------------------
+# torchvision's published ImageNet ResNets are the original post-activation design; the registry's resnet<N>
+# is pre-activation, so their weights cannot be mapped onto it. These modules use torchvision's exact
+# attribute names (conv1, bn1, layer1.0.conv1, ..., downsample.0/1, fc) so its state dicts load unchanged.
+# Stride sits on the 3x3 convolution of a bottleneck ("ResNet v1.5"), as in torchvision.
+class TorchvisionBasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.downsample(x) if self.downsample is not None else x
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + skip)
+
+
+class TorchvisionBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.downsample(x) if self.downsample is not None else x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + skip)
+
+
+class TorchvisionResNet(nn.Module):
+    """``normalize`` then torchvision's ResNet; ``fc`` is the classifier ``use_pretrained_model`` replaces."""
+
+    classifier_name = "fc"
+
+    def __init__(self, normalize: Normalize, num_layers: int, num_classes: int, in_channels: int = 3) -> None:
+        super().__init__()
+        if num_layers not in TORCHVISION_DEPTHS:
+            raise ValueError(f"torchvision ResNets have 18/34/50/101/152 layers, not {num_layers}")
+        block: type[TorchvisionBasicBlock] | type[TorchvisionBottleneck] = (
+            TorchvisionBottleneck if num_layers >= 50 else TorchvisionBasicBlock
+        )
+        self.normalize = normalize
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 64
+        for stage, (count, width) in enumerate(zip(_IMAGENET_UNITS[num_layers], (64, 128, 256, 512), strict=True)):
+            stride = 1 if stage == 0 else 2
+            downsample = None
+            if stride != 1 or cin != width * block.expansion:
+                downsample = nn.Sequential(
+                    nn.Conv2d(cin, width * block.expansion, 1, stride, bias=False),
+                    nn.BatchNorm2d(width * block.expansion),
+                )
+            blocks = [block(cin, width, stride, downsample)]
+            cin = width * block.expansion
+            blocks += [block(cin, width, 1, None) for _ in range(count - 1)]
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(self.normalize(x)))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+TORCHVISION_DEPTHS = (18, 34, 50, 101, 152)
+# torchvision's ImageNet preprocessing, in pixel units: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+TORCHVISION_MEAN = [123.675, 116.28, 103.53]
+TORCHVISION_STD = [58.395, 57.12, 57.375]
+
+
+def _register_torchvision_resnet(depth: int) -> None:
+    @register_model(f"resnet{depth}_v1")
+    def _factory(
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: int = 224,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> nn.Module:
+        rgb = in_channels == 3
+        normalize = _defaults(
+            in_channels, mean or (TORCHVISION_MEAN if rgb else None), std or (TORCHVISION_STD if rgb else None)
+        )
+        return TorchvisionResNet(normalize, depth, num_classes, in_channels)
+
+
+for _depth in TORCHVISION_DEPTHS:
+    _register_torchvision_resnet(_depth)
+
+
+@register_model("efficientnet_lite0")
+def _efficientnet_lite0(
+    num_classes: int,
+    in_channels: int = 3,
+    image_size: int = 224,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    from tailor.algorithms.image_classification.efficientnet import efficientnet_lite0
+
+    return efficientnet_lite0(num_classes, in_channels, image_size, mean, std)
+
+
+def classifier_name(model: nn.Module) -> str:
+    """The attribute holding the final classifier layer (``head`` for ``Classifier``-shaped networks)."""
+    return str(getattr(model, "classifier_name", "head"))
+
+
+def model_name(architecture: str, num_layers: int, pretrained: bool = False) -> str:
+    """Registry name for resolved hyperparameters.
+
+    ``use_pretrained_model=1`` with a ResNet picks the torchvision-layout ``resnet<N>_v1`` (what ImageNet
+    checkpoints exist for); EfficientNet-Lite0 is one network with or without pretrained weights.
+    """
+    if architecture == "fast":
+        return "fastnet"
+    if architecture == "efficientnet_lite0":
+        return "efficientnet_lite0"
+    return f"resnet{num_layers}_v1" if pretrained else f"resnet{num_layers}"

@@ -31,8 +31,14 @@ from tailor.algorithms.image_classification.checkpoints import (
     latest_checkpoint,
     save_checkpoint,
 )
+from tailor.algorithms.image_classification.distributed import Context
 from tailor.algorithms.image_classification.hyperparameters import Hyperparameters
-from tailor.algorithms.image_classification.networks import create_model, inference_model, model_name
+from tailor.algorithms.image_classification.networks import (
+    classifier_name,
+    create_model,
+    inference_model,
+    model_name,
+)
 from tailor.errors import ValidationError
 
 Log = Callable[[str], None]
@@ -77,6 +83,9 @@ class Run:
     elapsed: float = 0.0  # training seconds so far, including earlier runs resumed from a checkpoint
     stop: threading.Event = field(default_factory=threading.Event)
     generator: torch.Generator = field(default_factory=torch.Generator)
+    dist: Context = field(default_factory=Context)
+    net: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
+    frozen_body: bool | None = None  # the fine-tuning phase the net was last built for
 
 
 @dataclass
@@ -89,12 +98,15 @@ class Result:
 
 
 # --- device and threads -------------------------------------------------------------------------------------
-def select_device(log: Log) -> torch.device:
+def select_device(log: Log, ctx: Context | None = None) -> torch.device:
+    ctx = ctx or Context()
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
-        log(f"Using CUDA device {torch.cuda.get_device_name(0)}")
-        return torch.device("cuda")
+        device = ctx.device if ctx.device.type == "cuda" else torch.device("cuda")
+        log(f"Using CUDA device {torch.cuda.get_device_name(device)}")
+        return device
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = max(1, cores // ctx.local_world_size)  # processes on one machine share its cores
     torch.set_num_threads(cores)
     log(f"Using CPU with {cores} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
     return torch.device("cpu")
@@ -111,20 +123,22 @@ def channel_stats(images: np.ndarray, sample: int = 10_000) -> tuple[list[float]
 
 # --- build --------------------------------------------------------------------------------------------------
 def build(
-    hp: Hyperparameters, train_images: np.ndarray, device: torch.device, log: Log
+    hp: Hyperparameters, train_images: np.ndarray, device: torch.device, log: Log, network: str | None = None
 ) -> tuple[nn.Module, str, dict[str, object], torch.optim.Optimizer]:
+    """The network (``network`` overrides the one the hyperparameters name: incremental training keeps the
+    earlier model's) and its optimizer. Pretrained networks keep the normalisation their weights expect."""
     c, h, w = hp.shape
-    mean, std = channel_stats(train_images)
-    name = model_name(hp.architecture, hp.num_layers)
-    kwargs: dict[str, object] = {
-        "num_classes": hp.num_classes,
-        "in_channels": c,
-        "image_size": min(h, w),
-        "mean": mean,
-        "std": std,
-    }
+    name = network or model_name(hp.architecture, hp.num_layers, pretrained=bool(hp.use_pretrained_model))
+    kwargs: dict[str, object] = {"num_classes": hp.num_classes, "in_channels": c, "image_size": min(h, w)}
+    if not hp.use_pretrained_model and name != "efficientnet_lite0":
+        kwargs["mean"], kwargs["std"] = channel_stats(train_images)
     torch.manual_seed(hp.seed)
-    model = create_model(name, **kwargs).to(device).to(memory_format=torch.channels_last)
+    model = create_model(name, **kwargs)
+    if "mean" not in kwargs:  # the network's own (the ImageNet weights'), recorded for model.json
+        kwargs["mean"] = [round(float(v), 4) for v in model.normalize.mean.flatten()]
+        kwargs["std"] = [round(float(1 / v), 4) for v in model.normalize.inv_std.flatten()]
+    mean, std = kwargs["mean"], kwargs["std"]
+    model = model.to(device).to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
     log(f"Network {name}: {params / 1e6:.2f} M parameters, input {c}x{h}x{w}, normalisation mean={mean} std={std}")
     return model, name, kwargs, make_optimizer(hp, model)
@@ -221,13 +235,51 @@ def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
+# --- fine-tuning phases -------------------------------------------------------------------------------------
+def head_only(hp: Hyperparameters, epoch: int) -> bool:
+    """use_pretrained_model=1: the first head_warmup_epochs train only the new classifier."""
+    return bool(hp.use_pretrained_model) and epoch < hp.head_warmup_epochs
+
+
+def set_phase(run: Run, epoch: int) -> float:
+    """Freeze or unfreeze the pretrained body for this epoch; returns the epoch's learning-rate factor.
+
+    Frozen means no gradients (the backward pass stops at the classifier: a warm-up step costs about one
+    forward pass) and BatchNorm in eval mode (ImageNet statistics kept while the head is still random).
+    The DistributedDataParallel wrapper is rebuilt on a phase change: it reduces only parameters that
+    require grad when it is built.
+    """
+    frozen = head_only(run.hp, epoch)
+    model = run.model
+    model.train()
+    head = classifier_name(model)
+    if frozen:
+        for name, module in model.named_children():
+            if name != head:
+                module.eval()
+    if run.frozen_body != frozen or run.net is None:
+        for name, param in model.named_parameters():
+            param.requires_grad_(not frozen or name.startswith(head + "."))
+        run.net = run.dist.wrap(model)
+        run.frozen_body = frozen
+        if frozen:
+            run.log(f"Epoch[{epoch}] fine-tuning: classifier only, pretrained body frozen")
+        elif run.hp.use_pretrained_model:
+            run.log(f"Epoch[{epoch}] fine-tuning: whole network at learning_rate x {run.hp.fine_tune_lr_factor:g}")
+    if run.hp.use_pretrained_model and not frozen:
+        return run.hp.fine_tune_lr_factor
+    return 1.0
+
+
 # --- one epoch ----------------------------------------------------------------------------------------------
 def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
-    hp, model = run.hp, run.model
-    model.train()
-    n, bs = len(train), hp.mini_batch_size
-    perm = torch.randperm(n, generator=run.generator).to(train.images.device)
+    hp, model, ctx = run.hp, run.model, run.dist
+    lr_factor = set_phase(run, epoch)
+    net = run.net or model
+    # One permutation from the generator every rank seeds alike; each rank trains on its shard of it.
+    perm = ctx.shard(torch.randperm(len(train), generator=run.generator)).to(train.images.device)
     images, labels = train.images[perm], train.labels[perm]
+    n, bs = images.shape[0], hp.mini_batch_size
     if hp.augmentation_type:
         images = crop_flip(images, run.generator)
     batches = n // bs if n >= 2 * bs else math.ceil(n / bs)  # drop a ragged last batch (BatchNorm needs > 1)
@@ -236,12 +288,16 @@ def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
     t_epoch = t_log = time.perf_counter()
     seen_log = 0
     for b in range(batches):
+        if ctx.active:  # every rank ends at the same step: the slowest clock and any stop request win
+            run.elapsed, stop_flag = ctx.max([run.elapsed, float(run.stop.is_set())])
+            if stop_flag:
+                run.stop.set()
         frac = progress(run, epoch, b, batches)
         if frac >= 1.0 and run.hp.time_budget:
             break
         if run.stop.is_set():
             raise TrainingStopped()
-        lr = learning_rate(hp, epoch, frac)
+        lr = learning_rate(hp, epoch, frac) * lr_factor
         for group in run.optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
@@ -252,7 +308,7 @@ def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
         if hp.augmentation_type == "crop_color_transform":
             x = random_affine(x, run.generator)
         with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
-            logits = model(x)
+            logits = net(x)
             loss = run.loss_fn(logits.float(), y)
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
@@ -271,10 +327,12 @@ def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
         if (b + 1) % hp.log_interval == 0:
             now = time.perf_counter()
             run.log(
-                f"Epoch[{epoch}] Batch [{b + 1}]\tSpeed: {seen_log / (now - t_log):.2f} samples/sec\t"
-                f"accuracy={correct / seen:.6f}\tlr={lr:.5f}"
+                f"Epoch[{epoch}] Batch [{b + 1}]\tSpeed: {seen_log * ctx.world_size / (now - t_log):.2f} samples/sec\t"
+                f"accuracy={correct / max(seen, 1):.6f}\tlr={lr:.5f}"
             )
             t_log, seen_log = now, 0
+    seen, correct, loss_sum = ctx.sum([seen, correct, loss_sum])  # over all ranks
+    run.elapsed = ctx.max([run.elapsed])[0]  # the end-of-epoch budget check must agree on every rank
     return {
         "accuracy": correct / max(seen, 1),
         "cross-entropy": loss_sum / max(seen, 1),
@@ -290,14 +348,23 @@ def _correct(logits: torch.Tensor, y: torch.Tensor, multi_label: int) -> float:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: Data, hp: Hyperparameters, batch_size: int = 1024) -> dict[str, float]:
-    """Accuracy, top-k accuracy and cross-entropy (no label smoothing) on a split, with TTA when enabled."""
+def evaluate(
+    model: nn.Module, data: Data, hp: Hyperparameters, batch_size: int = 256, ctx: Context | None = None
+) -> dict[str, float]:
+    """Accuracy, top-k accuracy and cross-entropy (no label smoothing) on a split, with TTA when enabled.
+
+    Under torch.distributed each rank scores every W-th image and the sums are all-reduced, so every rank
+    gets the same figures (and takes the same early-stopping decision)."""
+    ctx = ctx or Context()
     net = inference_model(model, bool(hp.tta)).eval()
     correct = topk = 0.0
     loss_sum = 0.0
-    for i in range(0, len(data), batch_size):
-        x = data.images[i : i + batch_size].float().contiguous(memory_format=torch.channels_last)
-        y = data.labels[i : i + batch_size]
+    images, labels = data.images, data.labels
+    if ctx.active:
+        images, labels = images[ctx.rank :: ctx.world_size], labels[ctx.rank :: ctx.world_size]
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i : i + batch_size].float().contiguous(memory_format=torch.channels_last)
+        y = labels[i : i + batch_size]
         logits = net(x).float()
         if hp.multi_label:
             loss_sum += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum")) / y.shape[1]
@@ -307,11 +374,31 @@ def evaluate(model: nn.Module, data: Data, hp: Hyperparameters, batch_size: int 
                 topk += float((logits.topk(hp.top_k, dim=1).indices == y[:, None]).any(1).sum())
         correct += _correct(logits, y, hp.multi_label)
     model.train()
+    correct, topk, loss_sum = ctx.sum([correct, topk, loss_sum])
     n = max(len(data), 1)
     out = {"accuracy": correct / n, "cross-entropy": loss_sum / n}
     if hp.top_k and not hp.multi_label:
         out[f"top_k_accuracy_{hp.top_k}"] = topk / n
     return out
+
+
+def load_exact(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """Every tensor of the network from ``state``, same shapes; the error names the first key that differs."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        raise ValidationError(
+            f"initial weights do not fit {name}: key {key!r} is {'missing' if missing else 'unexpected'}"
+        )
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ValidationError(
+                f"initial weights do not fit {name}: {key!r} has shape {tuple(value.shape)}, "
+                f"the network {tuple(own[key].shape)}"
+            )
+    model.load_state_dict(state)
 
 
 # --- fit ----------------------------------------------------------------------------------------------------
@@ -326,9 +413,18 @@ def fit(
     log: Log = print,
     stop: threading.Event | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
+    network: str | None = None,
+    ctx: Context | None = None,
+    zoo: Path | None = None,
 ) -> Result:
-    """Train under ``hp``; resumes from the newest matching checkpoint in ``checkpoint_dir``."""
-    device = select_device(log)
+    """Train under ``hp``; resumes from the newest matching checkpoint in ``checkpoint_dir``.
+
+    ``init_weights`` (incremental training) must fit the network exactly; otherwise ``use_pretrained_model=1``
+    loads ImageNet weights from the zoo (``pretrained.pretrained_state``) under a fresh classifier. Under
+    torch.distributed (``ctx``) every rank calls this; only rank 0 writes checkpoints.
+    """
+    ctx = ctx or Context()
+    device = select_device(log, ctx)
     use_amp = hp.precision_dtype == "float16" and device.type == "cuda"
     if hp.precision_dtype == "float16" and not use_amp:
         log(
@@ -338,12 +434,16 @@ def fit(
     multi = bool(hp.multi_label)
     train = Data.from_arrays(train_images, train_labels, device, multi)
     val = Data.from_arrays(val_images, val_labels, device, multi) if val_images is not None else None
-    model, name, kwargs, optimizer = build(hp, train_images, device, log)
+    model, name, kwargs, optimizer = build(hp, train_images, device, log, network=network)
     if init_weights is not None:
-        missing, unexpected = model.load_state_dict(init_weights, strict=False)
-        if unexpected or any(not k.startswith("head.") for k in missing):
-            raise ValidationError(f"initial weights do not fit {name}: missing {missing}, unexpected {unexpected}")
-        log(f"Initialised weights from the model channel{' (new classifier head)' if missing else ''}")
+        load_exact(model, init_weights, name)
+        log(f"Initialised all weights of {name} from the model channel (incremental training)")
+    elif hp.use_pretrained_model:
+        from tailor.algorithms.image_classification.pretrained import apply_pretrained, pretrained_state
+
+        state = pretrained_state(name, source=hp.pretrained_weights, sha256=hp.pretrained_sha256, zoo=zoo, log=log)
+        count = apply_pretrained(model, state, network=name, classifier=classifier_name(model))
+        log(f"Loaded {count} ImageNet tensors into {name}; new {hp.num_classes}-class {classifier_name(model)}")
     run = Run(
         hp=hp,
         model=model,
@@ -354,6 +454,7 @@ def fit(
         use_amp=use_amp,
         scaler=torch.amp.GradScaler("cuda") if use_amp else None,
         stop=stop or threading.Event(),
+        dist=ctx,
     )
     run.generator.manual_seed(hp.seed)
     resolved = hp.resolved()
@@ -366,7 +467,7 @@ def fit(
         log(f"Resumed from checkpoint after epoch {start - 1} ({run.elapsed:.1f} s of training so far)")
 
     def checkpoint(epoch_done: int, name: str | None = None) -> None:
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and ctx.is_main:
             ckpt = Checkpoint(epoch_done, run.elapsed, best, resolved, model.state_dict(), optimizer.state_dict())
             save_checkpoint(checkpoint_dir, ckpt, name=name)
 
@@ -386,7 +487,7 @@ def fit(
         log(f"Epoch[{epoch}] Time cost={tm['time']:.3f}")
         metrics = {"train:accuracy": tm["accuracy"], "train:cross-entropy": tm["cross-entropy"]}
         if val is not None:
-            vm = evaluate(model, val, hp)
+            vm = evaluate(model, val, hp, ctx=ctx)
             for key, value in vm.items():
                 log(f"Epoch[{epoch}] Validation-{key}={value:.6f}")
                 metrics[f"validation:{key}"] = value

@@ -1,7 +1,11 @@
-"""Image decoding shared by the packer, the loader and inspect (Pillow only; no OpenCV).
+"""Image decoding shared by the packer, the loader and inspect: simplejpeg (libjpeg-turbo) for JPEG, Pillow for
+the rest and as the fallback for any JPEG simplejpeg refuses; no OpenCV.
 
-Opening through the format's plugin class directly (picked by the first bytes) instead of ``Image.open``
-skips Pillow's format probing: 28×28 JPEG decode goes from ~11k to ~20k images/s per core here.
+simplejpeg decodes a 28×28 JPEG straight into numpy at ~50k images/s per core (Pillow's best path: ~18k on
+the same busy core), with pixels identical to Pillow's (same libjpeg-turbo, islow DCT, fancy upsampling), and
+it releases the GIL, so threads scale. For the Pillow path, opening through the format's plugin class
+directly (picked by the first bytes) instead of ``Image.open`` skips Pillow's format probing: 28×28 JPEG
+decode goes from ~11k to ~20k images/s per core here.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from tailor.errors import DataError
+
+try:
+    import simplejpeg
+except ImportError:  # a declared dependency; without it everything still works through Pillow, slower
+    simplejpeg = None
 
 _JPEG = b"\xff\xd8\xff"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -69,6 +78,42 @@ def _decode_jpeg_fast(data: bytes, mode: str) -> Image.Image | None:
         return None
 
 
+def jpeg_array(data: bytes | memoryview, channels: int) -> np.ndarray | None:
+    """JPEG → uint8 (H, W, C) through simplejpeg (C = 1 or 3; 0 = as stored: 1 for grey JPEGs, else 3).
+
+    None: not a JPEG, or one simplejpeg refuses (CMYK, corrupt, …): take the Pillow path, which decodes what
+    it can and raises the usual :class:`DataError` for the rest. ``data`` may be a view into a mapped file.
+    """
+    if simplejpeg is None or data[:3] != _JPEG:
+        return None
+    try:
+        if channels == 0:
+            channels = 1 if simplejpeg.decode_jpeg_header(data)[2] == "Gray" else 3
+        return simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "RGB")
+    except Exception:  # ValueError for bad data, others for odd colour spaces: Pillow decides
+        return None
+
+
+def encode_jpeg_array(arr: np.ndarray, quality: int) -> bytes | None:
+    """uint8 (H, W, 1|3) → JPEG bytes as Pillow writes them by default (islow DCT, 4:2:0), ~5x Pillow's speed.
+
+    None when simplejpeg is missing or refuses the array (the caller encodes with Pillow).
+    """
+    if simplejpeg is None:
+        return None
+    grey = arr.ndim == 2 or arr.shape[2] == 1
+    try:
+        return simplejpeg.encode_jpeg(
+            np.ascontiguousarray(arr.reshape(*arr.shape[:2], 1) if grey else arr),
+            quality=max(1, quality),
+            colorspace="GRAY" if grey else "RGB",
+            colorsubsampling="Gray" if grey else "420",
+            fastdct=False,
+        )
+    except Exception:
+        return None
+
+
 def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
     """JPEG → uint8 (H, W) or (H, W, 3) numpy array, libjpeg writing straight into numpy memory.
 
@@ -77,6 +122,10 @@ def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
     """
     if data[:3] != _JPEG:
         return None
+    arr = jpeg_array(data, channels)
+    if arr is not None:
+        return arr[:, :, 0] if channels == 1 else arr
+    data = bytes(data)
     info = _jpeg_size(data)
     if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
         return None

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,8 @@ CACHE_VERSION = 1
 RECORDIO_TYPES = {"application/x-recordio"}
 IMAGE_TYPES = {"application/x-image", "image/jpeg", "image/png"}
 MANIFEST_TYPES = {"application/jsonlines", "application/x-jsonlines", "application/json"}
-_WORKERS = 2
-# Below this many images a process pool costs more (fork + pickling) than it saves.
-_PARALLEL_MIN = 2000
-_FORK_STORAGE: Any = None  # handed to forked decode workers by inheritance
+# Decode threads: one per core (decoding releases the GIL); more only adds switching.
+_WORKERS = max(1, min(8, os.cpu_count() or 2))
 
 
 @dataclass
@@ -282,16 +279,16 @@ def _open_cached(d: Path) -> ImageSet:
 
 
 # ----------------------------------------------------------------------------------------------- decoding
-def _read_entry(kind: str, entry: Any, storage: Any, readers: dict[str, RecordReader]) -> tuple[bytes, Any, str]:
-    """(encoded image, header label or None, name for messages)."""
+def _read_entry(
+    kind: str, entry: Any, storage: Any, readers: dict[str, RecordReader]
+) -> tuple[bytes | memoryview, Any, str]:
+    """(encoded image, header label or None, name for messages); a .rec image is a view into the mapped file."""
     if kind == "rec":
-        rec, off = entry
-        r = readers.get(rec)
-        if r is None:
-            r = readers[rec] = RecordReader(rec, idx_path=os.devnull)
-        name = f"{rec}, byte {off}"
-        header, payload = unpack(r.read_at(off), path=rec, where=f"byte {off}")
-        return payload, header.label, name
+        rec, off, start, end = entry
+        r = readers[rec]
+        record = r.view(start, end) if start >= 0 else r.read_at(off)
+        header, payload = unpack(record, path=rec, where=f"byte {off}")
+        return payload, header.label, f"{rec}, byte {off}"
     if entry.startswith("s3://"):
         if storage is None:
             raise DataError("s3:// source-ref needs storage: pass storage= to load_channel", path=entry)
@@ -303,8 +300,15 @@ def _read_entry(kind: str, entry: Any, storage: Any, readers: dict[str, RecordRe
         raise DataError(f"cannot read image: {err.strerror}", path=entry) from None
 
 
-def _prepare(data: bytes, name: str, opts: dict[str, Any]) -> np.ndarray:
+def _prepare(data: bytes | memoryview, name: str, opts: dict[str, Any]) -> np.ndarray:
     """Encoded image → uint8 (C, H, W) per the options (possibly a view: copy before keeping it)."""
+    if not opts["resize"]:
+        arr = _img.jpeg_array(data, opts["channels"])  # simplejpeg: (H, W, C), GIL released while decoding
+        if arr is not None:
+            if opts["size"]:
+                arr = _crop_array(arr, tuple(opts["size"]), name)
+            return arr.transpose(2, 0, 1)
+    data = bytes(data)  # Pillow's decoders want bytes, not a view of the mapped .rec
     if not opts["resize"]:
         arr = _img.decode_jpeg_array(data, opts["channels"])
         if arr is not None:
@@ -334,13 +338,16 @@ def _crop_array(arr: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray
 
 
 def _decode_range(
-    kind: str, entries: list[Any], start: int, images_path: str, opts: dict[str, Any], storage: Any
+    kind: str,
+    entries: list[Any],
+    start: int,
+    out: np.ndarray,
+    opts: dict[str, Any],
+    storage: Any,
+    readers: dict[str, RecordReader],
 ) -> tuple[int, list[Any]]:
-    """Worker: decode ``entries`` into rows ``start…`` of the memory-mapped images.npy; returns header labels."""
-    storage = storage if storage is not None else _FORK_STORAGE
-    out = np.load(images_path, mmap_mode="r+")
+    """Thread: decode ``entries`` straight into rows ``start…`` of the mapped images.npy; returns header labels."""
     shape = out.shape[1:]
-    readers: dict[str, RecordReader] = {}
     labels: list[Any] = []
     for i, entry in enumerate(entries):
         data, label, name = _read_entry(kind, entry, storage, readers)
@@ -353,46 +360,67 @@ def _decode_range(
             )
         out[start + i] = arr
         labels.append(label)
-    out.flush()
-    for r in readers.values():
-        r.close()
     return start, labels
 
 
+def _expand(plan: _Plan) -> dict[str, RecordReader]:
+    """Fill a .rec plan's entries with (file, offset, payload start, end); returns the open readers."""
+    readers: dict[str, RecordReader] = {}
+    if plan.kind == "rec" and not plan.entries:
+        for rec in plan.sources:
+            r = readers[str(rec)] = RecordReader(rec, idx_path=os.devnull)
+            offs, starts, ends = r.spans()
+            name = str(rec)
+            plan.entries.extend(zip([name] * len(offs), offs, starts, ends, strict=True))
+    if not plan.entries:
+        for r in readers.values():
+            r.close()
+        raise DataError("channel holds no images", path=plan.sources[0] if plan.sources else None)
+    return readers
+
+
 def _decode_into(d: Path, plan: _Plan, opts: dict[str, Any], progress: bool, storage: Any) -> ImageSet:
+    readers = _expand(plan)
+    try:
+        return _decode_all(d, plan, opts, progress, storage, readers)
+    finally:
+        for r in readers.values():
+            r.close()
+
+
+def _decode_all(
+    d: Path, plan: _Plan, opts: dict[str, Any], progress: bool, storage: Any, readers: dict[str, RecordReader]
+) -> ImageSet:
     from numpy.lib.format import open_memmap
 
-    _expand(plan)
     d.mkdir(parents=True, exist_ok=True)
     n = len(plan.entries)
-    first, _, name = _read_entry(plan.kind, plan.entries[0], storage, {})
+    first, _, name = _read_entry(plan.kind, plan.entries[0], storage, readers)
     c, h, w = _prepare(first, name, opts).shape
-    images_path = str(d / "images.npy")
-    open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(n, c, h, w)).flush()
+    del first
+    out = open_memmap(str(d / "images.npy"), mode="w+", dtype=np.uint8, shape=(n, c, h, w))
     chunk = max(256, min(4096, n // (_WORKERS * 8) + 1))
     starts = list(range(0, n, chunk))
     header_labels: dict[int, list[Any]] = {}
     bar = _progress(n, progress, "decode")
-    if n < _PARALLEL_MIN or _WORKERS < 2:
-        for s in starts:
-            header_labels[s] = _decode_range(plan.kind, plan.entries[s : s + chunk], s, images_path, opts, storage)[1]
-            bar(len(header_labels[s]))
-    else:
-        # fork: workers start in ~10 ms and inherit ``storage`` (boto3 clients do not pickle); they only run
-        # Pillow and numpy, never torch/OpenMP, so forking a process that imported torch is safe here.
-        global _FORK_STORAGE
-        _FORK_STORAGE = storage
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(_WORKERS, mp_context=ctx) as pool:
-            futs = [
-                pool.submit(_decode_range, plan.kind, plan.entries[s : s + chunk], s, images_path, opts, None)
-                for s in starts
-            ]
+    # Threads, not processes: simplejpeg and Pillow release the GIL while decoding, the rows are written in
+    # place (nothing pickled back), and boto3 clients are shared as they are. 70k 28x28 JPEGs: see the header.
+    with ThreadPoolExecutor(min(_WORKERS, len(starts))) as pool:
+        futs = [
+            pool.submit(_decode_range, plan.kind, plan.entries[s : s + chunk], s, out, opts, storage, readers)
+            for s in starts
+        ]
+        try:
             for fut in as_completed(futs):
                 s, labs = fut.result()
                 header_labels[s] = labs
                 bar(len(labs))
+        finally:
+            for fut in futs:
+                fut.cancel()
     bar(0, close=True)
+    out.flush()
+    del out
     labels = plan.labels if plan.labels is not None else _header_labels(plan, header_labels, starts)
     np.save(d / "labels.npy", np.ascontiguousarray(labels, dtype=np.float32))
     (d / "meta.json").write_text(
@@ -403,6 +431,8 @@ def _decode_into(d: Path, plan: _Plan, opts: dict[str, Any], progress: bool, sto
 
 def _header_labels(plan: _Plan, by_start: dict[int, list[Any]], starts: list[int]) -> np.ndarray:
     flat = [lab for s in starts for lab in by_start[s]]
+    if all(type(lab) is float for lab in flat):  # the usual single-label .rec: skip the per-label np.ndim
+        return np.asarray(flat, dtype=np.float32)
     widths = {1 if np.ndim(lab) == 0 else int(np.size(lab)) for lab in flat}
     if len(widths) != 1:
         raise DataError(f"records mix label widths {sorted(widths)}", path=plan.sources[0])

@@ -97,6 +97,12 @@ def encode_record(data: bytes) -> bytes:
     return b"".join(out)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class _AtomicFile:
     """A file written under a temporary name and renamed into place on success; removed on failure."""
 
@@ -105,6 +111,8 @@ class _AtomicFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         self.tmp = Path(tmp)
+        # mkstemp makes 0600 files; a .rec is data to share, so give it the mode open() would (0666 & ~umask).
+        os.fchmod(fd, 0o666 & ~_umask())
         self.fh: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
 
     def commit(self) -> None:
@@ -314,6 +322,40 @@ class RecordReader:
             out.append(pos)
             pos = _walk_record(self._buf, pos, self.path, False)[1]
         return out
+
+    def spans(self) -> tuple[list[int], list[int], list[int]]:
+        """(record offset, payload start, payload end) lists for every record, checking every header.
+
+        A multi-part record (payload split around a magic word) has start = end = -1: read it with
+        :meth:`read_at`. Whole records are then plain slices of the mapped file, copied by nobody.
+        """
+        offs: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        buf, size, unpack_head = self._buf, len(self._buf), _HEAD.unpack_from
+        pos = 0
+        while pos < size:
+            if pos + 8 <= size:
+                magic, lrec = unpack_head(buf, pos)
+                length = lrec & MAX_LENGTH
+                end = pos + 8 + length
+                nxt = end + ((-length) & 3)
+                if magic == MAGIC and lrec >> 29 == 0 and nxt <= size:
+                    offs.append(pos)
+                    starts.append(pos + 8)
+                    ends.append(end)
+                    pos = nxt
+                    continue
+            # Multi-part or damaged: the careful walker accepts the first or names the byte that is wrong.
+            offs.append(pos)
+            starts.append(-1)
+            ends.append(-1)
+            pos = _walk_record(buf, pos, self.path, False)[1]
+        return offs, starts, ends
+
+    def view(self, start: int, end: int) -> memoryview:
+        """Zero-copy view of bytes ``start:end`` of the mapped file (valid until :meth:`close`)."""
+        return self._buf[start:end]
 
     def close(self) -> None:
         self._buf.release()

@@ -264,3 +264,130 @@ class Client:
         if self.embedded:
             return self._tailor.jobs.resources(name)
         return self._request("GET", f"/api/v1/training-jobs/{name}/resources")["Samples"]
+
+    # -- hosting: models, endpoint configs, endpoints, invocations ----------------------------------
+    def _host(self, method: str, *args: Any, http: tuple[str, str], json: Any = None, params: Any = None) -> Any:
+        """One hosting call: HostingService in-process, or the REST route over HTTP."""
+        if self.embedded:
+            return getattr(self._tailor.hosting, method)(*args)
+        return self._request(http[0], http[1], json=json, params=params)
+
+    def create_model(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """CreateModel: ModelName, PrimaryContainer {Image, ModelDataUrl, Environment}."""
+        body = {**(spec or {}), **kwargs}
+        return self._host("create_model", body, http=("POST", "/api/v1/models"), json=body)
+
+    def describe_model(self, name: str) -> dict[str, Any]:
+        return self._host("describe_model", name, http=("GET", f"/api/v1/models/{name}"))
+
+    def list_models(self, **filters: Any) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.hosting.list_models(**filters)
+        return self._request("GET", "/api/v1/models", params=filters)
+
+    def delete_model(self, name: str) -> dict[str, Any]:
+        return self._host("delete_model", name, http=("DELETE", f"/api/v1/models/{name}"))
+
+    def create_endpoint_config(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """CreateEndpointConfig: EndpointConfigName, ProductionVariants (1-10)."""
+        body = {**(spec or {}), **kwargs}
+        return self._host("create_endpoint_config", body, http=("POST", "/api/v1/endpoint-configs"), json=body)
+
+    def describe_endpoint_config(self, name: str) -> dict[str, Any]:
+        return self._host("describe_endpoint_config", name, http=("GET", f"/api/v1/endpoint-configs/{name}"))
+
+    def list_endpoint_configs(self, **filters: Any) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.hosting.list_endpoint_configs(**filters)
+        return self._request("GET", "/api/v1/endpoint-configs", params=filters)
+
+    def delete_endpoint_config(self, name: str) -> dict[str, Any]:
+        return self._host("delete_endpoint_config", name, http=("DELETE", f"/api/v1/endpoint-configs/{name}"))
+
+    def create_endpoint(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """CreateEndpoint: EndpointName, EndpointConfigName. Returns at once (Creating); see wait_endpoint."""
+        body = {**(spec or {}), **kwargs}
+        return self._host("create_endpoint", body, http=("POST", "/api/v1/endpoints"), json=body)
+
+    def update_endpoint(self, name: str, config_name: str) -> dict[str, Any]:
+        body = {"EndpointName": name, "EndpointConfigName": config_name}
+        return self._host("update_endpoint", body, http=("POST", f"/api/v1/endpoints/{name}/update"), json=body)
+
+    def describe_endpoint(self, name: str) -> dict[str, Any]:
+        return self._host("describe_endpoint", name, http=("GET", f"/api/v1/endpoints/{name}"))
+
+    def list_endpoints(self, **filters: Any) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.hosting.list_endpoints(**filters)
+        return self._request("GET", "/api/v1/endpoints", params=filters)
+
+    def delete_endpoint(self, name: str) -> dict[str, Any]:
+        return self._host("delete_endpoint", name, http=("DELETE", f"/api/v1/endpoints/{name}"))
+
+    def wait_endpoint(self, name: str, timeout: float = 300.0, poll: float = 0.25) -> dict[str, Any]:
+        """Until the endpoint leaves Creating/Updating/Deleting; {} once a deleted endpoint is gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                desc = self.describe_endpoint(name)
+            except NotFoundError:
+                return {}
+            if desc["EndpointStatus"] not in ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack"):
+                return desc
+            if time.monotonic() > deadline:
+                raise ServiceUnavailableError(f"endpoint {name!r} still {desc['EndpointStatus']} after {timeout:g} s")
+            time.sleep(poll)
+
+    def endpoint_metrics(self, name: str) -> dict[str, Any]:
+        return self._host("endpoint_metrics", name, http=("GET", f"/api/v1/endpoints/{name}/metrics"))
+
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str = "application/x-image", accept: str = ""
+    ) -> dict[str, Any]:
+        """InvokeEndpoint: ``{"Body": bytes, "ContentType", "InvokedProductionVariant"}``; errors raise."""
+        if self.embedded:
+            result = self._tailor.hosting.invoke(name, body, content_type, accept)
+            status, ctype, data, variant = (
+                result.reply.status,
+                result.reply.content_type,
+                result.reply.body,
+                result.variant,
+            )
+        else:
+            import httpx
+
+            headers = {"Content-Type": content_type}
+            if accept:
+                headers["Accept"] = accept
+            request = self._http.build_request("POST", f"/endpoints/{name}/invocations", content=body, headers=headers)
+            try:
+                resp = self._http.send(self._signed(request))
+            except httpx.HTTPError as err:
+                raise ServiceUnavailableError(f"cannot reach the Tailor server at {self.url}: {err}") from None
+            status, ctype, data = resp.status_code, resp.headers.get("content-type", ""), resp.content
+            variant = resp.headers.get("x-amzn-invoked-production-variant", "")
+        if status >= 400:
+            import json as _json
+
+            try:
+                err = _json.loads(data)
+                code, message = err.get("__type", "HTTPError"), err.get("message", "")
+            except ValueError:
+                code, message = "HTTPError", data[:200].decode("utf-8", "replace")
+            raise _invoke_error(code, status)(message)
+        return {"Body": data, "ContentType": ctype, "InvokedProductionVariant": variant}
+
+
+def _invoke_error(code: str, status: int) -> type[TailorError]:
+    import tailor.errors as errors
+
+    for cls in vars(errors).values():
+        if isinstance(cls, type) and issubclass(cls, TailorError) and cls.http_status == status and cls.code == code:
+            return cls
+    by_status = {
+        413: errors.PayloadTooLargeError,
+        415: errors.UnsupportedMediaTypeError,
+        424: errors.ModelError,
+        429: errors.ThrottlingError,
+    }
+    return by_status.get(status) or _error_class(code, status)

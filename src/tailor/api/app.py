@@ -29,13 +29,14 @@ from tailor.settings import Settings
 log = logging.getLogger("tailor.api")
 
 # Modules exporting `router` (an APIRouter); each is included once. Other domains append theirs.
-ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker", "tailor.api.console"]
+ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker", "tailor.api.console", "tailor.api.hosting"]
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.tailor = Tailor.open(settings)
+        app.state.tailor.hosting.serve()  # relaunch InService endpoints' workers, restart crashed ones
         try:
             yield
         finally:
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authorizer = AllowAll()
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(_JobCollector(app))
+    app.state.metrics_registry.register(importlib.import_module("tailor.api.hosting").HostingCollector(app))
     _install_error_handlers(app)
     # Closed by default: SigV4 or bearer tokens, then IAM-style policies (replaces the AllowAll above).
     install_auth(app, settings)

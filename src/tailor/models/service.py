@@ -94,7 +94,7 @@ class HostingService:
 
     # -- ARNs ----------------------------------------------------------------------------------------
     def _arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:{kind}/{name.lower()}"
+        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:{kind}/{name}"
 
     def model_arn(self, name: str) -> str:
         return self._arn("model", name)

@@ -1,0 +1,261 @@
+"""REST routes for models, endpoint configs and endpoints under /api/v1, and the runtime invocation route.
+
+``POST /endpoints/{name}/invocations`` is SageMaker Runtime's InvokeEndpoint path (boto3's ``sagemaker-runtime``
+client calls it as is): the body goes to a model worker chosen by the router; the answer carries
+``x-Amzn-Invoked-Production-Variant``. Its errors use AWS's shape (``__type``, ``message``, header
+``x-amzn-ErrorType``) as well as the REST envelope, since boto3 reads the former.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from tailor.api.deps import get_tailor, require
+from tailor.core import Tailor
+from tailor.errors import InternalError, PayloadTooLargeError, TailorError
+from tailor.serving.preprocess import MAX_BODY_BYTES
+
+log = logging.getLogger("tailor.api.hosting")
+router = APIRouter(tags=["hosting"])
+API = "/api/v1"
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(data), status_code=status)
+
+
+def _arn(kind: str) -> Any:
+    def resource(request: Request) -> str:
+        s = request.app.state.settings
+        return f"arn:aws:sagemaker:{s.region}:{s.account_id}:{kind}/{request.path_params['name']}"
+
+    return resource
+
+
+model_arn, config_arn, endpoint_arn = _arn("model"), _arn("endpoint-config"), _arn("endpoint")
+
+
+def _listing(**q: Any) -> dict[str, Any]:
+    return {k: v for k, v in q.items() if v is not None}
+
+
+# -- models ---------------------------------------------------------------------------------------------
+@router.post(f"{API}/models", dependencies=[Depends(require("sagemaker:CreateModel"))])
+def create_model(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.create_model(spec), 201)
+
+
+@router.get(f"{API}/models", dependencies=[Depends(require("sagemaker:ListModels"))])
+def list_models(
+    tailor: Tailor = Depends(get_tailor),
+    name_contains: str | None = Query(None, alias="NameContains"),
+    sort_by: str = Query("CreationTime", alias="SortBy"),
+    sort_order: str = Query("Descending", alias="SortOrder"),
+    max_results: int = Query(10, alias="MaxResults"),
+    next_token: str | None = Query(None, alias="NextToken"),
+) -> JSONResponse:
+    return _json(
+        tailor.hosting.list_models(
+            **_listing(
+                NameContains=name_contains,
+                SortBy=sort_by,
+                SortOrder=sort_order,
+                MaxResults=max_results,
+                NextToken=next_token,
+            )
+        )
+    )
+
+
+@router.get(f"{API}/models/{{name}}", dependencies=[Depends(require("sagemaker:DescribeModel", model_arn))])
+def describe_model(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.describe_model(name))
+
+
+@router.delete(f"{API}/models/{{name}}", dependencies=[Depends(require("sagemaker:DeleteModel", model_arn))])
+def delete_model(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.delete_model(name))
+
+
+# -- endpoint configs -----------------------------------------------------------------------------------
+@router.post(f"{API}/endpoint-configs", dependencies=[Depends(require("sagemaker:CreateEndpointConfig"))])
+def create_endpoint_config(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.create_endpoint_config(spec), 201)
+
+
+@router.get(f"{API}/endpoint-configs", dependencies=[Depends(require("sagemaker:ListEndpointConfigs"))])
+def list_endpoint_configs(
+    tailor: Tailor = Depends(get_tailor),
+    name_contains: str | None = Query(None, alias="NameContains"),
+    sort_by: str = Query("CreationTime", alias="SortBy"),
+    sort_order: str = Query("Descending", alias="SortOrder"),
+    max_results: int = Query(10, alias="MaxResults"),
+    next_token: str | None = Query(None, alias="NextToken"),
+) -> JSONResponse:
+    return _json(
+        tailor.hosting.list_endpoint_configs(
+            **_listing(
+                NameContains=name_contains,
+                SortBy=sort_by,
+                SortOrder=sort_order,
+                MaxResults=max_results,
+                NextToken=next_token,
+            )
+        )
+    )
+
+
+@router.get(
+    f"{API}/endpoint-configs/{{name}}", dependencies=[Depends(require("sagemaker:DescribeEndpointConfig", config_arn))]
+)
+def describe_endpoint_config(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.describe_endpoint_config(name))
+
+
+@router.delete(
+    f"{API}/endpoint-configs/{{name}}", dependencies=[Depends(require("sagemaker:DeleteEndpointConfig", config_arn))]
+)
+def delete_endpoint_config(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.delete_endpoint_config(name))
+
+
+# -- endpoints ------------------------------------------------------------------------------------------
+@router.post(f"{API}/endpoints", dependencies=[Depends(require("sagemaker:CreateEndpoint"))])
+def create_endpoint(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.create_endpoint(spec), 201)
+
+
+@router.get(f"{API}/endpoints", dependencies=[Depends(require("sagemaker:ListEndpoints"))])
+def list_endpoints(
+    tailor: Tailor = Depends(get_tailor),
+    name_contains: str | None = Query(None, alias="NameContains"),
+    status_equals: str | None = Query(None, alias="StatusEquals"),
+    sort_by: str = Query("CreationTime", alias="SortBy"),
+    sort_order: str = Query("Descending", alias="SortOrder"),
+    max_results: int = Query(10, alias="MaxResults"),
+    next_token: str | None = Query(None, alias="NextToken"),
+) -> JSONResponse:
+    return _json(
+        tailor.hosting.list_endpoints(
+            **_listing(
+                NameContains=name_contains,
+                StatusEquals=status_equals,
+                SortBy=sort_by,
+                SortOrder=sort_order,
+                MaxResults=max_results,
+                NextToken=next_token,
+            )
+        )
+    )
+
+
+@router.get(f"{API}/endpoints/{{name}}", dependencies=[Depends(require("sagemaker:DescribeEndpoint", endpoint_arn))])
+def describe_endpoint(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.describe_endpoint(name))
+
+
+@router.post(
+    f"{API}/endpoints/{{name}}/update", dependencies=[Depends(require("sagemaker:UpdateEndpoint", endpoint_arn))]
+)
+def update_endpoint(name: str, spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.update_endpoint({**spec, "EndpointName": name}))
+
+
+@router.delete(f"{API}/endpoints/{{name}}", dependencies=[Depends(require("sagemaker:DeleteEndpoint", endpoint_arn))])
+def delete_endpoint(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.delete_endpoint(name))
+
+
+@router.get(
+    f"{API}/endpoints/{{name}}/metrics", dependencies=[Depends(require("sagemaker:DescribeEndpoint", endpoint_arn))]
+)
+def endpoint_metrics(name: str, tailor: Tailor = Depends(get_tailor), since: str | None = Query(None)) -> JSONResponse:
+    return _json(tailor.hosting.endpoint_metrics(name, since=since))
+
+
+# -- runtime --------------------------------------------------------------------------------------------
+def aws_error(err: TailorError) -> Response:
+    message = (
+        err.message
+        if err.expose and err.http_status < 500 or err.http_status in (503, 424, 429)
+        else ("the server failed to complete the request; see the server log")
+    )
+    body = {"__type": err.code, "message": message, "error": {"code": err.code, "message": message}}
+    return Response(
+        json.dumps(body),
+        status_code=err.http_status,
+        media_type="application/json",
+        headers={"x-amzn-ErrorType": err.code},
+    )
+
+
+@router.post("/endpoints/{name}/invocations", dependencies=[Depends(require("sagemaker:InvokeEndpoint", endpoint_arn))])
+async def invoke_endpoint(name: str, request: Request) -> Response:
+    try:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {MAX_BODY_BYTES} (6 MB)")
+        body = await request.body()
+        accept = request.headers.get("accept", "")
+        extra = [f"{k}={v}" for k, v in request.query_params.items() if k in ("verbose", "top_k")]
+        if extra:
+            accept = ";".join([accept.split(",")[0] or "application/json", *extra])
+        result = await request.app.state.tailor.hosting.ainvoke(
+            name, body, request.headers.get("content-type", ""), accept
+        )
+    except TailorError as err:
+        if err.http_status >= 500:
+            log.warning("invoke %s: %s: %s", name, type(err).__name__, err)
+        return aws_error(err)
+    except Exception:
+        log.exception("invoke %s crashed", name)
+        return aws_error(InternalError("unexpected error"))
+    reply = result.reply
+    headers = {"x-Amzn-Invoked-Production-Variant": result.variant}
+    if reply.status >= 400:
+        with contextlib.suppress(ValueError):
+            headers["x-amzn-ErrorType"] = json.loads(reply.body).get("__type", "")
+    return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=headers)
+
+
+# -- Prometheus -----------------------------------------------------------------------------------------
+class HostingCollector:
+    """Invocation counters and latency sums per endpoint and variant (since this server started)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        tailor: Tailor | None = getattr(self.app.state, "tailor", None)
+        labels = ["endpoint", "variant"]
+        fams = {
+            "invocations": CounterMetricFamily("tailor_endpoint_invocations", "Invocations", labels=labels),
+            "errors_4xx": CounterMetricFamily("tailor_endpoint_invocation_4xx_errors", "4XX answers", labels=labels),
+            "errors_5xx": CounterMetricFamily("tailor_endpoint_invocation_5xx_errors", "5XX answers", labels=labels),
+            "model_latency_us": CounterMetricFamily(
+                "tailor_endpoint_model_latency_microseconds", "Sum of ModelLatency", labels=labels
+            ),
+            "overhead_latency_us": CounterMetricFamily(
+                "tailor_endpoint_overhead_latency_microseconds", "Sum of OverheadLatency", labels=labels
+            ),
+        }
+        status = GaugeMetricFamily("tailor_endpoints", "Endpoints by EndpointStatus", labels=["status"])
+        if tailor is not None:
+            for (endpoint, variant), t in list(tailor.hosting.metrics.totals.items()):
+                for key, fam in fams.items():
+                    fam.add_metric([endpoint, variant], getattr(t, key))
+            counts: dict[str, int] = {}
+            for e in tailor.hosting.list_endpoints(MaxResults=100)["Endpoints"]:
+                counts[e["EndpointStatus"]] = counts.get(e["EndpointStatus"], 0) + 1
+            for s, n in counts.items():
+                status.add_metric([s], n)
+        yield from fams.values()
+        yield status

@@ -72,7 +72,7 @@
       preview.hidden = false;
       preds.replaceChildren(ui.h("span", { class: "muted" }, "Classifying…"));
       try {
-        const out = await ui.api(`/endpoints/${ui.enc(name)}/invocations`, {
+        const out = await ui.api(`/endpoints/${ui.enc(name)}/invocations?verbose=1&top_k=5`, {
           method: "POST", body: f, headers: { "Content-Type": f.type || "application/x-image", Accept: "application/json" },
         });
         preds.replaceChildren(...topPredictions(out, 5).map(([label, p]) => ui.h("div", { class: "pred" },
@@ -90,7 +90,7 @@
     const tick = async () => {
       if (!mine()) return;
       try {
-        const m = await ui.api(`/console/api/endpoints/${ui.enc(name)}/metrics`);
+        const m = await ui.api(`/api/v1/endpoints/${ui.enc(name)}/metrics`);
         drawEndpointMetrics(m, charts);
       } catch (err) { ui.failed(err); }
       if (mine()) setTimeout(tick, 2000);
@@ -102,20 +102,46 @@
   // objects carrying labels; either way the top `n` as [label, probability].
   function topPredictions(out, n) {
     let pairs;
-    if (Array.isArray(out) && out.length && typeof out[0] === "number") pairs = out.map((p, i) => [`class ${i}`, p]);
+    if (out && Array.isArray(out.top_k)) pairs = out.top_k.map((p) => [p.label, p.probability]);
+    else if (Array.isArray(out) && out.length && typeof out[0] === "number") pairs = out.map((p, i) => [`class ${i}`, p]);
     else if (out && Array.isArray(out.predictions)) pairs = out.predictions.map((p) => [p.label, p.probability]);
     else if (out && Array.isArray(out.probabilities)) pairs = out.probabilities.map((p, i) => [(out.labels || [])[i] || `class ${i}`, p]);
     else pairs = Object.entries(out || {}).filter(([, v]) => typeof v === "number");
     return pairs.sort((a, b) => b[1] - a[1]).slice(0, n);
   }
 
+  // Per-minute points of every variant, summed (counts) or invocation-weighted (latency, batch size) per minute.
+  // Percentiles and batch size are drawn when the server reports them; otherwise mean and max latency.
   function drawEndpointMetrics(m, [inv, lat, errs, batch]) {
-    const pts = (key) => (m.Points || []).filter((p) => p[key] !== null && p[key] !== undefined).map((p) => [p.Minute, p[key]]);
+    const minutes = new Map();
+    for (const p of m.Metrics || []) {
+      const t = new Date(p.Timestamp).getTime() / 1000;
+      const acc = minutes.get(t) || { n: 0 };
+      const n = p.Invocations || 0;
+      for (const [k, v] of Object.entries(p)) {
+        if (typeof v !== "number") continue;
+        if (/Invocations$|Errors$/.test(k)) acc[k] = (acc[k] || 0) + v;
+        else if (/^Max/.test(k)) acc[k] = Math.max(acc[k] || 0, v);
+        else { acc[k] = (acc[k] || 0) + v * Math.max(n, 1); acc["w_" + k] = (acc["w_" + k] || 0) + Math.max(n, 1); }
+      }
+      acc.n += n;
+      minutes.set(t, acc);
+    }
+    const rows = [...minutes.entries()].sort((a, b) => a[0] - b[0]);
+    const val = (acc, k) => (acc["w_" + k] ? acc[k] / acc["w_" + k] : acc[k]);
+    const pts = (k, scale = 1) => rows.filter(([, a]) => a[k] !== undefined).map(([t, a]) => [t, val(a, k) * scale]);
+    const ms = 1 / 1000; // the server reports microseconds
     const xf = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const has = (k) => rows.some(([, a]) => a[k] !== undefined);
     TailorCharts.line(inv, { title: "Invocations per minute", series: [{ name: "Invocations", points: pts("Invocations") }], xFormat: xf, yMin: 0 });
-    TailorCharts.line(lat, { title: "ModelLatency (ms)", series: [{ name: "p50", points: pts("ModelLatencyP50") }, { name: "p99", points: pts("ModelLatencyP99") }], xFormat: xf, yMin: 0 });
+    const latency = has("ModelLatencyP50")
+      ? [{ name: "p50", points: pts("ModelLatencyP50", ms) }, { name: "p99", points: pts("ModelLatencyP99", ms) }]
+      : [{ name: "mean", points: pts("ModelLatency", ms) }, { name: "max", points: pts("MaxModelLatency", ms) }];
+    TailorCharts.line(lat, { title: "ModelLatency (ms)", series: latency, xFormat: xf, yMin: 0 });
     TailorCharts.line(errs, { title: "Errors per minute", series: [{ name: "4XX", color: "#d97706", points: pts("Invocation4XXErrors") }, { name: "5XX", color: "#dc2626", points: pts("Invocation5XXErrors") }], xFormat: xf, yMin: 0 });
-    TailorCharts.line(batch, { title: "Realised batch size", series: [{ name: "mean batch", color: "#7c3aed", points: pts("BatchSize") }], xFormat: xf, yMin: 0 });
+    TailorCharts.line(batch, has("BatchSize")
+      ? { title: "Realised batch size", series: [{ name: "mean batch", color: "#7c3aed", points: pts("BatchSize") }], xFormat: xf, yMin: 0 }
+      : { title: "Invocations per instance", series: [{ name: "per instance", color: "#7c3aed", points: pts("InvocationsPerInstance") }], xFormat: xf, yMin: 0 });
   }
 
   window.TailorHosting = { listPage, detailPage, topPredictions };

@@ -110,11 +110,13 @@ def api_server(settings: Settings, admin_credentials: object):  # noqa: ANN201 -
 
     from tailor.api.app import create_app
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    # Bind first and hand uvicorn the bound socket: picking a free port and binding later races other tests.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -123,3 +125,4 @@ def api_server(settings: Settings, admin_credentials: object):  # noqa: ANN201 -
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(30)
+    sock.close()

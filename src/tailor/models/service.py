@@ -91,6 +91,7 @@ class HostingService:
         self._loop_thread: threading.Thread | None = None
         self._recovering: set[str] = set()
         self.worker_options: dict[str, Any] = {}  # max_batch_size / max_delay_ms for new workers (bench, tests)
+        self.max_member_bytes: int | None = None  # per-file cap when unpacking artifacts (None: the artifact default)
 
     # -- ARNs ----------------------------------------------------------------------------------------
     def _arn(self, kind: str, name: str) -> str:
@@ -158,7 +159,10 @@ class HostingService:
             tar = Path(tmp) / "model.tar.gz"
             self.storage.download_file(uri, tar)
             try:
-                safe_extract(tar, dest)
+                if self.max_member_bytes is None:
+                    safe_extract(tar, dest)
+                else:
+                    safe_extract(tar, dest, max_member_bytes=self.max_member_bytes)
                 meta = read_model_json(dest)
                 missing = [k for k in ("image_shape", "num_classes") if k not in meta]
                 if missing:
@@ -665,6 +669,7 @@ class HostingService:
         try:
             for w in rows:
                 wk.stop(w.pid, w.process_start_time)
+                self._mark(w.id, "starting")  # out of the routing table until it answers /ping again
                 self._spawn(w)
             for w in rows:
                 try:

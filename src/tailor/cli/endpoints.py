@@ -1,7 +1,286 @@
-"""`tailor endpoints` commands."""
+"""`tailor endpoints …`, `tailor deploy JOB`, `tailor invoke ENDPOINT IMAGE…`, `tailor serve-model DIR`.
+
+Without ``--url`` the commands run in-process against this machine's Tailor home. Endpoint workers belong to
+the Tailor process that started them: run ``tailor server`` to keep endpoints warm; in-process, ``tailor
+invoke`` relaunches an endpoint's workers when their owner has exited (a few seconds).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
-commands: list[click.Command] = []
+from tailor.cli.main import settings_of
+
+_url = click.option("--url", help="Tailor server URL (default: this machine's Tailor home, in-process).")
+_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+_wait = click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the endpoint to settle.")
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+@click.group("endpoints")
+def endpoints() -> None:
+    """Endpoints: running model servers behind one name."""
+
+
+def _settle(client: Any, name: str, wait: bool) -> None:
+    if not wait:
+        click.echo(f"{name}: {client.describe_endpoint(name)['EndpointStatus']}")
+        return
+    desc = client.wait_endpoint(name)
+    if not desc:
+        click.echo(f"{name}: deleted")
+        return
+    click.echo(f"{name}: {desc['EndpointStatus']}")
+    if desc.get("FailureReason"):
+        click.echo(f"FailureReason: {desc['FailureReason']}")
+    if desc["EndpointStatus"] == "Failed":
+        from tailor.errors import ServiceUnavailableError
+
+        raise ServiceUnavailableError(f"endpoint {name} failed: {desc.get('FailureReason', 'see its worker logs')}")
+
+
+@endpoints.command("create")
+@click.argument("name")
+@click.option("--config", "config_name", required=True, help="Endpoint configuration name.")
+@_wait
+@_url
+@click.pass_context
+def create_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
+    """CreateEndpoint: start the workers; InService once every worker answers /ping."""
+    from tailor.cli._jobs_common import open_client
+
+    with open_client(settings_of(ctx), url) as client:
+        client.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
+        _settle(client, name, wait)
+
+
+@endpoints.command("update")
+@click.argument("name")
+@click.option("--config", "config_name", required=True, help="The new endpoint configuration.")
+@_wait
+@_url
+@click.pass_context
+def update_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
+    """UpdateEndpoint: new workers start, traffic switches atomically, old workers drain; no request fails."""
+    from tailor.cli._jobs_common import open_client
+
+    with open_client(settings_of(ctx), url) as client:
+        client.update_endpoint(name, config_name)
+        _settle(client, name, wait)
+
+
+@endpoints.command("delete")
+@click.argument("name")
+@_wait
+@_url
+@click.pass_context
+def delete_endpoint(ctx: click.Context, name: str, wait: bool, url: str | None) -> None:
+    """DeleteEndpoint."""
+    from tailor.cli._jobs_common import open_client
+
+    with open_client(settings_of(ctx), url) as client:
+        client.delete_endpoint(name)
+        _settle(client, name, wait)
+
+
+@endpoints.command("list")
+@click.option("--name-contains")
+@click.option("--status")
+@_url
+@_json
+@click.pass_context
+def list_endpoints(
+    ctx: click.Context, name_contains: str | None, status: str | None, url: str | None, as_json: bool
+) -> None:
+    """List endpoints, newest first."""
+    from tailor.cli._jobs_common import open_client, table, to_json, when
+
+    filters = {k: v for k, v in {"NameContains": name_contains, "StatusEquals": status}.items() if v}
+    with open_client(settings_of(ctx), url) as client:
+        out = client.list_endpoints(**filters, MaxResults=100)
+    if as_json:
+        click.echo(to_json(out))
+        return
+    rows = [[e["EndpointName"], e["EndpointStatus"], when(e["CreationTime"])] for e in out["Endpoints"]]
+    click.echo(table(rows, ["NAME", "STATUS", "CREATED"]))
+
+
+@endpoints.command("describe")
+@click.argument("name")
+@_url
+@_json
+@click.pass_context
+def describe_endpoint(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
+    """DescribeEndpoint."""
+    from tailor.cli._jobs_common import open_client, table, to_json
+
+    with open_client(settings_of(ctx), url) as client:
+        desc = client.describe_endpoint(name)
+    if as_json:
+        click.echo(to_json(desc))
+        return
+    click.echo(f"EndpointName      {desc['EndpointName']}\nStatus            {desc['EndpointStatus']}")
+    click.echo(f"EndpointConfig    {desc['EndpointConfigName']}")
+    if desc.get("FailureReason"):
+        click.echo(f"FailureReason     {desc['FailureReason']}")
+    rows = [
+        [
+            v["VariantName"],
+            v["ModelName"],
+            f"{v['CurrentInstanceCount']}/{v['DesiredInstanceCount']}",
+            v["CurrentWeight"],
+        ]
+        for v in desc["ProductionVariants"]
+    ]
+    click.echo(table(rows, ["VARIANT", "MODEL", "INSTANCES", "WEIGHT"]))
+
+
+@endpoints.command("metrics")
+@click.argument("name")
+@_url
+@_json
+@click.pass_context
+def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
+    """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's)."""
+    from tailor.cli._jobs_common import open_client, table, to_json, when
+
+    with open_client(settings_of(ctx), url) as client:
+        out = client.endpoint_metrics(name)
+    if as_json:
+        click.echo(to_json(out))
+        return
+    rows = [
+        [
+            when(p["Timestamp"]),
+            p["VariantName"],
+            p["Invocations"],
+            p["Invocation4XXErrors"],
+            p["Invocation5XXErrors"],
+            f"{p['ModelLatency']:.0f}",
+            f"{p['OverheadLatency']:.0f}",
+            f"{p['InvocationsPerInstance']:.1f}",
+            "-" if p["CPUUtilization"] is None else f"{p['CPUUtilization']:.1f}",
+            "-" if p["MemoryUtilization"] is None else f"{p['MemoryUtilization']:.2f}",
+        ]
+        for p in out["Metrics"]
+    ]
+    headers = [
+        "MINUTE",
+        "VARIANT",
+        "INVOCATIONS",
+        "4XX",
+        "5XX",
+        "MODEL_US",
+        "OVERHEAD_US",
+        "PER_INSTANCE",
+        "CPU%",
+        "MEM%",
+    ]
+    click.echo(table(rows, headers))
+
+
+@click.command("deploy")
+@click.argument("job")
+@click.option("--name", help="Model, config and endpoint name (default: the job name).")
+@click.option("--instance-count", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--instance-type", default="ml.m5.large", show_default=True)
+@_wait
+@_url
+@click.pass_context
+def deploy(
+    ctx: click.Context, job: str, name: str | None, instance_count: int, instance_type: str, wait: bool, url: str | None
+) -> None:
+    """Model + endpoint config + endpoint from a completed training job, in one step."""
+    from tailor.cli._jobs_common import open_client
+    from tailor.errors import ValidationError
+
+    name = name or job
+    with open_client(settings_of(ctx), url) as client:
+        desc = client.describe_training_job(job)
+        artifact = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        if desc.get("TrainingJobStatus") != "Completed" or not artifact:
+            raise ValidationError(
+                f"training job {job} is {desc.get('TrainingJobStatus')}: deploy needs a Completed job"
+            )
+        image = (desc.get("AlgorithmSpecification") or {}).get("TrainingImage") or "tailor/image-classification"
+        client.create_model(ModelName=name, PrimaryContainer={"Image": image, "ModelDataUrl": artifact})
+        client.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InitialInstanceCount": instance_count,
+                    "InstanceType": instance_type,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        )
+        client.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        _settle(client, name, wait)
+
+
+@click.command("invoke")
+@click.argument("endpoint")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top-k", type=click.IntRange(1, 1000), default=1, show_default=True, help="Labels per image.")
+@_url
+@_json
+@click.pass_context
+def invoke(
+    ctx: click.Context, endpoint: str, images: tuple[Path, ...], top_k: int, url: str | None, as_json: bool
+) -> None:
+    """Classify images: prints `Label (probability)` lines, best first."""
+    from tailor.cli._jobs_common import open_client
+
+    accept = f"application/json;verbose=1;top_k={top_k}"
+    with open_client(settings_of(ctx), url) as client:
+        for path in images:
+            ctype = _IMAGE_TYPES.get(path.suffix.lower(), "application/x-image")
+            out = json.loads(client.invoke_endpoint(endpoint, path.read_bytes(), ctype, accept)["Body"])
+            if as_json:
+                click.echo(json.dumps({"image": str(path), **out}))
+                continue
+            if len(images) > 1:
+                click.echo(f"{path}:")
+            for item in out["top_k"]:
+                click.echo(f"{item['label']} ({item['probability']:.6f})")
+
+
+@click.command("serve-model")
+@click.argument("model_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--max-batch-size", type=click.IntRange(1, 4096), default=None, help="Images per batch (default 32).")
+@click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=None, help="Batch fill wait (default 2).")
+@click.option("--max-queue", type=click.IntRange(1), default=None, help="Queued images before 429 (default 512).")
+@click.option("--timeout-s", type=click.FloatRange(0.01), default=None, help="Per-request deadline (default 5).")
+def serve_model(
+    model_dir: Path,
+    host: str,
+    port: int,
+    max_batch_size: int | None,
+    max_delay_ms: float | None,
+    max_queue: int | None,
+    timeout_s: float | None,
+) -> None:
+    """Serve one model dir (or model.tar.gz) with the SageMaker contract: GET /ping, POST /invocations."""
+    from tailor.serving.worker import main as worker_main
+
+    argv = [str(model_dir), "--host", host, "--port", str(port)]
+    for flag, value in (
+        ("--max-batch-size", max_batch_size),
+        ("--max-delay-ms", max_delay_ms),
+        ("--max-queue", max_queue),
+        ("--timeout-s", timeout_s),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    worker_main(argv)
+
+
+commands: list[click.Command] = [endpoints, deploy, invoke, serve_model]

@@ -1,0 +1,97 @@
+"""Hosting over a real Tailor server on loopback: REST + SDK over HTTP, the runtime invocation route (also via
+boto3's sagemaker-runtime), error codes, the CLI (`invoke`, `endpoints metrics`) and Prometheus /metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tailor import Client
+from tailor.cli.main import cli
+from tailor.errors import NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError
+from tailor.settings import Settings
+from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
+
+
+@pytest.fixture(scope="module")
+def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_artifact(tmp_path_factory.mktemp("artifact") / "model.tar.gz")
+
+
+def test_hosting_over_http(
+    settings: Settings, api_server: str, admin_credentials, model_tar: Path, tmp_path: Path
+) -> None:
+    with Client(url=api_server) as client:
+        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": str(model_tar)})
+        client.create_endpoint_config(
+            EndpointConfigName="fm", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "fm"}]
+        )
+        client.create_endpoint(EndpointName="fm", EndpointConfigName="fm")
+        desc = client.wait_endpoint("fm", timeout=120)
+        assert desc["EndpointStatus"] == "InService" and desc["CreationTime"].tzinfo is not None
+        assert [e["EndpointName"] for e in client.list_endpoints()["Endpoints"]] == ["fm"]
+
+        out = client.invoke_endpoint("fm", png_bytes(1), "image/png")
+        probs = np.array(json.loads(out["Body"]))
+        assert out["InvokedProductionVariant"] == "AllTraffic" and probs.shape == (10,)
+        lines = client.invoke_endpoint("fm", png_bytes(1), "image/png", accept="application/jsonlines")["Body"]
+        assert np.allclose(json.loads(lines)["prediction"], probs)
+
+        with pytest.raises(ValidationError, match="JPEG or PNG"):
+            client.invoke_endpoint("fm", b"garbage", "image/png")
+        with pytest.raises(UnsupportedMediaTypeError):
+            client.invoke_endpoint("fm", png_bytes(1), "text/csv")
+        with pytest.raises(PayloadTooLargeError):
+            client.invoke_endpoint("fm", b"\0" * (6 * 1024 * 1024 + 1), "image/png")
+        with pytest.raises(NotFoundError):
+            client.invoke_endpoint("nope", png_bytes(1), "image/png")
+
+    # Closed by default: an unsigned invocation is refused with AWS's error shape.
+    r = httpx.post(
+        f"{api_server}/endpoints/fm/invocations", content=png_bytes(1), headers={"Content-Type": "image/png"}
+    )
+    assert r.status_code == 403 and r.headers["x-amzn-errortype"]
+
+    # boto3's sagemaker-runtime client speaks to the same route.
+    import boto3
+
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=api_server,
+        region_name=settings.region,
+        aws_access_key_id=admin_credentials.access_key_id,
+        aws_secret_access_key=admin_credentials.secret_access_key,
+    )
+    resp = runtime.invoke_endpoint(EndpointName="fm", Body=png_bytes(1), ContentType="image/png")
+    assert resp["InvokedProductionVariant"] == "AllTraffic"
+    assert np.allclose(json.loads(resp["Body"].read()), probs)
+
+    # The CLI: `tailor invoke` prints seed-style lines; metrics count what was sent (4 ok + 3 client errors
+    # that reached the endpoint, + the boto3 call + the CLI's own call).
+    image = tmp_path / "shirt.png"
+    image.write_bytes(png_bytes(1))
+    runner = CliRunner()
+    res = runner.invoke(cli, ["invoke", "--url", api_server, "fm", str(image), "--top-k", "3"])
+    assert res.exit_code == 0, res.output
+    printed = res.output.strip().splitlines()
+    assert len(printed) == 3 and all(re.fullmatch(r".+ \(\d\.\d{6}\)", line) for line in printed)
+    best = int(np.argmax(probs))
+    assert printed[0] == f"{CLASS_NAMES[best]} ({probs[best]:.6f})"
+
+    res = runner.invoke(cli, ["endpoints", "metrics", "--url", api_server, "fm", "--json"])
+    assert res.exit_code == 0, res.output
+    points = json.loads(res.output)["Metrics"]
+    assert sum(p["Invocations"] for p in points) == 2 + 2 + 1 + 1  # ok x2, 400, 415, boto3, CLI
+    assert sum(p["Invocation4XXErrors"] for p in points) == 2
+
+    prom = httpx.get(f"{api_server}/metrics").text
+    assert re.search(r'tailor_endpoint_invocations_total\{endpoint="fm",variant="AllTraffic"\} 6\.0', prom), prom
+
+    res = runner.invoke(cli, ["endpoints", "delete", "--url", api_server, "fm"])
+    assert res.exit_code == 0 and "deleted" in res.output

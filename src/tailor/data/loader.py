@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,13 +26,14 @@ import numpy as np
 
 from tailor.data import images as _img
 from tailor.data.lst import LstItem, class_names_from_items, list_images, read_lst
-from tailor.data.recordio import RecordReader, unpack
+from tailor.data.recordio import IR_SIZE, RecordReader, unpack
 from tailor.errors import DataError, ValidationError
 
 CACHE_VERSION = 1
 RECORDIO_TYPES = {"application/x-recordio"}
 IMAGE_TYPES = {"application/x-image", "image/jpeg", "image/png"}
 MANIFEST_TYPES = {"application/jsonlines", "application/x-jsonlines", "application/json"}
+_FLAG_LABEL = struct.Struct("<If")  # IRHeader's flag and label
 # Decode threads: one per core (decoding releases the GIL); more only adds switching.
 _WORKERS = max(1, min(8, os.cpu_count() or 2))
 
@@ -347,6 +349,261 @@ def _decode_range(
     readers: dict[str, RecordReader],
 ) -> tuple[int, list[Any]]:
     """Thread: decode ``entries`` straight into rows ``start…`` of the mapped images.npy; returns header labels."""
+    if kind == "rec" and not opts["resize"] and _img.simplejpeg is not None:
+        return start, _decode_rec_fast(entries, start, out, opts, readers)
+    shape = out.shape[1:]
+    labels: list[Any] = []
+    for i, entry in enumerate(entries):
+        data, label, name = _read_entry(kind, entry, storage, readers)
+        out[start + i] = _checked(_prepare(data, name, opts), shape, name)
+        labels.append(label)
+    return start, labels
+
+
+def _checked(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    if arr.shape != shape:
+        raise DataError(
+            f"image is {arr.shape[1]}x{arr.shape[2]} (HxW) but earlier images are {shape[1]}x{shape[2]}: "
+            "set image_shape (size) or --resize so all images come out the same",
+            path=name,
+        )
+    return arr
+
+
+def _decode_rec_fast(
+    entries: list[Any], start: int, out: np.ndarray, opts: dict[str, Any], readers: dict[str, RecordReader]
+) -> list[Any]:
+    """The common .rec case in a tight loop: single-label whole records whose JPEG has exactly the cache's
+    size are decoded by simplejpeg into place (grey: the cache row itself, whose CHW = HW1 layout; colour: an
+    HWC chunk buffer transposed into the rows once per chunk). Anything else takes :func:`_prepare`.
+
+    Per image this is a struct unpack and one decode call: ~20 µs of Python per image less than the general
+    path (70k RGB images: 19k -> 30k+ img/s on 2 threads, noisy 2-core VM).
+    """
+    n = len(entries)
+    c, h, w = out.shape[1:]
+    colorspace = "GRAY" if c == 1 else "RGB"
+    want = (h, w, c)
+    # Grey rows are written in place; colour goes through an (n, H, W, 3) buffer and one transpose.
+    dst = out[start : start + n].reshape(n, h, w, 1) if c == 1 else np.empty((n, h, w, c), np.uint8)
+    decode, unpack_head = _img.simplejpeg.decode_jpeg, _FLAG_LABEL.unpack_from
+    labels: list[Any] = []
+    for i, (rec, off, s, e) in enumerate(entries):
+        if s >= 0 and e - s > IR_SIZE:
+            buf = readers[rec].view(s, e)
+            flag, label = unpack_head(buf, 0)
+            if flag == 0 and buf[IR_SIZE : IR_SIZE + 3] == b"\xff\xd8\xff":
+                try:
+                    if decode(buf[IR_SIZE:], colorspace=colorspace, buffer=dst[i]).shape == want:
+                        labels.append(label)
+                        continue
+                except Exception:  # corrupt, CMYK, bigger than the row: the general path decides
+                    pass
+        data, label, name = _read_entry("rec", (rec, off, s, e), None, readers)
+        dst[i] = _checked(_prepare(data, name, opts), (c, h, w), name).transpose(1, 2, 0)
+        labels.append(label)
+    if c != 1:
+        out[start : start + n] = dst.transpose(0, 3, 1, 2)
+    return labels
+
+
+def _expand(plan: _Plan) -> None:
+    if plan.kind == "rec" and not plan.entries:
+        for rec in plan.sources:
+            with RecordReader(rec) as r:
+                plan.entries.extend((str(rec), off) for off in r.offsets())
+    if not plan.entries:
+        raise DataError("channel holds no images", path=plan.sources[0] if plan.sources else None)
+
+
+def _plan_images(channel_dir: Path, lst_dir: Path | None) -> _Plan:
+    lsts = sorted((Path(lst_dir) if lst_dir else channel_dir).glob("*.lst"))
+    if lsts:
+        items: list[LstItem] = []
+        for lst in lsts:
+            items.extend(read_lst(lst, root=channel_dir))
+        names = class_names_from_items(items)
+    else:
+        # No .lst: class folders, labelled in im2rec's order (sorted folder names).
+        items, folders = list_images(channel_dir, recursive=True)
+        names = folders if all(f != "." for f in folders) else None
+        lsts = []
+    if not items:
+        raise DataError("image list is empty", path=lsts[0] if lsts else channel_dir)
+    widths = {len(it.labels) for it in items}
+    if len(widths) != 1:
+        raise DataError(f"image list mixes {sorted(widths)} label columns", path=lsts[0] if lsts else channel_dir)
+    labels = np.asarray([it.labels for it in items], dtype=np.float32)
+    paths = [str(channel_dir / it.path) for it in items]
+    return _Plan("files", paths, labels[:, 0] if labels.shape[1] == 1 else labels, names, [*lsts, *map(Path, paths)])
+
+
+def _plan_manifest(channel_dir: Path, files: list[Path], attrs: Sequence[str] | None) -> _Plan:
+    manifests = [p for p in files if p.suffix in (".manifest", ".jsonl", ".json")]
+    if not manifests:
+        raise DataError("no augmented manifest (.manifest / .jsonl) in the channel", path=channel_dir)
+    refs: list[str] = []
+    labels: list[Any] = []
+    names: dict[int, str] = {}
+    sources: list[Path] = list(manifests)
+    for man in manifests:
+        for n, line in enumerate(man.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"not JSON ({err.msg})", path=man, where=f"line {n}") from None
+            if not isinstance(obj, dict):
+                raise DataError("each line must be a JSON object", path=man, where=f"line {n}")
+            ref_key, label_key = _manifest_keys(obj, attrs, man, n)
+            ref = obj[ref_key]
+            label = _manifest_label(obj[label_key], man, n)
+            meta = obj.get(f"{label_key}-metadata")
+            if isinstance(meta, dict) and isinstance(label, float) and isinstance(meta.get("class-name"), str):
+                names[int(label)] = meta["class-name"]
+            resolved = _resolve_ref(str(ref), channel_dir)
+            refs.append(resolved)
+            labels.append(label)
+            if not resolved.startswith("s3://"):
+                sources.append(Path(resolved))
+    widths = {1 if isinstance(lab, float) else len(lab) for lab in labels}
+    if len(widths) != 1:
+        raise DataError("manifest mixes class-id and multi-hot labels of different lengths", path=manifests[0])
+    arr = np.asarray(labels, dtype=np.float32)
+    class_names = [names[i] for i in range(len(names))] if names and sorted(names) == list(range(len(names))) else None
+    return _Plan("files", refs, arr, class_names, sources)
+
+
+def _manifest_keys(obj: dict[str, Any], attrs: Sequence[str] | None, man: Path, n: int) -> tuple[str, str]:
+    if attrs:
+        if len(attrs) < 2:
+            raise ValidationError("AttributeNames needs the source-ref attribute and a label attribute")
+        ref_key, label_key = attrs[0], attrs[1]
+    else:
+        ref_key = "source-ref"
+        others = [k for k in obj if k != ref_key and not k.endswith("-metadata")]
+        if not others:
+            raise DataError("no label attribute beside source-ref", path=man, where=f"line {n}")
+        label_key = others[0]
+    for k in (ref_key, label_key):
+        if k not in obj:
+            raise DataError(f"attribute {k!r} missing", path=man, where=f"line {n}")
+    return ref_key, label_key
+
+
+def _manifest_label(value: Any, man: Path, n: int) -> float | list[float]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise DataError(f"label {value!r} is not a number or a list", path=man, where=f"line {n}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        raise DataError(f"label {value!r} is not a class id or a multi-hot list", path=man, where=f"line {n}")
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise DataError("multi-hot label must be a non-empty list of numbers", path=man, where=f"line {n}")
+        return [float(v) for v in value]
+    return float(value)
+
+
+def _resolve_ref(ref: str, channel_dir: Path) -> str:
+    if ref.startswith("s3://"):
+        return ref
+    if ref.startswith("file://"):
+        return ref[len("file://") :]
+    p = Path(ref)
+    return str(p if p.is_absolute() else channel_dir / p)
+
+
+def _cache_key(plan: _Plan, opts: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "kind": plan.kind, **opts}, sort_keys=True).encode())
+    for src in plan.sources:
+        try:
+            st = os.stat(src)
+        except OSError:
+            raise DataError("image file not found", path=src) from None
+        h.update(f"{os.path.abspath(src)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    if plan.kind == "files":
+        h.update("\n".join(plan.entries).encode())
+    return h.hexdigest()[:32]
+
+
+def _open_cached(d: Path) -> ImageSet:
+    meta = json.loads((d / "meta.json").read_text())
+    return ImageSet(np.load(d / "images.npy", mmap_mode="r"), np.load(d / "labels.npy"), meta.get("class_names"))
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+def _read_entry(
+    kind: str, entry: Any, storage: Any, readers: dict[str, RecordReader]
+) -> tuple[bytes | memoryview, Any, str]:
+    """(encoded image, header label or None, name for messages); a .rec image is a view into the mapped file."""
+    if kind == "rec":
+        rec, off, start, end = entry
+        r = readers[rec]
+        record = r.view(start, end) if start >= 0 else r.read_at(off)
+        header, payload = unpack(record, path=rec, where=f"byte {off}")
+        return payload, header.label, f"{rec}, byte {off}"
+    if entry.startswith("s3://"):
+        if storage is None:
+            raise DataError("s3:// source-ref needs storage: pass storage= to load_channel", path=entry)
+        return storage.read_bytes(entry), None, entry
+    try:
+        with open(entry, "rb") as fh:
+            return fh.read(), None, entry
+    except OSError as err:
+        raise DataError(f"cannot read image: {err.strerror}", path=entry) from None
+
+
+def _prepare(data: bytes | memoryview, name: str, opts: dict[str, Any]) -> np.ndarray:
+    """Encoded image → uint8 (C, H, W) per the options (possibly a view: copy before keeping it)."""
+    if not opts["resize"]:
+        arr = _img.jpeg_array(data, opts["channels"])  # simplejpeg: (H, W, C), GIL released while decoding
+        if arr is not None:
+            if opts["size"]:
+                arr = _crop_array(arr, tuple(opts["size"]), name)
+            return arr.transpose(2, 0, 1)
+    data = bytes(data)  # Pillow's decoders want bytes, not a view of the mapped .rec
+    if not opts["resize"]:
+        arr = _img.decode_jpeg_array(data, opts["channels"])
+        if arr is not None:
+            if opts["size"]:
+                arr = _crop_array(arr, tuple(opts["size"]), name)
+            return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    img = _img.decode(data, opts["channels"], name=name)
+    if opts["resize"]:
+        img = _img.resize_shorter(img, int(opts["resize"]))
+    if opts["size"]:
+        img = _img.center_crop(img, tuple(opts["size"]), name=name)
+    return _img.to_chw(img)
+
+
+def _crop_array(arr: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
+    th, tw = size
+    h, w = arr.shape[:2]
+    if (h, w) == (th, tw):
+        return arr
+    if h < th or w < tw:
+        raise DataError(
+            f"image is {h}x{w} (HxW), smaller than image_shape {th}x{tw}: resize it (--resize) or lower image_shape",
+            path=name,
+        )
+    top, left = (h - th) // 2, (w - tw) // 2
+    return arr[top : top + th, left : left + tw]
+
+
+def _decode_range(
+    kind: str,
+    entries: list[Any],
+    start: int,
+    out: np.ndarray,
+    opts: dict[str, Any],
+    storage: Any,
+    readers: dict[str, RecordReader],
+) -> tuple[int, list[Any]]:
+    """Thread: decode ``entries`` straight into rows ``start…`` of the mapped images.npy; returns header labels."""
     shape = out.shape[1:]
     labels: list[Any] = []
     for i, entry in enumerate(entries):
@@ -419,7 +676,8 @@ def _decode_all(
             for fut in futs:
                 fut.cancel()
     bar(0, close=True)
-    out.flush()
+    # No msync (out.flush()): other readers see the pages through the page cache at once, and forcing
+    # 55-165 MB to disk here cost 0.1-1 s of wall time; meta.json, written last, marks the cache complete.
     del out
     labels = plan.labels if plan.labels is not None else _header_labels(plan, header_labels, starts)
     np.save(d / "labels.npy", np.ascontiguousarray(labels, dtype=np.float32))

@@ -13,7 +13,7 @@ endif
 # Two threads spinning in OpenMP collapse ~4x when the other core is busy (MEASURED.md).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv mxnet chromium demo test lint format bench clean
+.PHONY: help venv mxnet chromium bentoml wrk demo test lint format bench clean
 
 help:
 	@echo "make demo   - set up .venv and run the Fashion-MNIST job end to end"
@@ -58,7 +58,20 @@ test: venv mxnet chromium lint
 demo: venv
 	$(BIN)/python -m tailor.cli.main demo
 
-bench: venv mxnet
+# BentoML (the serving bench's baseline) in its own venv so the main venv's dependencies stay clean.
+BENTOVENV := .venv-bentoml
+bentoml: $(BENTOVENV)/.installed
+
+$(BENTOVENV)/.installed:
+	test -d $(BENTOVENV) || $(PY) -m venv $(BENTOVENV)
+	$(BENTOVENV)/bin/pip install -q --disable-pip-version-check 'bentoml==1.4.*' onnxruntime pillow numpy
+	touch $@
+
+# wrk (Debian package) drives the serving bench's HTTP load.
+wrk:
+	@command -v wrk >/dev/null || apt-get install -y -q wrk
+
+bench: venv mxnet bentoml wrk
 	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/python -m bench
 
 clean:

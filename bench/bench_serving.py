@@ -1,0 +1,419 @@
+"""Serving throughput and latency through the full HTTP path, Tailor beside two baselines, in one run.
+
+Load: ``wrk`` (Debian's wrk 4.1, one thread) on loopback POSTing 28x28 greyscale PNGs (8 different images) at
+concurrency 1, 16 and 64; the same ResNet-20 (1x28x28, 10 classes) in every server:
+
+(a) Tailor: ``tailor server`` -> ``POST /endpoints/{name}/invocations`` (auth on: a bearer token) -> the
+    router -> a Unix-socket frame to one model worker (dynamic batching, ONNX Runtime on CPU).
+(b) naive: FastAPI + uvicorn, eager PyTorch, one request = one forward pass (written here).
+(c) BentoML 1.4 (its own venv, ``make bentoml``): ``@bentoml.api(batchable=True)`` adaptive batching over the
+    same ONNX file with ONNX Runtime; images arrive as multipart uploads, BentoML's documented image input.
+
+Goals (issue 5): (a) >= 1,000 req/s with p99 <= 50 ms at concurrency 16 on 2 cores; >= 3x (b); >= 1.5x (c).
+
+Why the worker hop is a Unix-socket frame and not HTTP: measured on this 2-core VM (shared, noisy), the Tailor
+server relaying over a second HTTP hop (httpx -> uvicorn) cost ~0.6-1 ms of Python CPU per request on each
+side, capping the path far below the goal; a length-prefixed frame on one persistent, multiplexed Unix socket
+per worker costs tens of microseconds (see ``tailor.serving.wire``). uvicorn runs with httptools + uvloop.
+
+Figures from `python -m bench serving` are in the report / note (2-core VM shared with other engineers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BENTO_PY = REPO / ".venv-bentoml" / "bin" / "python"
+CONCURRENCY = (1, 16, 64)
+
+NAIVE_APP = """
+import io, os
+import numpy as np, torch
+from fastapi import Body, FastAPI
+from PIL import Image
+from safetensors.torch import load_file
+from tailor.algorithms.image_classification.networks import create_model
+import json
+
+meta = json.load(open(os.path.join(os.environ["BENCH_MODEL"], "model.json")))
+model = create_model(meta["model"]["name"], **meta["model"]["kwargs"])
+model.load_state_dict(load_file(os.path.join(os.environ["BENCH_MODEL"], "weights.safetensors")))
+model.eval()
+app = FastAPI()
+
+@app.get("/ping")
+def ping():
+    return {}
+
+@app.post("/invocations")
+def invocations(body: bytes = Body(..., media_type="image/png")):
+    img = Image.open(io.BytesIO(body)).convert("L").resize((28, 28))
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())[None, None]
+    with torch.inference_mode():
+        return torch.softmax(model(x), dim=1)[0].tolist()
+"""
+
+BENTO_SERVICE = """
+import os
+import bentoml
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+
+@bentoml.service(workers=1, traffic={"concurrency": 256})
+class Classifier:
+    def __init__(self) -> None:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(
+            os.environ["BENCH_ONNX"], sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)
+    def predict(self, images: list[Image.Image]) -> list[list[float]]:
+        x = np.stack([np.asarray(i.convert("L").resize((28, 28)), dtype=np.float32)[None] for i in images])
+        logits = self.sess.run(["logits"], {"input": x})[0]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).tolist()
+
+    @bentoml.api
+    def ping(self) -> str:
+        return "ok"
+"""
+
+# The same Tailor server with the authorizer replaced by AllowAll: shows what auth costs per request.
+NOAUTH_APP = """
+import sys
+import uvicorn
+from tailor.api.app import create_app
+from tailor.api.deps import AllowAll
+from tailor.settings import load_settings
+
+app = create_app(load_settings(home=sys.argv[1]))
+app.state.authorizer = AllowAll()
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+WRK_SCRIPT = """
+local bodies = {}
+local n = 0
+for line in io.lines("%(list)s") do
+  local f = io.open(line, "rb"); bodies[#bodies + 1] = f:read("*all"); f:close()
+end
+wrk.method = "POST"
+%(headers)s
+request = function()
+  n = n %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[n])
+end
+"""
+
+
+# -- model and images -------------------------------------------------------------------------------------
+def build_model(work: Path) -> tuple[Path, Path]:
+    """ResNet-20 for 1x28x28, 10 classes (random weights, non-trivial BN stats) as a Tailor artifact + dir."""
+    import torch
+    from safetensors.torch import save_file
+
+    from tailor.algorithms.image_classification.export import export_onnx
+    from tailor.algorithms.image_classification.networks import create_model
+    from tailor.models.artifact import safe_extract, write_artifact
+
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 10, "in_channels": 1, "image_size": 28, "mean": [72.9], "std": [90.0]}
+    model = create_model("resnet20", **kwargs).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / "weights.safetensors"))
+    export_onnx(model, (1, 28, 28), work / "model.onnx", tta=False)
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
+    meta = {
+        "algorithm": "tailor/image-classification",
+        "model": {"name": "resnet20", "kwargs": kwargs},
+        "image_shape": [1, 28, 28],
+        "num_classes": 10,
+        "class_names": names,
+        "multi_label": False,
+        "tta": None,
+    }
+    tar = write_artifact(
+        work / "model.tar.gz", model_json=meta, weights_path=work / "weights.safetensors", onnx_path=work / "model.onnx"
+    )
+    model_dir = work / "model"
+    safe_extract(tar, model_dir)
+    return tar, model_dir
+
+
+def write_images(work: Path) -> tuple[Path, Path]:
+    """8 PNGs (raw bodies) and the same as multipart bodies (BentoML's image upload); list files for wrk."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    raw, multi = [], []
+    for i in range(8):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), "L").save(buf, format="PNG")
+        png = work / f"img{i}.png"
+        png.write_bytes(buf.getvalue())
+        raw.append(str(png))
+        part = work / f"img{i}.multipart"
+        part.write_bytes(
+            b'--BENCHBOUNDARY\r\nContent-Disposition: form-data; name="images"; filename="x.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + buf.getvalue() + b"\r\n--BENCHBOUNDARY--\r\n"
+        )
+        multi.append(str(part))
+    (work / "raw.list").write_text("\n".join(raw) + "\n")
+    (work / "multi.list").write_text("\n".join(multi) + "\n")
+    return work / "raw.list", work / "multi.list"
+
+
+# -- processes ---------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0, method: str = "GET") -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited ({proc.returncode}): {log.read_text()[-1500:]}")
+        try:
+            if httpx.request(method, url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not up within {timeout:g} s: {log.read_text()[-1500:]}")
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# -- load -------------------------------------------------------------------------------------------------
+def wrk(url: str, bodies: Path, headers: dict[str, str], concurrency: int, seconds: float, work: Path) -> dict:
+    script = work / f"wrk-{abs(hash((url, concurrency)))}.lua"
+    hdr = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    script.write_text(WRK_SCRIPT % {"list": bodies, "headers": hdr})
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p50_ms": _ms(re.search(r"\s50%\s+([\d.]+\w+)", out).group(1)),
+        "p99_ms": _ms(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1)),
+        "bad": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def measure(name: str, url: str, bodies: Path, headers: dict[str, str], seconds: float, work: Path) -> dict:
+    wrk(url, bodies, headers, 16, min(2.0, seconds), work)  # warm-up: connections, batch shapes, caches
+    out = {}
+    for c in CONCURRENCY:
+        out[c] = wrk(url, bodies, headers, c, seconds, work)
+        r = out[c]
+        bad = f"  non-2xx={r['bad']}" if r["bad"] else ""
+        print(
+            f"  {name:<8} c={c:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms{bad}",
+            flush=True,
+        )
+    return out
+
+
+# -- the three servers ---------------------------------------------------------------------------------------
+def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, dict]:
+    from tailor.auth.keys import KeyStore, init_admin
+    from tailor.client import Client
+    from tailor.settings import load_settings
+
+    home = work / "tailor-home"
+    settings = load_settings(home=str(home)).ensure_dirs()
+    new, _ = init_admin(settings)
+    port = free_port()
+    env = {**os.environ, "TAILOR_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    log = work / "tailor.log"
+    cmd = [sys.executable, "-m", "tailor.cli.main", "server", "--port", str(port), "--log-level", "warning"]
+    proc = spawn(cmd, log, env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", proc, log)
+        with Client(url=url, settings=settings) as client:
+            client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": str(tar)})
+            client.create_endpoint_config(
+                EndpointConfigName="bench", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}]
+            )
+            client.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+            desc = client.wait_endpoint("bench", timeout=180)
+            if desc["EndpointStatus"] != "InService":
+                raise RuntimeError(f"bench endpoint {desc['EndpointStatus']}: {desc.get('FailureReason')}")
+            token, _ = KeyStore(settings).issue_token(new.info.access_key_id)
+            headers = {"Content-Type": "image/png", "Authorization": f"Bearer {token}"}
+            result = measure("tailor", f"{url}/endpoints/bench/invocations", raw, headers, seconds, work)
+            metrics = client.endpoint_metrics("bench")["Metrics"]
+            sent = sum(p["Invocations"] for p in metrics)
+            errors = sum(p["Invocation5XXErrors"] + p["Invocation4XXErrors"] for p in metrics)
+            print(f"  tailor endpoint metrics: {sent} invocations recorded, {errors} errors", flush=True)
+    finally:
+        stop(proc)
+    # Same home, auth replaced by AllowAll: the server relaunches the InService endpoint's worker on start.
+    (work / "noauth_app.py").write_text(NOAUTH_APP)
+    port = free_port()
+    proc = spawn([sys.executable, str(work / "noauth_app.py"), str(home), str(port)], log, env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", proc, log)
+        _wait_invocable(f"{url}/endpoints/bench/invocations", raw)
+        headers = {"Content-Type": "image/png"}
+        noauth = measure("no-auth", f"{url}/endpoints/bench/invocations", raw, headers, seconds, work)
+    finally:
+        stop(proc)
+    return result, noauth
+
+
+def _wait_invocable(url: str, raw: Path, timeout: float = 120.0) -> None:
+    import httpx
+
+    body = Path(raw.read_text().split()[0]).read_bytes()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.post(url, content=body, headers={"Content-Type": "image/png"}, timeout=10).status_code == 200:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:g} s")
+
+
+def run_naive(work: Path, model_dir: Path, raw: Path, seconds: float) -> dict:
+    (work / "naive_app.py").write_text(NAIVE_APP)
+    port = free_port()
+    env = {**os.environ, "BENCH_MODEL": str(model_dir), "PYTHONPATH": str(work), "OMP_WAIT_POLICY": "PASSIVE"}
+    log = work / "naive.log"
+    cmd = [sys.executable, "-m", "uvicorn", "naive_app:app", "--port", str(port), "--log-level", "warning"]
+    proc = spawn(cmd, log, env, cwd=work)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", proc, log)
+        return measure(
+            "naive", f"http://127.0.0.1:{port}/invocations", raw, {"Content-Type": "image/png"}, seconds, work
+        )
+    finally:
+        stop(proc)
+
+
+def run_bentoml(work: Path, model_dir: Path, multi: Path, seconds: float) -> dict | None:
+    if not BENTO_PY.exists():
+        print(f"  bentoml: {BENTO_PY} missing: run `make bentoml`", flush=True)
+        return None
+    (work / "bento_service.py").write_text(BENTO_SERVICE)
+    port = free_port()
+    env = {
+        **os.environ,
+        "BENCH_ONNX": str(model_dir / "model.onnx"),
+        "BENTOML_HOME": str(work / "bentoml-home"),
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    log = work / "bentoml.log"
+    cmd = [str(BENTO_PY), "-m", "bentoml", "serve", "bento_service:Classifier", "--port", str(port)]
+    proc = spawn(cmd, log, env, cwd=work)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", proc, log, method="POST")
+        headers = {"Content-Type": "multipart/form-data; boundary=BENCHBOUNDARY"}
+        return measure("bentoml", f"http://127.0.0.1:{port}/predict", multi, headers, seconds, work)
+    finally:
+        stop(proc)
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="bench_serving")
+    p.add_argument("--seconds", type=float, default=5.0, help="wrk duration per concurrency level")
+    p.add_argument("--only", choices=["tailor", "naive", "bentoml"], action="append")
+    args = p.parse_args([a for a in argv if a.startswith("--")] if argv else [])
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (the Makefile's bench target does it)")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    wanted = args.only or ["tailor", "naive", "bentoml"]
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other work on this machine skews every figure)")
+    print(
+        f"serving bench: ResNet-20 1x28x28, wrk -t1, {args.seconds:g} s per level, {os.cpu_count()} cores", flush=True
+    )
+    with tempfile.TemporaryDirectory(prefix="tailor-bench-serving-") as tmp:
+        work = Path(tmp)
+        tar, model_dir = build_model(work)
+        raw, multi = write_images(work)
+        results: dict[str, dict | None] = {}
+        if "tailor" in wanted:
+            results["tailor"], results["no-auth"] = run_tailor(work, tar, raw, args.seconds)
+        if "naive" in wanted:
+            results["naive"] = run_naive(work, model_dir, raw, args.seconds)
+        if "bentoml" in wanted:
+            results["bentoml"] = run_bentoml(work, model_dir, multi, args.seconds)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    summarize(results)
+
+
+def summarize(results: dict[str, dict | None]) -> None:
+    print("\nreq/s (p50 / p99 ms)")
+    names = [n for n, r in results.items() if r]
+    print("conc  " + "".join(f"{n:>28}" for n in names))
+    for c in CONCURRENCY:
+        cells = [
+            f"{results[n][c]['rps']:>8.0f} ({results[n][c]['p50_ms']:.1f} / {results[n][c]['p99_ms']:.1f})"
+            for n in names
+        ]
+        print(f"{c:<6}" + "".join(f"{cell:>28}" for cell in cells))
+    t = results.get("tailor")
+    if t:
+        ok = t[16]["rps"] >= 1000 and t[16]["p99_ms"] <= 50
+        print(
+            f"goal c=16: >= 1000 req/s and p99 <= 50 ms: {'met' if ok else 'NOT met'} "
+            f"({t[16]['rps']:.0f} req/s, p99 {t[16]['p99_ms']:.1f} ms)"
+        )
+        for base, goal in (("naive", 3.0), ("bentoml", 1.5)):
+            b = results.get(base)
+            if b:
+                ratios = ", ".join(f"c={c}: {t[c]['rps'] / max(b[c]['rps'], 1e-9):.2f}x" for c in CONCURRENCY)
+                print(f"tailor / {base}: {ratios}  (goal >= {goal:g}x)")
+    print(json.dumps({n: r for n, r in results.items() if r}, default=str))

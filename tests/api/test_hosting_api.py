@@ -68,6 +68,17 @@ def test_hosting_over_http(
         aws_access_key_id=admin_credentials.access_key_id,
         aws_secret_access_key=admin_credentials.secret_access_key,
     )
+    sagemaker = boto3.client(
+        "sagemaker",
+        endpoint_url=api_server,
+        region_name=settings.region,
+        aws_access_key_id=admin_credentials.access_key_id,
+        aws_secret_access_key=admin_credentials.secret_access_key,
+    )
+    listed = sagemaker.list_endpoints(StatusEquals="InService", SortBy="Name")["Endpoints"]
+    assert [e["EndpointName"] for e in listed] == ["fm"]
+    described = sagemaker.describe_endpoint(EndpointName="fm")
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
     resp = runtime.invoke_endpoint(EndpointName="fm", Body=png_bytes(1), ContentType="image/png")
     assert resp["InvokedProductionVariant"] == "AllTraffic"
     assert np.allclose(json.loads(resp["Body"].read()), probs)

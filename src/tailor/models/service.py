@@ -207,7 +207,11 @@ class HostingService:
             out["ExecutionRoleArn"] = row.spec["ExecutionRoleArn"]
         return out
 
-    def list_models(
+    def list_models(self, filters: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
+        """Filters as a request dict (the SageMaker protocol) and/or keywords."""
+        return _call_listing(self._list_models, {**(filters or {}), **kwargs})
+
+    def _list_models(
         self,
         *,
         NameContains: str | None = None,
@@ -304,7 +308,11 @@ class HostingService:
             "CreationTime": row.creation_time,
         }
 
-    def list_endpoint_configs(
+    def list_endpoint_configs(self, filters: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
+        """Filters as a request dict (the SageMaker protocol) and/or keywords."""
+        return _call_listing(self._list_endpoint_configs, {**(filters or {}), **kwargs})
+
+    def _list_endpoint_configs(
         self,
         *,
         NameContains: str | None = None,
@@ -501,13 +509,19 @@ class HostingService:
             "ModelName": v["ModelName"],
         }
 
-    def list_endpoints(
+    def list_endpoints(self, filters: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
+        """Filters as a request dict (the SageMaker protocol) and/or keywords."""
+        return _call_listing(self._list_endpoints, {**(filters or {}), **kwargs})
+
+    def _list_endpoints(
         self,
         *,
         NameContains: str | None = None,
         StatusEquals: str | None = None,
         CreationTimeAfter: Any = None,
         CreationTimeBefore: Any = None,
+        LastModifiedTimeAfter: Any = None,
+        LastModifiedTimeBefore: Any = None,
         SortBy: str = "CreationTime",
         SortOrder: str = "Descending",
         MaxResults: int = 10,
@@ -525,6 +539,7 @@ class HostingService:
             SortOrder,
             MaxResults,
             NextToken,
+            modified=(LastModifiedTimeAfter, LastModifiedTimeBefore),
         )
         out: dict[str, Any] = {
             "Endpoints": [
@@ -885,6 +900,7 @@ class HostingService:
         sort_order: str,
         max_results: int,
         token: str | None,
+        modified: tuple[Any, Any] = (None, None),
     ) -> tuple[list[Any], str | None]:
         columns = {"Name": table.name, "CreationTime": table.creation_time}
         if hasattr(table, "status"):
@@ -904,6 +920,10 @@ class HostingService:
             q = q.where(table.creation_time > as_datetime(after))
         if before is not None:
             q = q.where(table.creation_time < as_datetime(before))
+        if modified[0] is not None:
+            q = q.where(table.last_modified_time > as_datetime(modified[0]))
+        if modified[1] is not None:
+            q = q.where(table.last_modified_time < as_datetime(modified[1]))
         col = columns[sort_by]
         q = q.order_by(col.asc() if sort_order == "Ascending" else col.desc(), table.name.asc())
         offset = _decode_token(token)
@@ -911,6 +931,16 @@ class HostingService:
             rows = list(s.scalars(q.offset(offset).limit(int(max_results) + 1)))
         next_token = _encode_token(offset + int(max_results)) if len(rows) > int(max_results) else None
         return rows[: int(max_results)], next_token
+
+
+def _call_listing(fn: Callable[..., dict[str, Any]], filters: dict[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    known = set(inspect.signature(fn).parameters)
+    unknown = sorted(k for k, v in filters.items() if k not in known and v is not None)
+    if unknown:
+        raise ValidationError(f"unsupported list filter(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
+    return fn(**{k: v for k, v in filters.items() if v is not None})
 
 
 _PRIMED: set[str] = set()

@@ -11,10 +11,10 @@ concurrency 1, 16 and 64; the same ResNet-20 (1x28x28, 10 classes) in every serv
 
 Goals (issue 5): (a) >= 1,000 req/s with p99 <= 50 ms at concurrency 16 on 2 cores; >= 3x (b); >= 1.5x (c).
 
-Why the worker hop is a Unix-socket frame and not HTTP: measured on this 2-core VM (shared, noisy), the Tailor
-server relaying over a second HTTP hop (httpx -> uvicorn) cost ~0.6-1 ms of Python CPU per request on each
-side, capping the path far below the goal; a length-prefixed frame on one persistent, multiplexed Unix socket
-per worker costs tens of microseconds (see ``tailor.serving.wire``). uvicorn runs with httptools + uvloop.
+Why the worker hop is a Unix-socket frame and not HTTP: relaying through ``httpx.AsyncClient`` -> uvicorn cost
+the Tailor process 3.5-4.1 ms of CPU per request against 30-35 us for a frame on one persistent multiplexed
+Unix socket (``tailor.serving.wire`` has the numbers); at 1,000 req/s on 2 cores the HTTP hop alone would need
+more than both cores. The Tailor server runs uvicorn with httptools + uvloop.
 
 Figures from `python -m bench serving` are in the report / note (2-core VM shared with other engineers).
 """

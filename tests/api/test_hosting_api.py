@@ -103,6 +103,11 @@ def test_hosting_over_http(
 
     prom = httpx.get(f"{api_server}/metrics").text
     assert re.search(r'tailor_endpoint_invocations_total\{endpoint="fm",variant="AllTraffic"\} 6\.0', prom), prom
+    # The realised batch size: the 4 decodable images (2 SDK, boto3, CLI) ran in batches; 400/415 never queue.
+    batched = re.search(
+        r'tailor_worker_batched_images_total\{endpoint="fm",variant="AllTraffic",worker="\w+"\} (\S+)', prom
+    )
+    assert batched and float(batched.group(1)) == 4.0, prom
 
     res = runner.invoke(cli, ["endpoints", "delete", "--url", api_server, "fm"])
     assert res.exit_code == 0 and "deleted" in res.output

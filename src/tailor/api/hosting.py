@@ -251,6 +251,13 @@ class HostingCollector:
             ),
         }
         status = GaugeMetricFamily("tailor_endpoints", "Endpoints by EndpointStatus", labels=["status"])
+        wlabels = ["endpoint", "variant", "worker"]
+        batches = CounterMetricFamily("tailor_worker_batches", "Batches run by the model", labels=wlabels)
+        images = CounterMetricFamily("tailor_worker_batched_images", "Images run in batches", labels=wlabels)
+        mean = GaugeMetricFamily("tailor_worker_mean_batch_size", "Realised batch size (mean)", labels=wlabels)
+        refused = CounterMetricFamily(
+            "tailor_worker_refused_requests", "Requests refused: queue full (429) or deadline (503)", labels=wlabels
+        )
         if tailor is not None:
             for (endpoint, variant), t in list(tailor.hosting.metrics.totals.items()):
                 for key, fam in fams.items():
@@ -260,5 +267,11 @@ class HostingCollector:
                 counts[e["EndpointStatus"]] = counts.get(e["EndpointStatus"], 0) + 1
             for s, n in counts.items():
                 status.add_metric([s], n)
+            for w in tailor.hosting.worker_stats():
+                key = [w["EndpointName"], w["VariantName"], w["WorkerId"]]
+                batches.add_metric(key, w["batches"])
+                images.add_metric(key, w["images"])
+                mean.add_metric(key, w["mean_batch_size"])
+                refused.add_metric(key, w["throttled"] + w["expired"])
         yield from fams.values()
-        yield status
+        yield from (status, batches, images, mean, refused)

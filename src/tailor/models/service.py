@@ -787,6 +787,17 @@ class HostingService:
             )
         return {"EndpointName": name, "Metrics": points}
 
+    def worker_stats(self) -> list[dict[str, Any]]:
+        """Each ready worker's batcher counters (realised batch sizes etc.), labelled with endpoint and variant."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(WorkerRow).where(WorkerRow.state == "ready")))
+        out = []
+        for w in rows:
+            st = wk.stats(w.socket_path)
+            if st is not None:
+                out.append({"EndpointName": w.endpoint_name, "VariantName": w.variant_name, "WorkerId": w.id, **st})
+        return out
+
     # -- supervision --------------------------------------------------------------------------------
     def serve(self) -> HostingService:
         """Server mode: relaunch InService endpoints' workers, then supervise them in a background thread."""

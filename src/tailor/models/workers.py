@@ -77,6 +77,29 @@ def ping(socket_path: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def stats(socket_path: str, timeout: float = 1.0) -> dict | None:
+    """The worker's batcher counters (realised batch sizes, queue, refusals) over its socket; None if gone."""
+    import json
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(socket_path)
+            s.sendall(wire.pack_request(1, wire.OP_STATS, "", "", b""))
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+                if len(data) >= wire.RESP.size:
+                    body_len, _, status, ct_len = wire.RESP.unpack(data[: wire.RESP.size])
+                    if len(data) >= wire.RESP.size + ct_len + body_len:
+                        return json.loads(data[wire.RESP.size + ct_len :]) if status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
 def wait_ready(
     proc: subprocess.Popen[bytes], socket_path: str, log_path: Path, timeout: float = READY_TIMEOUT_S
 ) -> None:

@@ -136,6 +136,13 @@ def test_crashed_worker_gets_quick_503_then_is_restarted(settings: Settings, mod
         assert w2.pid != w.pid and w2.restarts == 1 and w2.state == "ready"
         r = h.invoke("crashy", png_bytes(1), "image/png")
         assert r.reply.status == 200
+        h.sample_workers()
+        points = h.endpoint_metrics("crashy")["Metrics"]  # one per minute: the test may straddle two
+        assert sum(p["Invocations"] for p in points) == 2
+        assert sum(p["Invocation5XXErrors"] for p in points) == 1  # the request during the crash
+        sampled = [p for p in points if p["CPUUtilization"] is not None]
+        assert sampled and sampled[-1]["CPUUtilization"] >= 0 and 0 < sampled[-1]["MemoryUtilization"] < 100
+        assert sum(p["InvocationsPerInstance"] for p in points) == 2
 
 
 def test_endpoint_survives_a_restart_and_bad_model_fails(settings: Settings, model_tar: Path) -> None:

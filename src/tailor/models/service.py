@@ -814,7 +814,7 @@ class HostingService:
                 self.supervise_once()
                 now = time.monotonic()
                 if now - last_sample >= SAMPLE_EVERY_S:
-                    self._sample()
+                    self.sample_workers()
                     last_sample = now
                 if now - last_flush >= FLUSH_EVERY_S:
                     self.flush_metrics()
@@ -859,7 +859,8 @@ class HostingService:
             return False
         return w.state == "ready" and wk.alive(w.pid, w.process_start_time)
 
-    def _sample(self) -> None:
+    def sample_workers(self) -> None:
+        """CPU (% of one core) and RSS of every ready worker into this minute's metrics."""
         with self.db.session() as s:
             rows = list(s.scalars(select(WorkerRow).where(WorkerRow.state == "ready")))
         counts: dict[tuple[str, str], int] = {}

@@ -338,6 +338,8 @@ async def run_worker(
     service.ready = False
     if frames is not None:
         frames.close()
+        with contextlib.suppress(OSError):
+            os.unlink(socket_path)  # type: ignore[arg-type]
     deadline = time.monotonic() + 10.0
     while service.in_flight and time.monotonic() < deadline:
         await asyncio.sleep(0.01)

@@ -353,7 +353,7 @@ class RecordReader:
             pos = _walk_record(buf, pos, self.path, False)[1]
         return offs, starts, ends
 
-    def view(self, start: int, end: int) -> memoryview:
+    def view(self, start: int, end: int | None) -> memoryview:
         """Zero-copy view of bytes ``start:end`` of the mapped file (valid until :meth:`close`)."""
         return self._buf[start:end]
 

@@ -50,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics_registry.register(importlib.import_module("tailor.api.hosting").HostingCollector(app))
     _install_error_handlers(app)
     # Closed by default: SigV4 or bearer tokens, then IAM-style policies (replaces the AllowAll above).
+    # Inside authentication (added before it): InvokeEndpoint is answered without FastAPI's route matching.
+    app.add_middleware(importlib.import_module("tailor.api.hosting").InvocationFastPath)
     install_auth(app, settings)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -199,10 +200,14 @@ def aws_error(err: TailorError) -> Response:
 
 @router.post("/endpoints/{name}/invocations")
 async def invoke_endpoint(name: str, request: Request) -> Response:
-    """InvokeEndpoint. Authorized inline, exactly as ``require`` does, because FastAPI runs a sync dependency
-    on its thread pool: one thread hop per invocation is measurable on the hot path of a 2-core server."""
-    request.app.state.authorizer.authorize(request, "sagemaker:InvokeEndpoint", endpoint_arn(request))
+    """InvokeEndpoint (listed for the OpenAPI schema; ``InvocationFastPath`` answers it before routing)."""
+    return await invoke(name, request)
+
+
+async def invoke(name: str, request: Request) -> Response:
+    """Authorize (as ``require`` does), read the body (<= 6 MB), route to a worker, relay its answer."""
     try:
+        request.app.state.authorizer.authorize(request, "sagemaker:InvokeEndpoint", endpoint_arn(request))
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {MAX_BODY_BYTES} (6 MB)")
@@ -227,6 +232,33 @@ async def invoke_endpoint(name: str, request: Request) -> Response:
         with contextlib.suppress(ValueError):
             headers["x-amzn-ErrorType"] = json.loads(reply.body).get("__type", "")
     return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=headers)
+
+
+_INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+
+
+class InvocationFastPath:
+    """ASGI middleware (inside authentication) answering ``POST /endpoints/{name}/invocations`` directly.
+
+    Why: FastAPI matches a request against every route in order and solves dependencies; profiled under
+    wrk at 16 connections on this 2-core VM, route matching alone took ~0.7 ms of the ~3 ms the server spent
+    per invocation, more than routing to the worker and relaying its answer (~0.5 ms). Everything else
+    (authorization, errors, headers) is the same code as the route's.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            m = _INVOCATIONS.match(scope["path"])
+            if m is not None:
+                request = Request(scope, receive)
+                scope.setdefault("path_params", {})["name"] = m.group(1)
+                response = await invoke(m.group(1), request)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # -- Prometheus -----------------------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def invoke(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option("--max-batch-size", type=click.IntRange(1, 4096), default=None, help="Images per batch (default 32).")
-@click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=None, help="Batch fill wait (default 2).")
+@click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=None, help="Batch fill wait (default 0).")
 @click.option("--max-queue", type=click.IntRange(1), default=None, help="Queued images before 429 (default 512).")
 @click.option("--timeout-s", type=click.FloatRange(0.01), default=None, help="Per-request deadline (default 5).")
 def serve_model(

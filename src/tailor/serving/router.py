@@ -22,6 +22,7 @@ from tailor.serving import wire
 from tailor.serving.metrics import EndpointMetrics
 
 MAX_ATTEMPTS = 3
+INVOKE_TIMEOUT_S = 60.0  # SageMaker's invocation timeout; a stopped (not dead) worker must not hang callers
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,13 @@ class Router:
             last_variant = variant
             t1 = time.perf_counter()
             try:
-                reply = await conn.request(wire.OP_INVOKE, content_type, accept, body)
+                async with asyncio.timeout(INVOKE_TIMEOUT_S):
+                    reply = await conn.request(wire.OP_INVOKE, content_type, accept, body)
+            except TimeoutError:
+                self.metrics.record(endpoint, variant, 503, 0.0, (time.perf_counter() - t0) * 1e6, time.time())
+                raise ServiceUnavailableError(
+                    f"endpoint {endpoint!r}: the model worker did not answer within {INVOKE_TIMEOUT_S:g} s"
+                ) from None
             except wire.WorkerGone:
                 avoid.add(conn.socket_path)
                 self.invalidate(endpoint)

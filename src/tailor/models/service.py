@@ -668,8 +668,15 @@ class HostingService:
             )
         orphaned = [w for w in ws if w.state == "ready" and not _owner_alive(w.owner_pid)]
         if orphaned and name not in self._recovering:
-            self._relaunch(name, orphaned)  # an embedded process finds workers whose owner exited
-            return self._resolve(name)
+            # An embedded process finds workers whose owner exited: relaunch them here, unless this process's
+            # supervisor (or an update) holds the endpoint already; then callers get a quick 503 meanwhile.
+            lock = self._endpoint_lock(name)
+            if lock.acquire(blocking=False):
+                try:
+                    self._relaunch(name, orphaned)
+                finally:
+                    lock.release()
+                return self._resolve(name)
         return tuple(
             VariantRoute(
                 v["VariantName"],

@@ -1,13 +1,14 @@
-"""Plain boto3 (`sagemaker`, `s3`) drives Tailor end to end: upload .rec files, train, find the artifact.
+"""Done-when: plain boto3 (`sagemaker`, `sagemaker-runtime`, `s3`) drives Tailor end to end.
 
 A real S3-compatible server (`moto_server`) on loopback is shared by the team's own boto3 `s3` client and by
 Tailor (its storage setting points there). Tailor's server runs on loopback, closed by default; boto3 signs
-with an admin key made the way `tailor server init` makes it.
+with an admin key for the control plane and with an invoke-only key (the seed's policy) for the endpoint.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import socket
 import subprocess
@@ -23,9 +24,10 @@ import httpx
 import numpy as np
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from PIL import Image
 
-from tailor.auth.keys import Credentials, init_admin
+from tailor.auth.keys import Credentials, KeyStore, init_admin
 from tailor.data.recordio import IRHeader, pack, write_records
 from tailor.settings import Settings, load_settings
 from tests.algorithms.helpers import fashion_subset
@@ -110,7 +112,7 @@ def _rec(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
     return path
 
 
-def test_boto3_trains_on_the_teams_s3_server(
+def test_boto3_trains_deploys_and_invokes(
     dataset_mirror: str, tailor_on_s3: tuple[str, Settings], moto_s3: str, tmp_path: Path
 ) -> None:
     url, settings = tailor_on_s3
@@ -173,3 +175,68 @@ def test_boto3_trains_on_the_teams_s3_server(
     assert s3.head_object(Bucket="team-data", Key=key)["ContentLength"] > 0  # written to the team's S3 server
     summaries = sm.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
     assert [s["TrainingJobName"] for s in summaries] == ["fmnist-boto3"]
+
+    _deploy_and_invoke(sm, url, settings, artifact, dataset_mirror)
+
+
+def _deploy_and_invoke(sm: Any, url: str, settings: Settings, artifact: str, dataset_mirror: str) -> None:
+    # 3. Model, endpoint config, endpoint; wait InService.
+    sm.create_model(
+        ModelName="fmnist-model",
+        PrimaryContainer={"Image": BUILTIN_IMAGE, "ModelDataUrl": artifact},
+        ExecutionRoleArn=f"arn:aws:iam::{settings.account_id}:role/SageMakerRole",
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="fmnist-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "fmnist-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m4.xlarge",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="fmnist", EndpointConfigName="fmnist-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="fmnist", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["fmnist"]
+
+    # 4. An invoke-only key with the seed's policy document, exactly as written.
+    seed_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sagemaker:InvokeEndpoint",
+                "Resource": f"arn:aws:sagemaker:us-east-1:{settings.account_id}:endpoint/fmnist",
+            }
+        ],
+    }
+    invoker_new = KeyStore(settings).create("app", seed_policy)
+    invoker = Credentials(invoker_new.info.access_key_id, invoker_new.secret_access_key)
+    runtime = _client("sagemaker-runtime", url, invoker)
+    tx, ty = fashion_subset(dataset_mirror, "t10k", 40)
+    right = 0
+    for img, label in zip(tx, ty, strict=True):
+        resp = runtime.invoke_endpoint(EndpointName="fmnist", ContentType="application/x-image", Body=_png(img))
+        probs = json.loads(resp["Body"].read())
+        assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-3
+        right += int(np.argmax(probs) == int(label))
+    assert right >= 24, f"{right}/40 right"  # "most": a 4-epoch net on 1,500 images manages ~75-80 %
+
+    # 5. The invoke-only key can do nothing else, and no key but one allowed can invoke.
+    with pytest.raises(ClientError) as err:
+        _client("sagemaker", url, invoker).delete_endpoint(EndpointName="fmnist")
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    nobody_new = KeyStore(settings).create("nobody")
+    nobody = _client("sagemaker-runtime", url, Credentials(nobody_new.info.access_key_id, nobody_new.secret_access_key))
+    with pytest.raises(ClientError) as err:
+        nobody.invoke_endpoint(EndpointName="fmnist", ContentType="application/x-image", Body=_png(tx[0]))
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    # 6. Tear down with the waiter AWS code uses.
+    sm.delete_endpoint(EndpointName="fmnist")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="fmnist", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    sm.delete_endpoint_config(EndpointConfigName="fmnist-config")
+    sm.delete_model(ModelName="fmnist-model")

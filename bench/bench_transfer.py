@@ -8,7 +8,7 @@ the pretrained run spends ``head_warmup_epochs`` with the body frozen first. Rep
 training seconds (evaluation excluded) and wall seconds. Goal: >= 90 % validation accuracy within 10 minutes
 of CPU training.
 
-``python -m bench transfer [--size=128] [--epochs=5] [--warmup=2]`` (``=`` form: bench passes only "-" args).
+``python -m bench transfer [--size=224] [--epochs=3] [--warmup=2]`` (``=`` form: bench passes only "-" args).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def run_one(pretrained: bool, train, val, size: int, epochs: int, warmup: int) -
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench transfer")
-    parser.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--size", type=int, default=224, help="image side in px (default 224)")
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2, help="head_warmup_epochs of the pretrained run")
     parser.add_argument("--only-pretrained", action="store_true")
     args = parser.parse_args(argv)

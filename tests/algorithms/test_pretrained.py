@@ -141,7 +141,7 @@ def test_efficientnet_lite0_imagenet_weights_convert_once(tmp_path: Path, monkey
 def test_pretrained_hyperparameters() -> None:
     req = {"num_classes": "5", "num_training_samples": "10"}
     hp = parse_hyperparameters({**req, "use_pretrained_model": "1"})
-    assert (hp.architecture, hp.head_warmup_epochs, hp.mini_batch_size) == ("efficientnet_lite0", 1, 32)
+    assert (hp.architecture, hp.head_warmup_epochs, hp.epochs, hp.mini_batch_size) == ("efficientnet_lite0", 2, 3, 32)
     with pytest.raises(ValidationError, match="no ImageNet ResNet-20"):
         parse_hyperparameters({**req, "use_pretrained_model": "1", "num_layers": "20"})
     with pytest.raises(ValidationError, match="needs RGB images"):

@@ -23,7 +23,7 @@ Tailor extensions (never required, never changing a SageMaker key's meaning):
 * ``pretrained_weights``  explicit file path / file:// / https:// URL of ImageNet weights (default: the model
                      zoo, ``settings.zoo_dir``); ``pretrained_sha256`` a sha256 (or prefix) to verify.
 * ``head_warmup_epochs``  with ``use_pretrained_model=1``: epochs training only the new classifier while the
-                     pretrained body is frozen (BatchNorm statistics too); default 1.
+                     pretrained body is frozen (BatchNorm statistics too); default 1 (2 in the pretrained profile).
 * ``fine_tune_lr_factor`` with ``use_pretrained_model=1``: after the warm-up the whole network trains at
                      ``learning_rate * fine_tune_lr_factor`` (default 0.1) under ``lr_schedule``.
 * ``time_budget``    seconds of training; the one-cycle schedule is driven by elapsed time and training stops
@@ -210,12 +210,12 @@ def pretrained_defaults() -> dict[str, str]:
     """
     return {
         "architecture": "efficientnet_lite0",
-        "epochs": "6",
+        "epochs": "3",  # flowers at 224 px: 0.885 / 0.930 / 0.925 validation accuracy after epochs 1 / 2 / 3
         "lr_schedule": "one_cycle",
         "optimizer": "nag",
         "learning_rate": "0.01",  # the classifier's peak; 0.1 blew logits up (train loss 48 on flowers)
         "fine_tune_lr_factor": "0.1",
-        "head_warmup_epochs": "1",
+        "head_warmup_epochs": "2",
         "mini_batch_size": "32",
         "momentum": "0.9",
         "weight_decay": "0.00005",  # conv/linear weights only; ImageNet features need little regularising here

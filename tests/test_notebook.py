@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -9,8 +10,18 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "classify-your-own-images.ipynb"
-# A few hundred images and a short budget: the whole walkthrough, both halves, in about two minutes on 2 cores.
+# A few hundred images and a short budget: the whole walkthrough, both halves (each trains, deploys, invokes), in
+# about two minutes on 2 cores.
 PARAMETERS = {"subset": 300, "epochs": 2, "time_budget": 20}
+
+
+def outputs_text(cells: list[nbformat.NotebookNode]) -> str:
+    return "\n".join(
+        out.get("text", "") or "".join(out.get("data", {}).get("text/plain", ""))
+        for c in cells
+        if c.cell_type == "code"
+        for out in c.outputs
+    )
 
 
 def inject(nb: nbformat.NotebookNode, values: dict[str, object], workdir: Path) -> None:
@@ -33,11 +44,15 @@ def test_notebook_runs_end_to_end(tmp_path: Path, dataset_mirror: str, monkeypat
     nb = nbformat.read(NOTEBOOK, as_version=4)
     inject(nb, PARAMETERS, tmp_path / "work")
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(
-        out.get("text", "") or "".join(out.get("data", {}).get("text/plain", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for out in c.outputs
-    )
+    text = outputs_text(nb.cells)
     assert "Completed" in text
+    assert text.count("InService") >= 2  # both halves' endpoints came up
+    # The boto3 half's invoke_endpoint cell prints `Label (probability)` per image; labels are the class folders.
+    classes = {p.name for p in (tmp_path / "work" / "images" / "train").iterdir()}
+    invoked = outputs_text([c for c in nb.cells if "runtime.invoke_endpoint(" in c.source])
+    answers = re.findall(r"^(\S+) \(([01]\.\d{6})\)$", invoked, flags=re.MULTILINE)
+    assert len(answers) == 6 and {label for label, _ in answers} <= classes, invoked
+    assert all(1 / len(classes) <= float(p) <= 1 for _, p in answers)  # a distribution's max is at least 1/n
+    deleted = outputs_text([c for c in nb.cells if 'get_waiter("endpoint_deleted")' in c.source])
+    assert deleted.strip() == "[]"  # list_endpoints after the clean-up
     assert any("image/png" in out.get("data", {}) for c in nb.cells for out in c.get("outputs", []))

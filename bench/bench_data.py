@@ -4,10 +4,11 @@
 2. read + decode a .rec for training: Tailor's `load_channel` into the memory-mapped cache vs
    `mx.io.ImageRecordIter` (preprocess_threads 2, batch 256) over the same file: images/s.
 
-Measured (2-core EPYC VM, load average ~5 from other jobs, so noisy; 70,000 images):
-  pack pass-through 2.4 s vs 5.6 s (2.3x); re-encode 16.5 s vs 11.0 s (0.7x);
-  decode into the cache 8.9k vs 16.6k img/s RGB (0.5x), 13.9k vs 34.2k grey (0.4x); cached reload 2-14 ms.
-  Idle machine, 30k 28x28 grey JPEG records: load_channel 37k img/s.
+Measured (2-core EPYC VM, load average 5-7 from other jobs, so noisy; 70,000 images; median of 3):
+  pack pass-through 1.78 s vs 7.09 s (4.0x); re-encode 6.59 s vs 11.33 s (1.7x);
+  decode into the cache 32.3k vs 43.1k img/s RGB (0.7x), 39.6k vs 64.2k grey (0.6x); cached reload ~2 ms.
+  Single runs at other moments: pass-through 3.1x / 2.9x, re-encode 2.6x / 1.2x, RGB decode 1.3x / 1.0x.
+  Before simplejpeg (Pillow, processes): 2.3x, 0.7x, 8.9k vs 16.6k RGB, 13.9k vs 34.2k grey.
 Each figure is the median of --repeat runs (default 3), Tailor and MXNet alternating so that a burst of load
 from other jobs hits both; the runs themselves are printed below each row.
 Options: --limit=N (images per split, default all), --repeat=N, --keep (leave the work folder).

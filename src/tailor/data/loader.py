@@ -1,11 +1,19 @@
 """Training input: a channel (``.rec`` / images + ``.lst`` / augmented manifest) → decoded uint8 (N, C, H, W).
 
-Training never decodes an image in its hot loop: the first load decodes every image once, in two worker
-processes, into a memory-mapped ``images.npy`` (+ ``labels.npy``, ``meta.json``) under ``cache_dir``; the key
-is a hash of the source files (path, size, mtime) and the options, so the second load of the same channel
-only maps the file (milliseconds). Pixels follow SageMaker's image-classification rules: convert to
-``channels``, optionally resize the shorter side to ``resize``, then centre-crop to ``size`` (an image smaller
-than ``size`` is an error, never silently padded).
+Training never decodes an image in its hot loop: the first load decodes every image once, in one thread per
+core (simplejpeg for JPEG, GIL released; Pillow for the rest), straight into a memory-mapped ``images.npy``
+(+ ``labels.npy``, ``meta.json``) under ``cache_dir``; the key is a hash of the source files (path, size,
+mtime) and the options, so the second load of the same channel only maps the file (milliseconds). Pixels
+follow SageMaker's image-classification rules: convert to ``channels``, optionally resize the shorter side to
+``resize``, then centre-crop to ``size`` (an image smaller than ``size`` is an error, never silently padded).
+
+Measured contract (``python -m bench data``, 70,000 Fashion-MNIST 28×28 JPEGs in one .rec, decoded into the
+cache, vs ``mx.io.ImageRecordIter`` with preprocess_threads 2 on the same file in the same run; 2-core VM
+shared with other jobs, load average ~5, so ±30 % run to run):
+  RGB (MXNet-re-encoded .rec): 32.3k img/s vs 43.1k (0.7x; runs 26-32k vs 40-47k; other runs 1.3x, 1.0x)
+  grey (pass-through .rec):    39.6k img/s vs 64.2k (0.6x; runs 37-40k vs 60-66k; other runs 0.7x, 0.5x)
+  cached reload: 1.7-2 ms. Before (Pillow in 2 processes): 8.9k RGB / 13.9k grey img/s.
+  Goal >= 20,000 img/s: met. Goal >= ImageRecordIter (C++, no GIL): not met for grey, about even for RGB.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ from tailor.client import Client, TrainingJob
 from tailor.settings import Settings
 
 _EPOCH = re.compile(r"Epoch\[(\d+)\]")
+# Training seconds so far, as the built-in algorithm logs them (progress lines and each epoch's end).
+_TRAIN_SECONDS = re.compile(r"[Tt]rain[-_]seconds=([\d.]+)")
+_BUDGET_REACHED = re.compile(r"Time budget of [\d.]+ s reached")
 
 
 def open_client(settings: Settings, url: str | None) -> Client:
@@ -55,16 +58,50 @@ def summary(desc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class Progress:
+    """What the follow bar counts: training seconds of the time budget when one is set (the fast profile's
+    ``epochs`` is only an upper bound, so ``0/200 epochs`` would be a lie), else epochs done."""
+
+    def __init__(self, hyperparameters: dict[str, Any]) -> None:
+        self.budget = _float(hyperparameters.get("time_budget"))
+        self.total: float | None = self.budget if self.budget else _int(hyperparameters.get("epochs"))
+        self.unit = "s" if self.budget else "epoch"
+        self.done = 0.0
+        self._epoch = -1
+
+    def advance(self, line: str) -> float:
+        """Feed one log line; returns how far the bar moves."""
+        before = self.done
+        if self.budget:
+            if m := _TRAIN_SECONDS.search(line):
+                self.done = max(self.done, min(float(m.group(1)), self.budget))
+            elif _BUDGET_REACHED.search(line):
+                self.done = self.budget
+        elif (m := _EPOCH.search(line)) and int(m.group(1)) > self._epoch:
+            self.done += int(m.group(1)) - self._epoch
+            self._epoch = int(m.group(1))
+        return self.done - before
+
+
 def follow(job: TrainingJob, *, progress: bool = True, poll: float = 0.5) -> dict[str, Any]:
-    """Stream the job log to stdout with an epoch progress bar (tqdm on stderr) until the job ends."""
+    """Stream the job log to stdout with a progress bar (tqdm on stderr) until the job ends: seconds of training
+    out of the time budget for time-budgeted jobs, epochs otherwise."""
     import time
 
     from tqdm import tqdm
 
     desc = job.describe()
-    epochs = _int(desc.get("HyperParameters", {}).get("epochs"))
-    bar = tqdm(total=epochs, desc=job.name, unit="epoch", file=sys.stderr, disable=not progress, leave=True)
-    seen = -1
+    state = Progress(desc.get("HyperParameters", {}))
+    fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of training budget [{elapsed}]"
+    bar = tqdm(
+        total=state.total,
+        desc=job.name,
+        unit=state.unit,
+        file=sys.stderr,
+        disable=not progress,
+        leave=True,
+        bar_format=fmt if state.budget else None,
+    )
     pos = 0
     try:
         while True:
@@ -72,10 +109,8 @@ def follow(job: TrainingJob, *, progress: bool = True, poll: float = 0.5) -> dic
             pos = chunk["NextOffset"]
             for line in chunk["Text"].splitlines():
                 bar.write(line, file=sys.stdout)
-                m = _EPOCH.search(line)
-                if m and int(m.group(1)) > seen:
-                    bar.update(int(m.group(1)) - seen)
-                    seen = int(m.group(1))
+                if step := state.advance(line):
+                    bar.update(step)
             if chunk["Complete"]:
                 break
             if not chunk["Text"]:
@@ -83,6 +118,13 @@ def follow(job: TrainingJob, *, progress: bool = True, poll: float = 0.5) -> dic
     finally:
         bar.close()
     return job.describe()
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _int(value: Any) -> int | None:

@@ -335,7 +335,7 @@ def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
             now = time.perf_counter()
             run.log(
                 f"Epoch[{epoch}] Batch [{b + 1}]\tSpeed: {seen_log * ctx.world_size / (now - t_log):.2f} samples/sec\t"
-                f"accuracy={correct / max(seen, 1):.6f}\tlr={lr:.5f}"
+                f"accuracy={correct / max(seen, 1):.6f}\tlr={lr:.5f}\ttrain_seconds={run.elapsed:.1f}"
             )
             t_log, seen_log = now, 0
     seen, correct, loss_sum = ctx.sum([seen, correct, loss_sum])  # over all ranks
@@ -495,6 +495,7 @@ def fit(
         log(f"Epoch[{epoch}] Train-accuracy={tm['accuracy']:.6f}")
         log(f"Epoch[{epoch}] Train-cross-entropy={tm['cross-entropy']:.6f}")
         log(f"Epoch[{epoch}] Time cost={tm['time']:.3f}")
+        log(f"Epoch[{epoch}] Train-seconds={run.elapsed:.1f}")  # cumulative, evaluation excluded (the budget's clock)
         metrics = {"train:accuracy": tm["accuracy"], "train:cross-entropy": tm["cross-entropy"]}
         if val is not None:
             vm = evaluate(model, val, hp, ctx=ctx)

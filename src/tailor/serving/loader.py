@@ -65,7 +65,10 @@ class LoadedModel:
         self.close()
 
 
-def load_model(path: str | Path, *, runtime: Runtime = "auto", device: str | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path, *, runtime: Runtime = "auto", device: str | None = None, threads: int | None = None
+) -> LoadedModel:
+    """``threads``: ONNX Runtime intra-op threads (default: every core this process may use, at most 8)."""
     path = Path(path)
     workdir: Path | None = None
     if path.is_file():
@@ -94,7 +97,7 @@ def load_model(path: str | Path, *, runtime: Runtime = "auto", device: str | Non
     if runtime == "onnx":
         if not (model_dir / ONNX).is_file():
             raise ValidationError(f"{path}: the artifact has no {ONNX}; use runtime='torch'")
-        run = _onnx_runner(model_dir / ONNX)
+        run = _onnx_runner(model_dir / ONNX, threads)
     elif runtime == "torch":
         run = _torch_runner(model_dir, meta, device)
     else:
@@ -108,14 +111,21 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _onnx_runner(onnx_path: Path) -> Any:
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _onnx_runner(onnx_path: Path, threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     # One session per process serves batches; all cores for one op, one inter-op thread (a single chain).
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    opts.intra_op_num_threads = max(1, min(cores, 8))
+    opts.intra_op_num_threads = max(1, threads if threads is not None else min(usable_cores(), 8))
     opts.inter_op_num_threads = 1
+    # No spin-waiting between ops: spinning threads burn the cores the event loops (this worker's, the Tailor
+    # server's) need. Measured ~1.8x faster batch-16 inference on the shared 2-core VM with spinning off.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
 
     def run(x: np.ndarray) -> np.ndarray:

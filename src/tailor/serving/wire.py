@@ -9,6 +9,10 @@ by id, so the batcher on the other end sees them concurrently. The worker still 
 contract (GET /ping, POST /invocations) when run alone (``tailor serve-model``); both front-ends call the
 same ``ModelService``.
 
+Writes are coalesced per event-loop turn on both ends (requests in the router, replies in the worker): at 16
+concurrent clients the requests that arrive in one turn, and the replies of one batch, go out in one
+``write`` (one syscall, one wake-up of the peer) instead of one each.
+
 Request frame:  !IIBHH  body_len, request_id, op, content_type_len, accept_len, then content_type, accept, body
 Response frame: !IIHH   body_len, request_id, status, content_type_len, then content_type, body
 """
@@ -59,6 +63,24 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[int, int, str, str
     return req_id, op, ct, ac, rest[ct_len + ac_len :]
 
 
+class CoalescingWriter:
+    """Buffers frames written during one event-loop turn and writes them together at the end of the turn."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._frames: list[bytes] = []
+
+    def write(self, frame: bytes) -> None:
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._frames.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if frames and not self.writer.is_closing():
+            self.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+
 class WorkerConnection:
     """A multiplexed client connection to one worker socket; used by the router on one event loop."""
 
@@ -68,6 +90,7 @@ class WorkerConnection:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._writer: asyncio.StreamWriter | None = None
+        self._out: CoalescingWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._connecting: asyncio.Lock | None = None
 
@@ -75,20 +98,21 @@ class WorkerConnection:
     def connected(self) -> bool:
         return self._writer is not None and not self._writer.is_closing()
 
-    async def _connect(self) -> asyncio.StreamWriter:
+    async def _connect(self) -> CoalescingWriter:
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self.connected:
-                assert self._writer is not None
-                return self._writer
+                assert self._out is not None
+                return self._out
             try:
                 reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=_STREAM_LIMIT)
             except OSError as exc:
                 raise WorkerGone(f"model worker is not reachable ({exc.strerror or exc})") from None
             self._writer = writer
+            self._out = CoalescingWriter(writer)
             self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader, writer))
-            return writer
+            return self._out
 
     async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -110,7 +134,7 @@ class WorkerConnection:
                     fut.set_exception(WorkerGone("model worker closed the connection mid-request"))
 
     async def request(self, op: int, content_type: str = "", accept: str = "", body: bytes = b"") -> Reply:
-        writer = self._writer if self.connected else await self._connect()
+        writer = self._out if self.connected and self._out is not None else await self._connect()
         req_id = next(self._ids) & 0xFFFFFFFF
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut

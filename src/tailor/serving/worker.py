@@ -25,6 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout-s", type=float, default=None)
     p.add_argument("--owner-pid", type=int, default=None, help="exit when this process (the launcher) is gone")
     p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
+    p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: cores - 1)")
     return p.parse_args(argv)
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         max_queue=args.max_queue,
         timeout_s=args.timeout_s,
         runtime=args.runtime,
+        threads=args.threads,
     )
     event_loop_policy()
     if args.owner_pid:

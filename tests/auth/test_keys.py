@@ -115,3 +115,37 @@ def test_credentials_resolution_order(settings: Settings, monkeypatch: pytest.Mo
         monkeypatch.delenv("TAILOR_ACCESS_KEY_ID")
         monkeypatch.delenv("TAILOR_SECRET_ACCESS_KEY")
         resolve_credentials(load_settings(home=str(settings.home), profile="missing"))
+
+
+def test_request_time_cache_is_cleared_by_any_change_in_process_and_expires_for_other_processes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from sqlalchemy import update
+
+    from tailor.auth import keys as keys_mod
+
+    server, admin = KeyStore(settings), KeyStore(settings)  # a server's and an admin's, in one process
+    key = server.create("gus", POLICY).info.access_key_id
+    token, _ = server.issue_token("gus", ttl_seconds=60)
+    assert server.principal_for_token(token) is not None and server.secret_of(key) is not None
+    assert server.cached_token_principal(token) is not None and server.cached_secret(key) is not None
+    admin.revoke_token(token)  # through another KeyStore of this process: void at once
+    assert server.cached_token_principal(token) is None and server.principal_for_token(token) is None
+    assert server.principal(key) is not None
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    admin.set_policy("gus", deny)
+    assert not server.principal(key).decide("sagemaker:InvokeEndpoint", "*").allowed  # type: ignore[union-attr]
+    admin.set_enabled("gus", False)
+    assert server.secret_of(key) is None and server.principal(key) is None
+
+    # Another process changes the DB behind this one's back: noticed within the TTL.
+    monkeypatch.setattr(keys_mod, "CACHE_TTL_S", 0.3)
+    admin.set_enabled("gus", True)
+    assert server.secret_of(key) is not None
+    with server.db.session() as s:
+        s.execute(update(keys_mod.AccessKeyRow).where(keys_mod.AccessKeyRow.access_key_id == key).values(enabled=False))
+    assert server.secret_of(key) is not None  # still cached
+    time.sleep(0.35)
+    assert server.secret_of(key) is None

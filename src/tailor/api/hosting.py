@@ -183,55 +183,96 @@ def endpoint_metrics(name: str, tailor: Tailor = Depends(get_tailor), since: str
 
 
 # -- runtime --------------------------------------------------------------------------------------------
-def aws_error(err: TailorError) -> Response:
+@router.post("/endpoints/{name}/invocations")
+async def invoke_endpoint(name: str, request: Request) -> Response:
+    """InvokeEndpoint (listed for the OpenAPI schema; ``InvocationFastPath`` answers it before routing)."""
+    status, headers, body = await invoke(name, request.scope, request.receive)
+    return Response(body, status_code=status, headers={k.decode(): v.decode("latin-1") for k, v in headers})
+
+
+_ACCEPT_PARAMS = (b"verbose=", b"top_k=")
+
+
+async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Authorize (as ``require`` does), read the body (<= 6 MB), route to a worker; (status, headers, body).
+
+    Plain ASGI, no Request/Response objects: one pass over the raw headers, the body read straight from
+    ``receive``. Profiled with py-spy under wrk (16 connections): the Starlette objects and header mappings were
+    a visible share of the server's ~0.3 ms of CPU per invocation.
+    """
+    content_type = accept = b""
+    for k, v in scope["headers"]:
+        if k == b"content-type":
+            content_type = v
+        elif k == b"accept":
+            accept = v
+    try:
+        app = scope["app"]
+        settings = app.state.settings
+        arn = f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:endpoint/{name}"
+        scope.setdefault("path_params", {})["name"] = name
+        app.state.authorizer.authorize(Request(scope, receive), "sagemaker:InvokeEndpoint", arn)
+        body = await read_body(receive, scope["headers"])
+        accept_s = accept.decode("latin-1")
+        qs: bytes = scope.get("query_string", b"")
+        if qs:
+            extra = [p.decode("latin-1") for p in qs.split(b"&") if p.startswith(_ACCEPT_PARAMS)]
+            if extra:
+                accept_s = ";".join([accept_s.split(",")[0] or "application/json", *extra])
+        result = await app.state.tailor.hosting.ainvoke(name, body, content_type.decode("latin-1"), accept_s)
+    except TailorError as err:
+        if err.http_status >= 500:
+            log.warning("invoke %s: %s: %s", name, type(err).__name__, err)
+        return aws_error_parts(err)
+    except Exception:
+        log.exception("invoke %s crashed", name)
+        return aws_error_parts(InternalError("unexpected error"))
+    reply = result.reply
+    headers = [
+        (b"content-type", reply.content_type.encode("latin-1")),
+        (b"x-amzn-invoked-production-variant", result.variant.encode("latin-1")),
+    ]
+    if reply.status >= 400:
+        with contextlib.suppress(ValueError):
+            headers.append((b"x-amzn-errortype", json.loads(reply.body).get("__type", "").encode("latin-1")))
+    return reply.status, headers, reply.body
+
+
+async def read_body(receive: Any, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request body; 413 as soon as the declared or received size passes SageMaker's 6 MB."""
+    for k, v in headers:
+        if k == b"content-length" and v.isdigit() and int(v) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"request body is {int(v)} bytes; the limit is {MAX_BODY_BYTES} (6 MB)")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"request body exceeds {MAX_BODY_BYTES} bytes (6 MB)")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def aws_error_parts(err: TailorError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     message = (
         err.message
         if err.expose and err.http_status < 500 or err.http_status in (503, 424, 429)
         else ("the server failed to complete the request; see the server log")
     )
     body = {"__type": err.code, "message": message, "error": {"code": err.code, "message": message}}
-    return Response(
-        json.dumps(body),
-        status_code=err.http_status,
-        media_type="application/json",
-        headers={"x-amzn-ErrorType": err.code},
-    )
+    headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", err.code.encode("latin-1"))]
+    return err.http_status, headers, json.dumps(body).encode()
 
 
-@router.post("/endpoints/{name}/invocations")
-async def invoke_endpoint(name: str, request: Request) -> Response:
-    """InvokeEndpoint (listed for the OpenAPI schema; ``InvocationFastPath`` answers it before routing)."""
-    return await invoke(name, request)
-
-
-async def invoke(name: str, request: Request) -> Response:
-    """Authorize (as ``require`` does), read the body (<= 6 MB), route to a worker, relay its answer."""
-    try:
-        request.app.state.authorizer.authorize(request, "sagemaker:InvokeEndpoint", endpoint_arn(request))
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {MAX_BODY_BYTES} (6 MB)")
-        body = await request.body()
-        accept = request.headers.get("accept", "")
-        extra = [f"{k}={v}" for k, v in request.query_params.items() if k in ("verbose", "top_k")]
-        if extra:
-            accept = ";".join([accept.split(",")[0] or "application/json", *extra])
-        result = await request.app.state.tailor.hosting.ainvoke(
-            name, body, request.headers.get("content-type", ""), accept
-        )
-    except TailorError as err:
-        if err.http_status >= 500:
-            log.warning("invoke %s: %s: %s", name, type(err).__name__, err)
-        return aws_error(err)
-    except Exception:
-        log.exception("invoke %s crashed", name)
-        return aws_error(InternalError("unexpected error"))
-    reply = result.reply
-    headers = {"x-Amzn-Invoked-Production-Variant": result.variant}
-    if reply.status >= 400:
-        with contextlib.suppress(ValueError):
-            headers["x-amzn-ErrorType"] = json.loads(reply.body).get("__type", "")
-    return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=headers)
+def aws_error(err: TailorError) -> Response:
+    status, headers, body = aws_error_parts(err)
+    return Response(body, status_code=status, headers={k.decode(): v.decode("latin-1") for k, v in headers})
 
 
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
@@ -251,13 +292,15 @@ class InvocationFastPath:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            m = _INVOCATIONS.match(scope["path"])
-            if m is not None:
-                request = Request(scope, receive)
-                scope.setdefault("path_params", {})["name"] = m.group(1)
-                response = await invoke(m.group(1), request)
-                await response(scope, receive, send)
-                return
+            path: str = scope["path"]
+            if path.startswith("/endpoints/") and path.endswith("/invocations"):
+                m = _INVOCATIONS.match(path)
+                if m is not None:
+                    status, headers, body = await invoke(m.group(1), scope, receive)
+                    headers.append((b"content-length", str(len(body)).encode()))
+                    await send({"type": "http.response.start", "status": status, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
         await self.app(scope, receive, send)
 
 

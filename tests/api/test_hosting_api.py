@@ -100,6 +100,13 @@ def test_hosting_over_http(
     points = json.loads(res.output)["Metrics"]
     assert sum(p["Invocations"] for p in points) == 2 + 2 + 1 + 1  # ok x2, 400, 415, boto3, CLI
     assert sum(p["Invocation4XXErrors"] for p in points) == 2
+    # Percentiles and realised batch size (the console's ModelLatencyP50/P99 and BatchSize): the 4 decodable
+    # images ran in the worker's batches; the 400/415 answers never queued.
+    assert sum(p["BatchedImages"] for p in points) == 4
+    assert all(0 < p["ModelLatencyP50"] <= p["ModelLatencyP99"] for p in points if p["Invocations"])
+    assert all(p["BatchSize"] >= 1 for p in points if p["Batches"])
+    res = runner.invoke(cli, ["endpoints", "metrics", "--url", api_server, "fm"])
+    assert res.exit_code == 0 and "P99_US" in res.output and "BATCH" in res.output, res.output
 
     prom = httpx.get(f"{api_server}/metrics").text
     assert re.search(r'tailor_endpoint_invocations_total\{endpoint="fm",variant="AllTraffic"\} 6\.0', prom), prom

@@ -172,3 +172,29 @@ def test_endpoint_survives_a_restart_and_bad_model_fails(settings: Settings, mod
             time.sleep(0.1)
         assert t.hosting.invoke("keep", png_bytes(2), "image/png").reply.status == 200
         assert t.hosting.describe_endpoint("keep")["EndpointStatus"] == "InService"
+
+
+def test_metrics_count_latency_percentiles_and_realised_batches(settings: Settings, model_tar: Path) -> None:
+    import base64
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Tailor.open(settings) as t:
+        h = t.hosting
+        assert deploy(t, model_tar, "mx", [("AllTraffic", 1, 1.0)])["EndpointStatus"] == "InService"
+        bodies = [png_bytes(i) for i in range(8)]
+        with ThreadPoolExecutor(8) as pool:  # concurrent, so the worker forms batches of more than one
+            statuses = list(pool.map(lambda i: h.invoke("mx", bodies[i % 8], "image/png").reply.status, range(24)))
+        lines = "".join(json.dumps({"b64": base64.b64encode(b).decode()}) + "\n" for b in bodies[:3])
+        assert h.invoke("mx", lines.encode(), "application/jsonlines").reply.status == 200
+        assert statuses == [200] * 24
+
+        points = h.endpoint_metrics("mx")["Metrics"]
+        assert sum(p["Invocations"] for p in points) == 25
+        assert sum(p["BatchedImages"] for p in points) == 24 + 3  # the worker's own count of images it ran
+        batches = sum(p["Batches"] for p in points)
+        assert 1 <= batches <= 25
+        for p in points:
+            if p["Invocations"]:
+                assert 0 < p["ModelLatencyP50"] <= p["ModelLatencyP99"] <= p["MaxModelLatency"] * 1.025
+            if p["Batches"]:
+                assert p["BatchSize"] == p["BatchedImages"] / p["Batches"] >= 1.0

@@ -139,6 +139,10 @@ def describe_endpoint(ctx: click.Context, name: str, url: str | None, as_json: b
     click.echo(table(rows, ["VARIANT", "MODEL", "INSTANCES", "WEIGHT"]))
 
 
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
 @endpoints.command("metrics")
 @click.argument("name")
 @_url
@@ -161,7 +165,10 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
             p["Invocation4XXErrors"],
             p["Invocation5XXErrors"],
             f"{p['ModelLatency']:.0f}",
+            _num(p.get("ModelLatencyP50"), "{:.0f}"),
+            _num(p.get("ModelLatencyP99"), "{:.0f}"),
             f"{p['OverheadLatency']:.0f}",
+            _num(p.get("BatchSize"), "{:.1f}"),
             f"{p['InvocationsPerInstance']:.1f}",
             "-" if p["CPUUtilization"] is None else f"{p['CPUUtilization']:.1f}",
             "-" if p["MemoryUtilization"] is None else f"{p['MemoryUtilization']:.2f}",
@@ -175,7 +182,10 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
         "4XX",
         "5XX",
         "MODEL_US",
+        "P50_US",
+        "P99_US",
         "OVERHEAD_US",
+        "BATCH",
         "PER_INSTANCE",
         "CPU%",
         "MEM%",

@@ -41,8 +41,15 @@ from tailor.errors import ConflictError, NotFoundError, ServiceUnavailableError,
 from tailor.jobs.service import _decode_token, _encode_token, as_datetime
 from tailor.jobs.store import utcnow
 from tailor.models import workers as wk
-from tailor.models.store import EndpointConfigRow, EndpointMetricRow, EndpointRow, ModelRow, WorkerRow
-from tailor.serving.metrics import EndpointMetrics
+from tailor.models.store import (
+    EndpointConfigRow,
+    EndpointMetricDetailRow,
+    EndpointMetricRow,
+    EndpointRow,
+    ModelRow,
+    WorkerRow,
+)
+from tailor.serving.metrics import EndpointMetrics, merge_histogram, percentile
 from tailor.serving.router import Invocation, Router, VariantRoute
 from tailor.settings import Settings
 from tailor.storage import Storage
@@ -90,6 +97,7 @@ class HostingService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._recovering: set[str] = set()
+        self._batch_seen: dict[str, tuple[int | None, int, int]] = {}  # worker id -> (pid, batches, images)
         self.worker_options: dict[str, Any] = {}  # max_batch_size / max_delay_ms for new workers (bench, tests)
         self.max_member_bytes: int | None = None  # per-file cap when unpacking artifacts (None: the artifact default)
 
@@ -640,6 +648,7 @@ class HostingService:
             if generation is not None:
                 q = q.where(WorkerRow.generation == generation)
             rows = list(s.scalars(q))
+        self.sample_batches([w for w in rows if w.owner_pid == _my_pid()])  # their last batches count too
         threads = [threading.Thread(target=wk.stop, args=(w.pid, w.process_start_time)) for w in rows]
         for t in threads:
             t.start()
@@ -761,22 +770,57 @@ class HostingService:
                 row.memory_bytes += b.memory_bytes
                 row.samples += b.samples
                 row.instances = max(row.instances, b.instances)
+                if b.latency_histogram or b.batches:
+                    self._flush_details(s, (endpoint, variant, minute), b)
+
+    @staticmethod
+    def _flush_details(s: Any, key: tuple[str, str, datetime], b: Any) -> None:
+        row = s.get(EndpointMetricDetailRow, key)
+        if row is None:
+            row = EndpointMetricDetailRow(
+                endpoint_name=key[0],
+                variant_name=key[1],
+                minute=key[2],
+                latency_histogram={},
+                batches=0,
+                batched_images=0,
+            )
+            s.add(row)
+        hist = {int(k): int(v) for k, v in (row.latency_histogram or {}).items()}
+        merge_histogram(hist, b.latency_histogram)
+        row.latency_histogram = {str(k): v for k, v in sorted(hist.items())}  # a new dict: JSON change tracked
+        row.batches += b.batches
+        row.batched_images += b.batched_images
 
     def endpoint_metrics(self, name: str, since: Any = None) -> dict[str, Any]:
         """Per variant and minute: Invocations, Invocation4XXErrors, Invocation5XXErrors, ModelLatency and
-        OverheadLatency (mean µs), InvocationsPerInstance, CPUUtilization (% of one core per worker) and
-        MemoryUtilization (% of this machine's memory per worker)."""
+        OverheadLatency (mean µs), ModelLatencyP50/ModelLatencyP99 (µs, within 2.5 %), MaxModelLatency,
+        BatchSize (mean realised batch, images), Batches and BatchedImages, InvocationsPerInstance,
+        CPUUtilization (% of one core per worker) and MemoryUtilization (% of this machine's memory per worker).
+        Percentiles and batch figures are None for a minute that has none."""
         self._endpoint(name)
+        self.sample_batches()
         self.flush_metrics()
         q = select(EndpointMetricRow).where(EndpointMetricRow.endpoint_name == name)
+        dq = select(EndpointMetricDetailRow).where(EndpointMetricDetailRow.endpoint_name == name)
         if since is not None:
             q = q.where(EndpointMetricRow.minute >= as_datetime(since))
+            dq = dq.where(EndpointMetricDetailRow.minute >= as_datetime(since))
         with self.db.session() as s:
             rows = list(s.scalars(q.order_by(EndpointMetricRow.minute, EndpointMetricRow.variant_name)))
+            details = {
+                (d.variant_name, as_datetime(d.minute)): (
+                    {int(k): int(v) for k, v in (d.latency_histogram or {}).items()},
+                    d.batches,
+                    d.batched_images,
+                )
+                for d in s.scalars(dq)
+            }
         total_mem = psutil.virtual_memory().total
         points = []
         for r in rows:
             n = max(r.invocations, 1)
+            hist, batches, images = details.get((r.variant_name, as_datetime(r.minute)), ({}, 0, 0))
             points.append(
                 {
                     "VariantName": r.variant_name,
@@ -785,7 +829,12 @@ class HostingService:
                     "Invocation4XXErrors": r.errors_4xx,
                     "Invocation5XXErrors": r.errors_5xx,
                     "ModelLatency": r.model_latency_us / n,
+                    "ModelLatencyP50": percentile(hist, 0.50),
+                    "ModelLatencyP99": percentile(hist, 0.99),
                     "MaxModelLatency": r.max_model_latency_us,
+                    "BatchSize": images / batches if batches else None,
+                    "Batches": batches,
+                    "BatchedImages": images,
                     "OverheadLatency": r.overhead_latency_us / n,
                     "InvocationsPerInstance": r.invocations / max(r.instances, 1),
                     "CPUUtilization": r.cpu_percent / r.samples if r.samples else None,
@@ -822,6 +871,7 @@ class HostingService:
                 now = time.monotonic()
                 if now - last_sample >= SAMPLE_EVERY_S:
                     self.sample_workers()
+                    self.sample_batches()
                     last_sample = now
                 if now - last_flush >= FLUSH_EVERY_S:
                     self.flush_metrics()
@@ -884,6 +934,29 @@ class HostingService:
             self.metrics.sample(
                 w.endpoint_name, w.variant_name, cpu, mem, counts[(w.endpoint_name, w.variant_name)], now
             )
+
+    def sample_batches(self, rows: list[WorkerRow] | None = None) -> None:
+        """Batches (and images in them) run by this process's workers since the last sample, into this minute.
+
+        Only the owner samples a worker, so two processes reading the same workers never count a batch twice;
+        a restarted worker (new pid) counts from zero.
+        """
+        if rows is None:
+            with self.db.session() as s:
+                q = select(WorkerRow).where(WorkerRow.state == "ready", WorkerRow.owner_pid == _my_pid())
+                rows = list(s.scalars(q))
+        now = time.time()
+        for w in rows:
+            st = wk.stats(w.socket_path)
+            if st is None:
+                continue
+            pid, batches, images = st.get("pid"), int(st.get("batches", 0)), int(st.get("images", 0))
+            last_pid, last_batches, last_images = self._batch_seen.get(w.id, (None, 0, 0))
+            if last_pid != pid or batches < last_batches:
+                last_batches = last_images = 0
+            self._batch_seen[w.id] = (pid, batches, images)
+            if batches > last_batches:
+                self.metrics.batches(w.endpoint_name, w.variant_name, batches - last_batches, images - last_images, now)
 
     def close(self, *, stop_workers: bool = True) -> None:
         """Stop supervising; stop the workers this process owns (the next server relaunches InService ones)."""

@@ -90,3 +90,21 @@ class EndpointMetricRow(Base):
     cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)  # sum over samples, per worker average below
     memory_bytes: Mapped[float] = mapped_column(Float, default=0.0)  # sum over samples
     samples: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EndpointMetricDetailRow(Base):
+    """Per endpoint, variant and minute: the ModelLatency histogram (for P50/P99) and realised batch sizes.
+
+    A table of its own (not new columns on ``hosting_endpoint_metrics``) so databases made before it existed
+    gain it through ``create_all`` without a migration.
+    """
+
+    __tablename__ = "hosting_endpoint_metric_details"
+
+    endpoint_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    variant_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    # {"bin": count}; bin b holds ModelLatency in [1.05**b, 1.05**(b+1)) µs (tailor.serving.metrics)
+    latency_histogram: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    batched_images: Mapped[int] = mapped_column(Integer, default=0)

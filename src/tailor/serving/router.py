@@ -1,7 +1,9 @@
 """Routing an endpoint invocation to a model worker: weighted across variants, least-outstanding within one.
 
 The routing table (variants, weights, the ready workers' sockets) comes from the hosting service and is cached
-for ``ttl_s`` (0.25 s) per endpoint, so the hot path does no database work; a routing change (UpdateEndpoint)
+for ``ttl_s`` (0.25 s) per endpoint, so the hot path does no database work (an expired table keeps serving
+while one background thread re-reads it: the event loop never waits on the database except for an endpoint's
+first request after a start or an invalidation); a routing change (UpdateEndpoint)
 invalidates it in this process at once, and other processes see it within the TTL while the old workers keep
 serving for a drain period longer than the TTL. A worker that is gone (crashed, stopped) fails fast with
 ``WorkerGone``; the router drops its cached table and retries on another worker, so a switch drops nothing.
@@ -54,12 +56,15 @@ class Router:
         self.metrics = metrics
         self.ttl_s = ttl_s
         self._tables: dict[str, RouteTable] = {}
+        self._refreshing: set[str] = set()
+        self._generation = 0  # bumped by invalidate(): a refresh that started before it is discarded
         # Connections belong to an event loop: one pool per loop (the server's, or the sync client's thread).
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, wire.WorkerConnection]] = (
             weakref.WeakKeyDictionary()
         )
 
     def invalidate(self, endpoint: str | None = None) -> None:
+        self._generation += 1
         if endpoint is None:
             self._tables.clear()
         else:
@@ -68,10 +73,32 @@ class Router:
     def _table(self, endpoint: str) -> RouteTable:
         table = self._tables.get(endpoint)
         now = time.monotonic()
-        if table is None or table.expires < now:
+        if table is None:
             table = RouteTable(endpoint, self._resolve(endpoint), now + self.ttl_s)
             self._tables[endpoint] = table
+        elif table.expires < now and endpoint not in self._refreshing:
+            self._refresh(endpoint)
         return table
+
+    def _refresh(self, endpoint: str) -> None:
+        """Re-read ``endpoint``'s table on a thread; meanwhile the expired one serves (the drain period of old
+        workers, 1 s, covers the TTL plus this read). A failed read (endpoint deleted, not InService) drops the
+        table, so the next request resolves inline and gets the error."""
+        self._refreshing.add(endpoint)
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(None, self._resolve, endpoint)
+
+        def done(f: asyncio.Future[tuple[VariantRoute, ...]]) -> None:
+            self._refreshing.discard(endpoint)
+            if generation != self._generation:
+                return
+            if f.cancelled() or f.exception() is not None:
+                self._tables.pop(endpoint, None)
+            else:
+                self._tables[endpoint] = RouteTable(endpoint, f.result(), time.monotonic() + self.ttl_s)
+
+        fut.add_done_callback(done)
 
     def _pool(self) -> dict[str, wire.WorkerConnection]:
         loop = asyncio.get_running_loop()

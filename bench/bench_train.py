@@ -54,10 +54,10 @@ def tailor_run(raw: dict[str, str], data: tuple[np.ndarray, ...], label: str) ->
     state = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan"), "train_s": 0.0}
 
     def log(line: str) -> None:
-        if "Time cost=" in line:  # training seconds of the epoch (evaluation excluded)
-            state["train_s"] += float(line.split("=")[1])
-            if line.startswith("Epoch[0] "):
-                state["epoch_time"] = float(line.split("=")[1])
+        if "Time cost=" in line and line.startswith("Epoch[0] "):  # the epoch's wall time, evaluation excluded
+            state["epoch_time"] = float(line.split("=")[1])
+        if "Train-seconds=" in line:  # cumulative training time, the time budget's clock (evaluation excluded)
+            state["train_s"] = float(line.split("=")[1])
         if "Validation-accuracy=" in line:
             state["acc"] = float(line.split("=")[1])
             if state["acc"] >= TARGET and state["t_target"] != state["t_target"]:  # first time over (nan != nan)
@@ -134,7 +134,7 @@ def mxnet_run(python: str, data: tuple[np.ndarray, ...], epochs: int) -> dict[st
             text=True,
             env=env,
         )
-        state = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan")}
+        state = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan"), "train_s": 0.0}
         assert proc.stdout is not None
         for line in proc.stdout:
             print(f"  [mxnet] {line.rstrip()}", flush=True)
@@ -142,7 +142,7 @@ def mxnet_run(python: str, data: tuple[np.ndarray, ...], epochs: int) -> dict[st
                 rec = json.loads(line)
                 if rec["epoch"] == 0:
                     state["epoch_time"] = rec["epoch_time"]
-                state["acc"] = rec["acc"]
+                state["acc"], state["train_s"] = rec["acc"], rec["train_s"]
                 if rec["acc"] >= TARGET and state["t_target"] != state["t_target"]:
                     state["t_target"] = rec["train_s"]
         if proc.wait() != 0:
@@ -150,22 +150,37 @@ def mxnet_run(python: str, data: tuple[np.ndarray, ...], epochs: int) -> dict[st
     return state
 
 
+def _fmt(v: float, width: int = 12) -> str:
+    return f"{'-':>{width}}" if v != v else f"{v:>{width}.1f}"  # nan (not reached) prints as '-'
+
+
+def _time_to_target(r: dict[str, float]) -> tuple[float, str]:
+    """Seconds to 91.1 %, or a lower bound (all the training time of a run that never reached it)."""
+    if r["t_target"] == r["t_target"]:
+        return r["t_target"], ""
+    return r["train_s"], ">"
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench_train")
     parser.add_argument("--quick", action="store_true", help="subsets and short budgets: validates, not a benchmark")
     parser.add_argument("--budget", type=float, default=300.0, help="Tailor default's time budget (s)")
+    parser.add_argument("--target-budget", type=float, default=90.0, help="short budget aimed at 91.1 %% (s)")
     parser.add_argument("--long", action="store_true", help="also run a 900 s budget")
     parser.add_argument("--resnet-epochs", type=int, default=2, help="epochs for both ResNet-20 runs")
     parser.add_argument("--no-mxnet", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     n_train = 6000 if args.quick else None
-    budgets = [30.0] if args.quick else [args.budget] + ([900.0] if args.long else [])
+    # The one-cycle schedule only anneals at the end of its budget, so time to 91.1 % is measured by a run whose
+    # budget is the goal (90 s) as well as read off the longer runs; the smallest figure counts.
+    budgets = [10.0, 30.0] if args.quick else [args.target_budget, args.budget] + ([900.0] if args.long else [])
     resnet_epochs = 1 if args.quick else args.resnet_epochs
     data = load(DATA, n_train)
+    load_before = os.getloadavg()
     print(
-        f"Fashion-MNIST: {len(data[0])} train, {len(data[2])} test; {os.cpu_count()} CPUs; load "
-        f"{os.getloadavg()[0]:.1f} (shared machine: figures are noisy)",
+        f"Fashion-MNIST: {len(data[0])} train, {len(data[2])} test; {os.cpu_count()} CPUs; load average "
+        f"{load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (shared machine: figures are noisy)",
         flush=True,
     )
 
@@ -189,19 +204,34 @@ def main(argv: list[str]) -> None:
     if not args.no_mxnet and Path(python).exists():
         rows.append((f"MXNet 1.9.1 ResNet-20, {resnet_epochs} ep", mxnet_run(python, data, resnet_epochs)))
 
-    print(f"\n{'run':<34} {'epoch-0 s':>10} {'to 91.1 % s':>12} {'final acc':>10}")
+    print(f"\n{'run':<34} {'epoch-0 s':>10} {'to 91.1 % s':>12} {'train s':>9} {'final acc':>10}")
     for name, r in rows:
-        print(f"{name:<34} {r['epoch_time']:>10.1f} {r['t_target']:>12.1f} {r['acc'] * 100:>9.2f}%")
-    by = dict(rows)
+        print(
+            f"{name:<34} {_fmt(r['epoch_time'], 10)} {_fmt(r['t_target'])} {r['train_s']:>9.1f} {r['acc'] * 100:>9.2f}%"
+        )
+    defaults = [r for n, r in rows if n.startswith("Tailor default")]
+    reached = [r["t_target"] for r in defaults if r["t_target"] == r["t_target"]]
+    best = min(reached) if reached else float("nan")
+    print(f"Tailor default: time to 91.1 % {_fmt(best, 0).strip()} s (goal <= 90 s)")
+    for budget, r in zip(budgets, defaults, strict=True):
+        print(f"Tailor default: {r['acc'] * 100:.2f} % at a {budget:g} s budget")
     mx_row = next((r for n, r in rows if n.startswith("MXNet")), None)
     tr = next(r for n, r in rows if n.startswith("Tailor ResNet"))
     if mx_row:
-        print(f"ResNet-20 epoch time, MXNet / Tailor: {mx_row['epoch_time'] / tr['epoch_time']:.2f}x")
-        default = by[f"Tailor default, {budgets[0]:g} s budget"]
-        if default["t_target"] == default["t_target"] and mx_row["t_target"] == mx_row["t_target"]:
-            print(f"Time to 91.1 %, MXNet ResNet-20 / Tailor default: {mx_row['t_target'] / default['t_target']:.1f}x")
-        else:
-            print("Time to 91.1 %: not reached by one side within this run (see the table)")
+        print(f"ResNet-20 epoch time, MXNet / Tailor: {mx_row['epoch_time'] / tr['epoch_time']:.2f}x (goal >= 2x)")
+        mx_t, mx_bound = _time_to_target(mx_row)
+        tr_t, tr_bound = _time_to_target(tr)
+        if not (mx_bound and tr_bound):
+            print(
+                f"Time to 91.1 %, MXNet / Tailor ResNet-20: {mx_bound}{mx_t / tr_t:.1f}x"
+                + (" (upper)" * bool(tr_bound))
+            )
+        if reached:
+            print(f"Time to 91.1 %, MXNet ResNet-20 / Tailor default: {mx_bound}{mx_t / best:.1f}x (goal >= 10x)")
+        if mx_bound:
+            print(f"  ('>': MXNet did not reach 91.1 % in {resnet_epochs} epochs; its training time is a lower bound)")
+    load_after = os.getloadavg()
+    print(f"load average at the end: {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}")
 
 
 if __name__ == "__main__":

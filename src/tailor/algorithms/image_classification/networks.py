@@ -257,6 +257,19 @@ def fastnet(
     return Classifier(_defaults(in_channels, mean, std), nn.Sequential(*layers), head)
 
 
+@register_model("fastnet_wide")
+def fastnet_wide(
+    num_classes: int,
+    in_channels: int = 3,
+    image_size: int = 224,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """The fast net at airbench94's GPU widths (64/256/256, stem 32; ~2 M parameters): ~7x the CPU default's
+    compute, for GPUs (``python -m bench train_gpu``), where the small net leaves the card idle."""
+    return fastnet(num_classes, in_channels, image_size, mean, std, widths=(64, 256, 256), stem_width=32)
+
+
 # --- torchvision-layout ResNet (v1, post-activation) for ImageNet weights ------------------------------------
 # torchvision's published ImageNet ResNets are the original post-activation design; the registry's resnet<N>
 # is pre-activation, so their weights cannot be mapped onto it. These modules use torchvision's exact

@@ -284,11 +284,13 @@ def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
     lr_factor = set_phase(run, epoch)
     net = run.net or model
     # One permutation from the generator every rank seeds alike; each rank trains on its shard of it.
+    t_aug = time.perf_counter()
     perm = ctx.shard(torch.randperm(len(train), generator=run.generator)).to(train.images.device)
     images, labels = train.images[perm], train.labels[perm]
     n, bs = images.shape[0], hp.mini_batch_size
     if hp.augmentation_type:
         images = crop_flip(images, run.generator)
+    run.elapsed += time.perf_counter() - t_aug  # the epoch's shuffle + batched crop/flip count as training time
     batches = n // bs if n >= 2 * bs else math.ceil(n / bs)  # drop a ragged last batch (BatchNorm needs > 1)
     seen = correct = 0
     loss_sum = 0.0
@@ -515,7 +517,10 @@ def fit(
             log(f"Early stopping after epoch {epoch}: no improvement for {bad_epochs} epochs")
             break
         if hp.time_budget and run.elapsed >= hp.time_budget:
-            log(f"Time budget of {hp.time_budget:g} s reached after epoch {epoch}")
+            log(
+                f"Time budget of {hp.time_budget:g} s reached after epoch {epoch} (training time only: the "
+                "per-epoch validation is not counted)"
+            )
             break
     metrics["training_seconds"] = run.elapsed
     return Result(model=model, model_name=name, model_kwargs=kwargs, metrics=metrics, epochs=epoch + 1)

@@ -98,6 +98,10 @@ def test_lifecycle_update_under_load_metrics_and_delete(settings: Settings, mode
         assert all(status == 200 for (_, status) in seen), seen
         variants = {v for (v, _) in seen}
         assert "AllTraffic" in variants and {"Blue", "Green"} <= variants, seen
+        # The old workers stop after their drain (in-flight requests finish first): within seconds, not at once.
+        deadline = time.monotonic() + 15
+        while {w.variant_name for w in workers(t, "fm")} != {"Blue", "Green"} and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert {w.variant_name for w in workers(t, "fm")} == {"Blue", "Green"}  # old workers stopped
 
         # Metrics count what was sent (per variant).

@@ -16,7 +16,9 @@ the Tailor process 3.5-4.1 ms of CPU per request against 30-35 us for a frame on
 Unix socket (``tailor.serving.wire`` has the numbers); at 1,000 req/s on 2 cores the HTTP hop alone would need
 more than both cores. The Tailor server runs uvicorn with httptools + uvloop.
 
-Figures from `python -m bench serving` are in the report / note (2-core VM shared with other engineers).
+Figures from `python -m bench serving` (2-core VM shared with other engineers) are kept, with the load average
+of the run, as the measured contract in ``tailor.serving.server``'s docstring. Tailor's own per-minute
+ModelLatencyP50/P99 and BatchSize for the run are printed after the Tailor rounds.
 """
 
 from __future__ import annotations
@@ -296,6 +298,13 @@ def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, 
             sent = sum(p["Invocations"] for p in metrics)
             errors = sum(p["Invocation5XXErrors"] + p["Invocation4XXErrors"] for p in metrics)
             print(f"  tailor endpoint metrics: {sent} invocations recorded, {errors} errors", flush=True)
+            for p in metrics:
+                print(
+                    f"    {p['Timestamp']} {p['Invocations']:>6} invocations  ModelLatency p50 "
+                    f"{(p['ModelLatencyP50'] or 0) / 1e3:.1f} ms p99 {(p['ModelLatencyP99'] or 0) / 1e3:.1f} ms  "
+                    f"mean batch {p['BatchSize'] or 0:.1f}",
+                    flush=True,
+                )
     finally:
         stop(proc)
     # Same home, auth replaced by AllowAll: the server relaunches the InService endpoint's worker on start.

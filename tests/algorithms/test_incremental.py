@@ -53,7 +53,8 @@ def test_model_channel_continues_from_earlier_weights(
 ) -> None:
     data = (fashion_subset(dataset_mirror, "train", 500), fashion_subset(dataset_mirror, "t10k", 200))
     cache = tmp_path / "cache"
-    first = _job(tmp_path / "first", {**BASE, "epochs": "8", "mini_batch_size": "50"}, data)
+    # 5 epochs: 0.77 validation accuracy measured (0.5 asserted)
+    first = _job(tmp_path / "first", {**BASE, "epochs": "5", "mini_batch_size": "50"}, data)
     assert _run(first, cache, capsys) == 0
     earlier = _val_accuracy(first)
     # Continue with a learning rate so small the weights barely move: the result must keep the earlier

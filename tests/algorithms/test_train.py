@@ -11,7 +11,7 @@ from tailor.algorithms.image_classification.hyperparameters import parse_hyperpa
 from tailor.algorithms.image_classification.train import TrainingStopped, fit
 from tests.algorithms.helpers import fashion_subset
 
-MIN_ACCURACY = 0.75  # 2,000 training images, 6 epochs of the fast net: ~0.80-0.83 measured
+MIN_ACCURACY = 0.72  # 2,000 training images, 4 epochs of the fast net: 0.80 measured (BN momentum 0.4)
 
 
 @pytest.mark.timeout(180)
@@ -24,7 +24,7 @@ def test_fast_net_learns_fashion_mnist_subset(dataset_mirror: str, tmp_path: Pat
             "num_classes": "10",
             "num_training_samples": "2000",
             "image_shape": "1,28,28",
-            "epochs": "6",
+            "epochs": "4",
             "mini_batch_size": "128",
             "top_k": "3",
             "time_budget": "",
@@ -37,11 +37,11 @@ def test_fast_net_learns_fashion_mnist_subset(dataset_mirror: str, tmp_path: Pat
     assert result.metrics["validation:top_k_accuracy_3"] >= result.metrics["validation:accuracy"]
     text = "\n".join(lines)
     for pattern in (
-        "Epoch[5] Train-accuracy=",
-        "Epoch[5] Validation-accuracy=",
-        "Epoch[5] Time cost=",
+        "Epoch[3] Train-accuracy=",
+        "Epoch[3] Validation-accuracy=",
+        "Epoch[3] Time cost=",
         "Epoch[0] Batch [5]\tSpeed: ",
-        "Epoch[5] Validation-top_k_accuracy_3=",
+        "Epoch[3] Validation-top_k_accuracy_3=",
     ):
         assert pattern in text
     assert (tmp_path / "ck" / "best.safetensors").is_file() and (tmp_path / "ck" / "last.json").is_file()

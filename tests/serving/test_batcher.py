@@ -149,3 +149,25 @@ def test_max_delay_waits_for_a_fuller_batch() -> None:
         return model.sizes
 
     assert asyncio.run(run()) == [3]
+
+
+def test_lone_single_images_of_a_fast_model_run_on_the_loop_thread_and_batches_keep_the_model_thread() -> None:
+    where: list[tuple[int, str]] = []
+
+    def model(images: np.ndarray) -> np.ndarray:
+        where.append((int(images.shape[0]), threading.current_thread().name))
+        return np.repeat(images.reshape(len(images), -1)[:, :1].astype(np.float32), 3, axis=1)
+
+    async def run() -> list[np.ndarray]:
+        batcher = Batcher(model, max_batch_size=8, max_delay_s=0, inline_max_s=10.0)
+        out = [await batcher.submit(image(v)) for v in (1, 2, 3)]  # one at a time: a lone image each
+        out.append(await batcher.submit(image(4, n=2)))  # two images: the model thread
+        await batcher.close()
+        return out
+
+    results = asyncio.run(run())
+    assert [float(r[0, 0]) for r in results] == [1.0, 2.0, 3.0, 4.0]
+    loop_thread = threading.current_thread().name
+    assert where[0][1].startswith("tailor-model")  # the first lone image: its speed is not measured yet
+    assert where[1:3] == [(1, loop_thread), (1, loop_thread)]
+    assert where[3][0] == 2 and where[3][1].startswith("tailor-model")

@@ -18,25 +18,25 @@ Batching knobs (``tailor serve-model --max-batch-size --max-delay-ms --max-queue
 in ``tailor.serving.batcher``.
 
 Measured contract (``python -m bench serving``: wrk on loopback, 28x28 PNGs, ResNet-20, one worker; Tailor
-through ``POST /endpoints/{name}/invocations`` with a bearer token; the 2-core VM shared with other engineers,
-load average 4.7 before and 9.5 after the run, so every figure is a lower bound):
+through ``POST /endpoints/{name}/invocations`` with a bearer token; all four servers in one run on the 2-core
+VM shared with other engineers, load average 4.1 before and 7.2 after, so every figure is a lower bound):
 
-    conc   Tailor (auth on)        Tailor (AllowAll)       naive FastAPI+torch     BentoML adaptive batching
-    1       285 req/s  p99  86 ms   304 req/s  p99  31 ms    43 req/s  p99   46 ms   49 req/s  p99 179 ms
-    16      623 req/s  p99  65 ms   670 req/s  p99  61 ms   152 req/s  p99  162 ms   69 req/s  p99 304 ms
-    64      481 req/s  p99 423 ms   878 req/s  p99 192 ms   100 req/s  p99 1840 ms  108 req/s  p99 865 ms
+    conc   Tailor (auth on)        Tailor (AllowAll)        naive FastAPI+torch     BentoML adaptive batching
+    1       540 req/s  p99   5 ms   506 req/s  p99   6 ms    122 req/s  p99  17 ms    78 req/s  p99  98 ms
+    16      750 req/s  p99  37 ms   760 req/s  p99  31 ms    140 req/s  p99 179 ms   131 req/s  p99 239 ms
+    64      759 req/s  p99 137 ms  1047 req/s  p99 160 ms    103 req/s  p99 950 ms   153 req/s  p99 701 ms
 
-A second Tailor-only run minutes later (load 5.2 -> 4.7): auth on 348 / 762 / 653 req/s at c=1/16/64 (p99 69 /
-93 / 203 ms), AllowAll 435 / 653 / 756 req/s; the endpoint's own metrics for it: 10,450 invocations, 0 errors
-recorded, mean realised batch 4.5 over the minute (c=1 rounds included).
-Ratios at c=1/16/64: 6.6x/4.1x/4.8x the naive server (goal >= 3x), 5.8x/9.0x/4.4x BentoML (goal >= 1.5x).
-The absolute goal (>= 1,000 req/s, p99 <= 50 ms at c=16) was not met on that loaded machine. What bounds it,
-measured with /proc CPU times under wrk at c=16: the worker spends ~800 us of CPU per image, ~700 of them in
-ONNX Runtime (one core runs ResNet-20 at 1,300-1,500 img/s at any batch size 1-16), and the Tailor server
-~230 us per request (uvicorn+httptools ~165, the ASGI path incl. auth ~37 in-process); 1,000 req/s needs
-about 1.1 of the 2 cores free. Before this round (same machine, load 4-9): 229 req/s with auth at c=16; the
-gains came from the key cache (no DB or thread hop per request), no ONNX Runtime thread spinning, one
-intra-op thread on 2 cores, frames coalesced per loop turn, and the plain-ASGI invocation path.
+Tailor / naive: 4.4x / 5.4x / 7.4x at c=1/16/64 (goal >= 3x); Tailor / BentoML: 6.9x / 5.7x / 5.0x (goal
+>= 1.5x). At c=16 p99 <= 50 ms was met and >= 1,000 req/s was not on that machine; the same code reached
+958 req/s, p99 29 ms at c=16 in a quieter moment (load 3.3, wrk against a `tailor server` by hand). Earlier
+runs of this round, load 4-9: 623-792 req/s at c=16. Before this round: 229 req/s (p99 169 ms).
+What bounds it, from /proc CPU times under wrk at c=16: the worker spends ~800 us of CPU per image, ~600-700
+of them in ONNX Runtime (one core runs ResNet-20 at 1,300-1,600 img/s at any batch size 1-16), the Tailor
+server ~230 us per request (uvicorn+httptools ~165, the ASGI path incl. auth ~37 measured in-process); so
+1,000 req/s needs about 1.1 of the 2 cores free. The gains came from the key cache (no DB read or thread hop
+per request), ONNX Runtime without thread spinning and with one intra-op thread on 2 cores, frames coalesced
+per loop turn, the plain-ASGI invocation path, the route table refreshed off the loop, and lone small batches
+run on the worker's loop thread (tailor.serving.batcher).
 """
 
 from __future__ import annotations

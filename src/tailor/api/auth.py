@@ -16,6 +16,9 @@ anything calls it, so the server is closed by default.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -63,6 +66,24 @@ class AuthenticationMiddleware:
         self.app = app
         self.keys = keys
         self.settings = settings
+        # In-flight cache fills per event loop: when a cached entry expires under load (64 connections), one
+        # lookup goes to the DB and the other requests wait for it instead of 64 threads reading the same row.
+        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Task[Any]]]
+        self._flights = weakref.WeakKeyDictionary()
+
+    async def _once(self, key: tuple[str, str], fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        flights = self._flights.setdefault(loop, {})
+        task = flights.get(key)
+        if task is None:
+            task = flights[key] = loop.create_task(anyio.to_thread.run_sync(fn, *args))
+            task.add_done_callback(lambda _t: flights.pop(key, None))
+        return await asyncio.shield(task)
+
+    def _warm(self, access_key_id: str) -> None:
+        """Fill the key cache (secret and principal) for one access key id; unknown/disabled keys fill nothing."""
+        if self.keys.secret_of(access_key_id) is not None:
+            self.keys.principal(access_key_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,8 +99,8 @@ class AuthenticationMiddleware:
         if authorization[:7].lower() == "bearer ":
             token = authorization[7:].strip()
             # A cached token answers on the loop; only a miss goes to a thread for the DB (keys.py: 3 s TTL).
-            principal = self.keys.cached_token_principal(token) or await anyio.to_thread.run_sync(
-                self.keys.principal_for_token, token
+            principal = self.keys.cached_token_principal(token) or await self._once(
+                ("token", token), self.keys.principal_for_token, token
             )
             state[_STATE_KEY] = principal or UnrecognizedClientError("The bearer token is invalid, expired or revoked.")
             await self.app(scope, receive, send)
@@ -101,9 +122,22 @@ class AuthenticationMiddleware:
             # loop (~30 us of HMACs), otherwise on a thread because the DB is read.
             outcome = self._verify(scope, headers, body, cached_only=True)
         except _NotCached:
-            outcome = await anyio.to_thread.run_sync(self._verify, scope, headers, body)
+            outcome = await self._verify_uncached(authorization, scope, headers, body)
         state[_STATE_KEY] = outcome
         await self.app(scope, _replay(body, receive), send)
+
+    async def _verify_uncached(
+        self, authorization: str, scope: Scope, headers: list[tuple[str, str]], body: bytes
+    ) -> Principal | AuthError:
+        try:
+            key_id = sigv4.parse_authorization(authorization).access_key_id
+        except AuthError:
+            key_id = ""
+        if key_id:
+            await self._once(("key", key_id), self._warm, key_id)
+            with contextlib.suppress(_NotCached):
+                return self._verify(scope, headers, body, cached_only=True)
+        return await anyio.to_thread.run_sync(self._verify, scope, headers, body)
 
     def _verify(
         self, scope: Scope, headers: list[tuple[str, str]], body: bytes, cached_only: bool = False

@@ -19,17 +19,17 @@ in ``tailor.serving.batcher``.
 
 Measured contract (``python -m bench serving``: wrk on loopback, 28x28 PNGs, ResNet-20, one worker; Tailor
 through ``POST /endpoints/{name}/invocations`` with a bearer token; all four servers in one run on the 2-core
-VM shared with other engineers, load average 4.1 before and 7.2 after, so every figure is a lower bound):
+VM shared with other engineers, load average 3.0 before and 5.6 after, so every figure is a lower bound):
 
     conc   Tailor (auth on)        Tailor (AllowAll)        naive FastAPI+torch     BentoML adaptive batching
-    1       540 req/s  p99   5 ms   506 req/s  p99   6 ms    122 req/s  p99  17 ms    78 req/s  p99  98 ms
-    16      750 req/s  p99  37 ms   760 req/s  p99  31 ms    140 req/s  p99 179 ms   131 req/s  p99 239 ms
-    64      759 req/s  p99 137 ms  1047 req/s  p99 160 ms    103 req/s  p99 950 ms   153 req/s  p99 701 ms
+    1       633 req/s  p99   4 ms   481 req/s  p99   5 ms    135 req/s  p99   23 ms   86 req/s  p99  97 ms
+    16      762 req/s  p99  32 ms   715 req/s  p99  33 ms    115 req/s  p99  188 ms  128 req/s  p99 274 ms
+    64      850 req/s  p99 160 ms   820 req/s  p99 156 ms     89 req/s  p99 1700 ms 275 req/s  p99 525 ms
 
-Tailor / naive: 4.4x / 5.4x / 7.4x at c=1/16/64 (goal >= 3x); Tailor / BentoML: 6.9x / 5.7x / 5.0x (goal
->= 1.5x). At c=16 p99 <= 50 ms was met and >= 1,000 req/s was not on that machine; the same code reached
-958 req/s, p99 29 ms at c=16 in a quieter moment (load 3.3, wrk against a `tailor server` by hand). Earlier
-runs of this round, load 4-9: 623-792 req/s at c=16. Before this round: 229 req/s (p99 169 ms).
+Tailor / naive: 4.7x / 6.7x / 9.5x at c=1/16/64 (goal >= 3x); Tailor / BentoML: 7.4x / 6.0x / 3.1x (goal
+>= 1.5x). At c=16 p99 <= 50 ms was met and >= 1,000 req/s was not on that machine. Other runs of the same
+code: Tailor-only at load 4.0: 746 / 872 / 944 req/s (p99 5 / 29 / 159 ms); by hand at load 3.3: 958 req/s,
+p99 29 ms at c=16. Before this round (load 4-9): 229 req/s with auth at c=16, p99 169 ms.
 What bounds it, from /proc CPU times under wrk at c=16: the worker spends ~800 us of CPU per image, ~600-700
 of them in ONNX Runtime (one core runs ResNet-20 at 1,300-1,600 img/s at any batch size 1-16), the Tailor
 server ~230 us per request (uvicorn+httptools ~165, the ASGI path incl. auth ~37 measured in-process); so

@@ -29,7 +29,8 @@ VM shared with other engineers, load average 3.0 before and 5.6 after, so every 
 Tailor / naive: 4.7x / 6.7x / 9.5x at c=1/16/64 (goal >= 3x); Tailor / BentoML: 7.4x / 6.0x / 3.1x (goal
 >= 1.5x). At c=16 p99 <= 50 ms was met and >= 1,000 req/s was not on that machine. Other runs of the same
 code: Tailor-only at load 4.0: 746 / 872 / 944 req/s (p99 5 / 29 / 159 ms); by hand at load 3.3: 958 req/s,
-p99 29 ms at c=16. Before this round (load 4-9): 229 req/s with auth at c=16, p99 169 ms.
+p99 29 ms at c=16 (bearer auth, before the single-flight commit). Before this round (load 4-9): 229 req/s with
+auth at c=16, p99 169 ms.
 What bounds it, from /proc CPU times under wrk at c=16: the worker spends ~800 us of CPU per image, ~600-700
 of them in ONNX Runtime (one core runs ResNet-20 at 1,300-1,600 img/s at any batch size 1-16), the Tailor
 server ~230 us per request (uvicorn+httptools ~165, the ASGI path incl. auth ~37 measured in-process); so

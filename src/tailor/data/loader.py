@@ -160,62 +160,6 @@ def _plan_rec(recs: list[Path]) -> _Plan:
     return _Plan("rec", [], None, names, list(recs))
 
 
-# ----------------------------------------------------------------------------------------------- decoding
-
-
-def _checked(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
-    if arr.shape != shape:
-        raise DataError(
-            f"image is {arr.shape[1]}x{arr.shape[2]} (HxW) but earlier images are {shape[1]}x{shape[2]}: "
-            "set image_shape (size) or --resize so all images come out the same",
-            path=name,
-        )
-    return arr
-
-
-def _decode_rec_fast(
-    entries: list[Any], start: int, out: np.ndarray, opts: dict[str, Any], readers: dict[str, RecordReader]
-) -> list[Any]:
-    """The common .rec case in a tight loop: single-label whole records whose JPEG has exactly the cache's
-    size are decoded by simplejpeg into place (grey: the cache row itself, whose CHW = HW1 layout; colour: an
-    HWC chunk buffer transposed into the rows once per chunk). Anything else takes :func:`_prepare`.
-
-    Per image this is a struct unpack and one decode call: ~20 µs of Python per image less than the general
-    path (70k RGB images: 19k -> 30k+ img/s on 2 threads, noisy 2-core VM).
-    """
-    n = len(entries)
-    c, h, w = out.shape[1:]
-    colorspace = "GRAY" if c == 1 else "RGB"
-    want = (h, w, c)
-    # Grey rows are written in place; colour goes through an (n, H, W, 3) buffer and one transpose.
-    # np.asarray: a plain ndarray view, since indexing an np.memmap row costs ~1 µs of subclass bookkeeping.
-    rows = np.asarray(out)
-    dst = rows[start : start + n].reshape(n, h, w, 1) if c == 1 else np.empty((n, h, w, c), np.uint8)
-    decode, unpack_head = _img.simplejpeg.decode_jpeg, _FLAG_LABEL.unpack_from
-    labels: list[Any] = []
-    last, mv = None, memoryview(b"")
-    for i, (rec, off, s, e) in enumerate(entries):
-        if s >= 0 and e - s > IR_SIZE:
-            if rec is not last:
-                last, mv = rec, readers[rec].view(0, None)
-            flag, label = unpack_head(mv, s)
-            if flag == 0 and mv[s + IR_SIZE : s + IR_SIZE + 3] == b"\xff\xd8\xff":
-                try:
-                    # Positional arguments (colorspace, fastdct, fastupsample, min h, min w, min factor,
-                    # buffer): keyword parsing alone was ~1 µs of the ~12 µs an image costs.
-                    if decode(mv[s + IR_SIZE : e], colorspace, False, False, 0, 0, 1, dst[i]).shape == want:
-                        labels.append(label)
-                        continue
-                except Exception:  # corrupt, CMYK, bigger than the row: the general path decides
-                    pass
-        data, label, name = _read_entry("rec", (rec, off, s, e), None, readers)
-        dst[i] = _checked(_prepare(data, name, opts), (c, h, w), name).transpose(1, 2, 0)
-        labels.append(label)
-    if c != 1:
-        out[start : start + n] = dst.transpose(0, 3, 1, 2)
-    return labels
-
-
 def _plan_images(channel_dir: Path, lst_dir: Path | None) -> _Plan:
     lsts = sorted((Path(lst_dir) if lst_dir else channel_dir).glob("*.lst"))
     if lsts:
@@ -418,6 +362,59 @@ def _decode_range(
         out[start + i] = arr
         labels.append(label)
     return start, labels
+
+
+def _checked(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    if arr.shape != shape:
+        raise DataError(
+            f"image is {arr.shape[1]}x{arr.shape[2]} (HxW) but earlier images are {shape[1]}x{shape[2]}: "
+            "set image_shape (size) or --resize so all images come out the same",
+            path=name,
+        )
+    return arr
+
+
+def _decode_rec_fast(
+    entries: list[Any], start: int, out: np.ndarray, opts: dict[str, Any], readers: dict[str, RecordReader]
+) -> list[Any]:
+    """The common .rec case in a tight loop: single-label whole records whose JPEG has exactly the cache's
+    size are decoded by simplejpeg into place (grey: the cache row itself, whose CHW = HW1 layout; colour: an
+    HWC chunk buffer transposed into the rows once per chunk). Anything else takes :func:`_prepare`.
+
+    Per image this is a struct unpack and one decode call: ~20 µs of Python per image less than the general
+    path (70k RGB images: 19k -> 30k+ img/s on 2 threads, noisy 2-core VM).
+    """
+    n = len(entries)
+    c, h, w = out.shape[1:]
+    colorspace = "GRAY" if c == 1 else "RGB"
+    want = (h, w, c)
+    # Grey rows are written in place; colour goes through an (n, H, W, 3) buffer and one transpose.
+    # np.asarray: a plain ndarray view, since indexing an np.memmap row costs ~1 µs of subclass bookkeeping.
+    rows = np.asarray(out)
+    dst = rows[start : start + n].reshape(n, h, w, 1) if c == 1 else np.empty((n, h, w, c), np.uint8)
+    decode, unpack_head = _img.simplejpeg.decode_jpeg, _FLAG_LABEL.unpack_from
+    labels: list[Any] = []
+    last, mv = None, memoryview(b"")
+    for i, (rec, off, s, e) in enumerate(entries):
+        if s >= 0 and e - s > IR_SIZE:
+            if rec is not last:
+                last, mv = rec, readers[rec].view(0, None)
+            flag, label = unpack_head(mv, s)
+            if flag == 0 and mv[s + IR_SIZE : s + IR_SIZE + 3] == b"\xff\xd8\xff":
+                try:
+                    # Positional arguments (colorspace, fastdct, fastupsample, min h, min w, min factor,
+                    # buffer): keyword parsing alone was ~1 µs of the ~12 µs an image costs.
+                    if decode(mv[s + IR_SIZE : e], colorspace, False, False, 0, 0, 1, dst[i]).shape == want:
+                        labels.append(label)
+                        continue
+                except Exception:  # corrupt, CMYK, bigger than the row: the general path decides
+                    pass
+        data, label, name = _read_entry("rec", (rec, off, s, e), None, readers)
+        dst[i] = _checked(_prepare(data, name, opts), (c, h, w), name).transpose(1, 2, 0)
+        labels.append(label)
+    if c != 1:
+        out[start : start + n] = dst.transpose(0, 3, 1, 2)
+    return labels
 
 
 def _expand(plan: _Plan) -> dict[str, RecordReader]:

@@ -36,6 +36,7 @@ from tailor.algorithms.image_classification.hyperparameters import Hyperparamete
 from tailor.algorithms.image_classification.networks import (
     classifier_name,
     create_model,
+    fastnet_kwargs,
     inference_model,
     model_name,
 )
@@ -132,6 +133,8 @@ def build(
     kwargs: dict[str, object] = {"num_classes": hp.num_classes, "in_channels": c, "image_size": min(h, w)}
     if not hp.use_pretrained_model and name != "efficientnet_lite0":
         kwargs["mean"], kwargs["std"] = channel_stats(train_images)
+    if name == "fastnet":  # its shape in model.json, so a later change of the default cannot change a saved net
+        kwargs.update(fastnet_kwargs())
     torch.manual_seed(hp.seed)
     model = create_model(name, **kwargs)
     if "mean" not in kwargs:  # the network's own (the ImageNet weights'), recorded for model.json

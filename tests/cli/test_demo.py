@@ -24,6 +24,7 @@ def test_demo_runs_every_step_on_a_slice(tmp_path: Path, dataset_mirror: str) ->
     for step in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6"):
         assert f"== {step}" in text
     assert "$ tailor data im2rec --list --recursive --train-ratio 0.7 fmnist images/train" in text
+    assert "skipped" not in text + out.stderr, "every listed image packs"
     accuracy = float(re.search(r"test accuracy: (0\.\d+) \((\d+)/1000\)", text).group(1))
     assert accuracy > 0.25  # chance is 0.1; 15 s (~45 SGD steps) on 700 images is far from the full demo's 0.92
     # Seed-style answers with class folder names, one per test image of each of the 10 classes.

@@ -83,13 +83,14 @@ def _prepare_data(ctx: click.Context, work: Path, limit: int | None) -> dict[str
     _run_cli(ctx, "data", "fetch", "fashion-mnist")
     _run_cli(ctx, "data", "import-idx", "--dataset", "fashion-mnist", *lim, "images")
     _run_cli(ctx, "data", "im2rec", "--list", "--recursive", "--train-ratio", "0.7", "fmnist", "images/train")
-    _run_cli(ctx, "data", "im2rec", "--list", "--recursive", "--no-shuffle", "fmnist_test", "images/test")
+    # im2rec packs every PREFIX*.lst, so the test list's prefix must not start with the training prefix.
+    _run_cli(ctx, "data", "im2rec", "--list", "--recursive", "--no-shuffle", "heldout-test", "images/test")
     _run_cli(ctx, "data", "im2rec", "--pass-through", "--num-thread", "2", "fmnist", "images/train")
-    _run_cli(ctx, "data", "im2rec", "--pass-through", "fmnist_test", "images/test")
+    _run_cli(ctx, "data", "im2rec", "--pass-through", "heldout-test", "images/test")
     return {
         "train": work / "fmnist_train.rec",
         "validation": work / "fmnist_val.rec",
-        "test": work / "fmnist_test.rec",
+        "test": work / "heldout-test.rec",
     }
 
 

@@ -13,7 +13,7 @@ endif
 # Two threads spinning in OpenMP collapse ~4x when the other core is busy (MEASURED.md).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv mxnet chromium bentoml wrk demo test lint format bench clean
+.PHONY: help venv mxnet chromium bentoml wrk demo test lint format bench clean screenshots
 
 help:
 	@echo "make demo   - set up .venv and run the Fashion-MNIST job end to end"
@@ -76,3 +76,7 @@ bench: venv mxnet bentoml wrk
 
 clean:
 	rm -rf $(VENV) $(MXVENV) .pytest_cache .ruff_cache build dist src/*.egg-info
+
+# The console pictures README shows, taken by the browser tests.
+screenshots: venv chromium
+	TAILOR_SCREENSHOTS_DIR=$(abspath docs/screenshots) $(BIN)/pytest -q tests/console

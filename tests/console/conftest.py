@@ -28,7 +28,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` points this at docs/screenshots (the pictures README shows); a plain test run writes them
+# under the test's temp dir, so `make test` leaves the work tree as it found it.
+SCREENSHOTS_ENV = "TAILOR_SCREENSHOTS_DIR"
 VIEWPORT = {"width": 1180, "height": 820}
 
 
@@ -51,15 +53,18 @@ class Console:
     url: str
     page: object  # playwright.sync_api.Page
     token: str
+    scratch: Path  # where screenshots go unless TAILOR_SCREENSHOTS_DIR says otherwise
 
     def go(self, hash_path: str) -> None:
         self.page.goto(f"{self.url}/console/#{hash_path}")
 
     def shot(self, name: str) -> Path:
         """A screenshot README shows: viewport-sized, so each PNG stays small (~100 kB)."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
+        folder = Path(os.environ.get(SCREENSHOTS_ENV) or self.scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
         self.page.screenshot(path=str(path))
+        assert path.stat().st_size > 10_000, f"{path} looks empty"
         return path
 
 
@@ -91,6 +96,7 @@ def new_page(browser: object) -> Iterator[Callable[[], object]]:
 
 @pytest.fixture
 def console(
+    tmp_path: Path,
     settings: Settings,
     server: ServerProcess,  # noqa: F811 - the fixture imported above
     admin_credentials: object,
@@ -101,4 +107,4 @@ def console(
     page = new_page()
     sign_in(page, server.url, token)
     page.wait_for_selector("#jobs")
-    return Console(server.url, page, token)
+    return Console(server.url, page, token, tmp_path / "screenshots")

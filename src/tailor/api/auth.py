@@ -26,6 +26,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tailor.asgi import content_length, read_body
 from tailor.auth import sigv4
 from tailor.auth.keys import KeyStore, Principal
 from tailor.auth.policy import Decision, resource_arn
@@ -113,7 +114,7 @@ class AuthenticationMiddleware:
             return
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers]
         try:
-            body = await _read_body(receive, headers)
+            body = await read_body(receive, content_length(raw_headers), MAX_SIGNED_BODY_BYTES)
         except PayloadTooLargeError as err:
             await aws_error_response(err)(scope, receive, send)
             return
@@ -171,26 +172,6 @@ class AuthenticationMiddleware:
 
 class _NotCached(Exception):
     """The key is not in the KeyStore's cache: verify again on a thread, where the DB may be read."""
-
-
-async def _read_body(receive: Receive, headers: list[tuple[str, str]]) -> bytes:
-    declared = next((v for k, v in headers if k == "content-length"), None)
-    if declared is not None and declared.isdigit() and int(declared) > MAX_SIGNED_BODY_BYTES:
-        raise PayloadTooLargeError(f"Request body is larger than {MAX_SIGNED_BODY_BYTES} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_SIGNED_BODY_BYTES:
-            raise PayloadTooLargeError(f"Request body is larger than {MAX_SIGNED_BODY_BYTES} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -20,8 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tailor.api.deps import get_tailor, require
+from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
-from tailor.errors import InternalError, PayloadTooLargeError, TailorError
+from tailor.errors import InternalError, TailorError
 from tailor.serving.preprocess import MAX_BODY_BYTES
 
 log = logging.getLogger("tailor.api.hosting")
@@ -212,7 +213,7 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
         arn = f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:endpoint/{name}"
         scope.setdefault("path_params", {})["name"] = name
         app.state.authorizer.authorize(Request(scope, receive), "sagemaker:InvokeEndpoint", arn)
-        body = await read_body(receive, scope["headers"])
+        body = await read_body(receive, content_length(scope["headers"]), MAX_BODY_BYTES)
         accept_s = accept.decode("latin-1")
         qs: bytes = scope.get("query_string", b"")
         if qs:
@@ -236,27 +237,6 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
         with contextlib.suppress(ValueError):
             headers.append((b"x-amzn-errortype", json.loads(reply.body).get("__type", "").encode("latin-1")))
     return reply.status, headers, reply.body
-
-
-async def read_body(receive: Any, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The request body; 413 as soon as the declared or received size passes SageMaker's 6 MB."""
-    for k, v in headers:
-        if k == b"content-length" and v.isdigit() and int(v) > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"request body is {int(v)} bytes; the limit is {MAX_BODY_BYTES} (6 MB)")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"request body exceeds {MAX_BODY_BYTES} bytes (6 MB)")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def aws_error_parts(err: TailorError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

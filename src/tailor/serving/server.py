@@ -55,7 +55,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tailor.errors import PayloadTooLargeError, TailorError, UnsupportedMediaTypeError, ValidationError
+from tailor.asgi import content_length, read_body
+from tailor.errors import TailorError, UnsupportedMediaTypeError, ValidationError
 from tailor.serving import preprocess, wire
 from tailor.serving.batcher import Batcher
 
@@ -182,29 +183,6 @@ async def _respond(send: Send, reply: wire.Reply, extra: list[tuple[bytes, bytes
     await send({"type": "http.response.body", "body": reply.body})
 
 
-async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[bytes, bytes]) -> bytes:
-    """Read the request body, refusing (413) as soon as it passes 6 MB."""
-    declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > preprocess.MAX_BODY_BYTES:
-        raise PayloadTooLargeError(
-            f"request body is {int(declared)} bytes; the limit is {preprocess.MAX_BODY_BYTES} (6 MB)"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            break
-        chunk = msg.get("body", b"")
-        size += len(chunk)
-        if size > preprocess.MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"request body exceeds {preprocess.MAX_BODY_BYTES} bytes (6 MB)")
-        chunks.append(chunk)
-        more = msg.get("more_body", False)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def query_params(scope: dict[str, Any]) -> dict[str, str]:
     qs = scope.get("query_string", b"")
     if not qs:
@@ -239,7 +217,7 @@ class ModelServerApp:
         elif path == "/invocations" and method == "POST":
             headers = dict(scope["headers"])
             try:
-                body = await read_body(receive, headers)
+                body = await read_body(receive, content_length(headers.items()), preprocess.MAX_BODY_BYTES)
             except TailorError as err:
                 await _respond(send, error_reply(err))
                 return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from tailor.core import Tailor
 
@@ -43,3 +43,20 @@ def require(action: str, resource: Callable[[Request], str | None] | None = None
 def training_job_arn(request: Request) -> str:
     """The ARN of the training job named in the path (``{name}``)."""
     return get_tailor(request).jobs.arn(request.path_params["name"])
+
+
+def list_filters(
+    NameContains: str | None = Query(None),
+    StatusEquals: str | None = Query(None),
+    CreationTimeAfter: str | None = Query(None),
+    CreationTimeBefore: str | None = Query(None),
+    LastModifiedTimeAfter: str | None = Query(None),
+    LastModifiedTimeBefore: str | None = Query(None),
+    SortBy: str | None = Query(None),
+    SortOrder: str | None = Query(None),
+    MaxResults: int | None = Query(None),
+    NextToken: str | None = Query(None),
+) -> dict[str, Any]:
+    """The List* query parameters, under SageMaker's names, as given (unset ones left to the service's
+    defaults); a service refuses a filter it does not support with a ValidationError."""
+    return {k: v for k, v in locals().items() if v is not None}

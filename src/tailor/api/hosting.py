@@ -19,7 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tailor.api.deps import get_tailor, require
+from tailor.api.deps import get_tailor, list_filters, require
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
 from tailor.errors import InternalError, TailorError
@@ -45,10 +45,6 @@ def _arn(kind: str) -> Any:
 model_arn, config_arn, endpoint_arn = _arn("model"), _arn("endpoint-config"), _arn("endpoint")
 
 
-def _listing(**q: Any) -> dict[str, Any]:
-    return {k: v for k, v in q.items() if v is not None}
-
-
 # -- models ---------------------------------------------------------------------------------------------
 @router.post(f"{API}/models", dependencies=[Depends(require("sagemaker:CreateModel"))])
 def create_model(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
@@ -56,25 +52,8 @@ def create_model(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_
 
 
 @router.get(f"{API}/models", dependencies=[Depends(require("sagemaker:ListModels"))])
-def list_models(
-    tailor: Tailor = Depends(get_tailor),
-    name_contains: str | None = Query(None, alias="NameContains"),
-    sort_by: str = Query("CreationTime", alias="SortBy"),
-    sort_order: str = Query("Descending", alias="SortOrder"),
-    max_results: int = Query(10, alias="MaxResults"),
-    next_token: str | None = Query(None, alias="NextToken"),
-) -> JSONResponse:
-    return _json(
-        tailor.hosting.list_models(
-            **_listing(
-                NameContains=name_contains,
-                SortBy=sort_by,
-                SortOrder=sort_order,
-                MaxResults=max_results,
-                NextToken=next_token,
-            )
-        )
-    )
+def list_models(filters: dict[str, Any] = Depends(list_filters), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    return _json(tailor.hosting.list_models(filters))
 
 
 @router.get(f"{API}/models/{{name}}", dependencies=[Depends(require("sagemaker:DescribeModel", model_arn))])
@@ -95,24 +74,9 @@ def create_endpoint_config(spec: dict[str, Any] = Body(...), tailor: Tailor = De
 
 @router.get(f"{API}/endpoint-configs", dependencies=[Depends(require("sagemaker:ListEndpointConfigs"))])
 def list_endpoint_configs(
-    tailor: Tailor = Depends(get_tailor),
-    name_contains: str | None = Query(None, alias="NameContains"),
-    sort_by: str = Query("CreationTime", alias="SortBy"),
-    sort_order: str = Query("Descending", alias="SortOrder"),
-    max_results: int = Query(10, alias="MaxResults"),
-    next_token: str | None = Query(None, alias="NextToken"),
+    filters: dict[str, Any] = Depends(list_filters), tailor: Tailor = Depends(get_tailor)
 ) -> JSONResponse:
-    return _json(
-        tailor.hosting.list_endpoint_configs(
-            **_listing(
-                NameContains=name_contains,
-                SortBy=sort_by,
-                SortOrder=sort_order,
-                MaxResults=max_results,
-                NextToken=next_token,
-            )
-        )
-    )
+    return _json(tailor.hosting.list_endpoint_configs(filters))
 
 
 @router.get(
@@ -137,26 +101,9 @@ def create_endpoint(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(g
 
 @router.get(f"{API}/endpoints", dependencies=[Depends(require("sagemaker:ListEndpoints"))])
 def list_endpoints(
-    tailor: Tailor = Depends(get_tailor),
-    name_contains: str | None = Query(None, alias="NameContains"),
-    status_equals: str | None = Query(None, alias="StatusEquals"),
-    sort_by: str = Query("CreationTime", alias="SortBy"),
-    sort_order: str = Query("Descending", alias="SortOrder"),
-    max_results: int = Query(10, alias="MaxResults"),
-    next_token: str | None = Query(None, alias="NextToken"),
+    filters: dict[str, Any] = Depends(list_filters), tailor: Tailor = Depends(get_tailor)
 ) -> JSONResponse:
-    return _json(
-        tailor.hosting.list_endpoints(
-            **_listing(
-                NameContains=name_contains,
-                StatusEquals=status_equals,
-                SortBy=sort_by,
-                SortOrder=sort_order,
-                MaxResults=max_results,
-                NextToken=next_token,
-            )
-        )
-    )
+    return _json(tailor.hosting.list_endpoints(filters))
 
 
 @router.get(f"{API}/endpoints/{{name}}", dependencies=[Depends(require("sagemaker:DescribeEndpoint", endpoint_arn))])

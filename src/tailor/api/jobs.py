@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from tailor.api.deps import get_tailor, require, training_job_arn
+from tailor.api.deps import get_tailor, list_filters, require, training_job_arn
 from tailor.core import Tailor
 
 router = APIRouter(prefix="/api/v1/training-jobs", tags=["training-jobs"])
@@ -27,32 +27,9 @@ def create_training_job(spec: dict[str, Any] = Body(...), tailor: Tailor = Depen
 
 @router.get("", dependencies=[Depends(require("sagemaker:ListTrainingJobs"))])
 def list_training_jobs(
-    tailor: Tailor = Depends(get_tailor),
-    name_contains: str | None = Query(None, alias="NameContains"),
-    status_equals: str | None = Query(None, alias="StatusEquals"),
-    creation_time_after: str | None = Query(None, alias="CreationTimeAfter"),
-    creation_time_before: str | None = Query(None, alias="CreationTimeBefore"),
-    last_modified_time_after: str | None = Query(None, alias="LastModifiedTimeAfter"),
-    last_modified_time_before: str | None = Query(None, alias="LastModifiedTimeBefore"),
-    sort_by: str = Query("CreationTime", alias="SortBy"),
-    sort_order: str = Query("Descending", alias="SortOrder"),
-    max_results: int = Query(10, alias="MaxResults"),
-    next_token: str | None = Query(None, alias="NextToken"),
+    filters: dict[str, Any] = Depends(list_filters), tailor: Tailor = Depends(get_tailor)
 ) -> JSONResponse:
-    return _json(
-        tailor.jobs.list(
-            NameContains=name_contains,
-            StatusEquals=status_equals,
-            CreationTimeAfter=creation_time_after,
-            CreationTimeBefore=creation_time_before,
-            LastModifiedTimeAfter=last_modified_time_after,
-            LastModifiedTimeBefore=last_modified_time_before,
-            SortBy=sort_by,
-            SortOrder=sort_order,
-            MaxResults=max_results,
-            NextToken=next_token,
-        )
-    )
+    return _json(tailor.jobs.list(**filters))
 
 
 @router.get("/{name}", dependencies=[Depends(require("sagemaker:DescribeTrainingJob", training_job_arn))])

@@ -26,13 +26,14 @@ from tailor.storage import Storage
 from tests.algorithms.helpers import fashion_subset
 
 # 600 training images, 3 epochs: accuracies land around 0.6-0.7; per-rank BatchNorm statistics and a
-# different data order move them by a few points, so two runs agree to within 8 points.
+# different data order move them by a few points, so two runs agree to within 8 points. 1,000 validation
+# images keep the scoring noise of the difference near 2 points (with 200 it was ~5, and the test flaked).
 TOLERANCE = 0.08
 
 
 def _put(settings: Settings, mirror: str) -> None:
     storage = Storage(settings)
-    for split, source, n in (("train", "train", 600), ("validation", "t10k", 200)):
+    for split, source, n in (("train", "train", 600), ("validation", "t10k", 1000)):
         x, y = fashion_subset(mirror, source, n)
         for i, (img, label) in enumerate(zip(x, y, strict=True)):
             path = settings.buckets_dir / "data" / "fm" / split / f"class{int(label)}" / f"{i}.png"

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
+from tailor.api.limits import ControlBodyLimit
 from tailor.core import Tailor
 from tailor.errors import InternalError, TailorError
 from tailor.settings import Settings
@@ -53,6 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Inside authentication (added before it): InvokeEndpoint is answered without FastAPI's route matching.
     app.add_middleware(importlib.import_module("tailor.api.hosting").InvocationFastPath)
     install_auth(app, settings)
+    # Outermost: control-plane bodies over 1 MiB are refused before authentication reads them.
+    app.add_middleware(ControlBodyLimit)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
 

@@ -5,6 +5,7 @@ Two steps, split so each runs where it can:
 1. ``AuthenticationMiddleware`` (pure ASGI) identifies the caller of every request that carries an
    ``Authorization`` header. SigV4 covers the body, so a signed request's body is buffered (at most
    ``MAX_SIGNED_BODY_BYTES``; larger ones are refused before any handler runs) and replayed to the route.
+   Control-plane bodies were already capped at 1 MiB outside this layer (``tailor.api.limits``).
    The outcome, a ``Principal`` or the ``AuthError`` to raise, is left in ``request.state``.
 2. ``Authorizer.authorize(request, action, resource_arn)`` (called by ``tailor.api.deps.require`` and by the
    SageMaker protocol router) raises that error, or ``MissingAuthenticationTokenError`` when the request was
@@ -26,15 +27,15 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tailor.asgi import content_length, read_body
+from tailor.asgi import content_length, read_body, replay
 from tailor.auth import sigv4
 from tailor.auth.keys import KeyStore, Principal
 from tailor.auth.policy import Decision, resource_arn
 from tailor.errors import AccessDeniedError, AuthError, PayloadTooLargeError, TailorError, UnrecognizedClientError
 from tailor.settings import Settings
 
-# SageMaker's invocation limit is 6 MB; control-plane requests are a few KB. 1 MiB of headroom lets the
-# invocation route answer its own precise 413 for 6-7 MiB bodies; anything bigger never reaches a handler.
+# SageMaker's invocation limit is 6 MB. 1 MiB of headroom lets the invocation route answer its own precise 413
+# for 6-7 MiB bodies; anything bigger never reaches a handler. (Control-plane routes stop at 1 MiB, earlier.)
 MAX_SIGNED_BODY_BYTES = 7 * 1024 * 1024
 _STATE_KEY = "tailor_auth"
 
@@ -59,6 +60,17 @@ def aws_error_response(err: TailorError, status: int | None = None) -> JSONRespo
         status_code=status,
         headers={"x-amzn-ErrorType": err.code, "x-amzn-RequestId": "tailor"},
         media_type="application/x-amz-json-1.1",
+    )
+
+
+def envelope_response(err: TailorError) -> JSONResponse:
+    """A refusal made before or around routing, readable by every surface: AWS's ``__type``/``message`` and
+    ``x-amzn-ErrorType`` (boto3) together with the REST envelope ``{"error": {code, message}}`` (Tailor's SDK)."""
+    message = err.message if err.expose and err.http_status < 500 else "An internal error occurred."
+    return JSONResponse(
+        {"__type": err.code, "message": message, "error": {"code": err.code, "message": message}},
+        status_code=err.http_status,
+        headers={"x-amzn-ErrorType": err.code},
     )
 
 
@@ -125,7 +137,7 @@ class AuthenticationMiddleware:
         except _NotCached:
             outcome = await self._verify_uncached(authorization, scope, headers, body)
         state[_STATE_KEY] = outcome
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _verify_uncached(
         self, authorization: str, scope: Scope, headers: list[tuple[str, str]], body: bytes
@@ -174,19 +186,6 @@ class _NotCached(Exception):
     """The key is not in the KeyStore's cache: verify again on a thread, where the DB may be read."""
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # later calls wait for the disconnect, as the server's own receive would
-
-    return replay
-
-
 class Authorizer:
     """Checks the authenticated principal's policy; the one object ``deps.require`` calls."""
 
@@ -222,11 +221,7 @@ class Authorizer:
 
 async def _auth_error_handler(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, AuthError)
-    return JSONResponse(
-        {"__type": err.code, "message": err.message, "error": {"code": err.code, "message": err.message}},
-        status_code=err.http_status,
-        headers={"x-amzn-ErrorType": err.code},
-    )
+    return envelope_response(err)
 
 
 def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> Authorizer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -20,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tailor.api.deps import get_tailor, list_filters, require
+from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
 from tailor.errors import InternalError, TailorError
@@ -202,9 +202,6 @@ def aws_error(err: TailorError) -> Response:
     return Response(body, status_code=status, headers={k.decode(): v.decode("latin-1") for k, v in headers})
 
 
-_INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
-
-
 class InvocationFastPath:
     """ASGI middleware (inside authentication) answering ``POST /endpoints/{name}/invocations`` directly.
 
@@ -221,7 +218,7 @@ class InvocationFastPath:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith("/endpoints/") and path.endswith("/invocations"):
-                m = _INVOCATIONS.match(path)
+                m = INVOCATION_PATH.match(path)
                 if m is not None:
                     status, headers, body = await invoke(m.group(1), scope, receive)
                     headers.append((b"content-length", str(len(body)).encode()))

@@ -28,6 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from tailor.api.auth import Authorizer, aws_error_response
+from tailor.api.limits import MAX_CONTROL_BODY_BYTES
 from tailor.core import Tailor
 from tailor.errors import (
     AuthError,
@@ -47,8 +48,6 @@ router = APIRouter(tags=["sagemaker"])
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
-# Control-plane requests are small (a CreateTrainingJob with 100 hyperparameters is ~30 KB).
-MAX_CONTROL_BODY_BYTES = 1024 * 1024
 NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # Members that hold S3 URIs anywhere in a request: all must stay inside their bucket.
 _URI_MEMBERS = re.compile(r"^(S3Uri|S3OutputPath|ModelDataUrl|DestinationS3Uri|S3OutputLocation|S3Location)$")

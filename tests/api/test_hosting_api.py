@@ -16,6 +16,7 @@ from tailor import Client
 from tailor.cli.main import cli
 from tailor.errors import NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError
 from tailor.settings import Settings
+from tailor.storage import Storage
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
 
 
@@ -27,8 +28,10 @@ def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hosting_over_http(
     settings: Settings, api_server: str, admin_credentials, model_tar: Path, tmp_path: Path
 ) -> None:
+    # A remote caller names objects in buckets, never local paths: the artifact goes to a bucket first.
+    Storage(settings).upload_file(model_tar, "s3://models/fm/model.tar.gz")
     with Client(url=api_server) as client:
-        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": str(model_tar)})
+        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": "s3://models/fm/model.tar.gz"})
         client.create_endpoint_config(
             EndpointConfigName="fm", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "fm"}]
         )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from fastapi import Query, Request
+from fastapi import Body, Query, Request
 
 from tailor.core import Tailor
+from tailor.storage import check_remote_uris
 
 
 class Authorizer(Protocol):
@@ -38,6 +39,13 @@ def require(action: str, resource: Callable[[Request], str | None] | None = None
 
     dependency.__name__ = f"require_{action.replace(':', '_')}"
     return dependency
+
+
+def remote_spec(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    """A request body (CreateTrainingJob, CreateModel, ... shapes) whose URIs obey the remote-caller policy:
+    ``s3://bucket/key`` only (``tailor.storage.check_remote_uri``). Solved after the route's ``require``."""
+    check_remote_uris(spec)
+    return spec
 
 
 def training_job_arn(request: Request) -> str:

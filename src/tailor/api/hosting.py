@@ -13,12 +13,12 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tailor.api.deps import get_tailor, list_filters, require
+from tailor.api.deps import get_tailor, list_filters, remote_spec, require
 from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
@@ -47,7 +47,7 @@ model_arn, config_arn, endpoint_arn = _arn("model"), _arn("endpoint-config"), _a
 
 # -- models ---------------------------------------------------------------------------------------------
 @router.post(f"{API}/models", dependencies=[Depends(require("sagemaker:CreateModel"))])
-def create_model(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_model(spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
     return _json(tailor.hosting.create_model(spec), 201)
 
 
@@ -68,7 +68,9 @@ def delete_model(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONRespons
 
 # -- endpoint configs -----------------------------------------------------------------------------------
 @router.post(f"{API}/endpoint-configs", dependencies=[Depends(require("sagemaker:CreateEndpointConfig"))])
-def create_endpoint_config(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_endpoint_config(
+    spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)
+) -> JSONResponse:
     return _json(tailor.hosting.create_endpoint_config(spec), 201)
 
 
@@ -95,7 +97,7 @@ def delete_endpoint_config(name: str, tailor: Tailor = Depends(get_tailor)) -> J
 
 # -- endpoints ------------------------------------------------------------------------------------------
 @router.post(f"{API}/endpoints", dependencies=[Depends(require("sagemaker:CreateEndpoint"))])
-def create_endpoint(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_endpoint(spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
     return _json(tailor.hosting.create_endpoint(spec), 201)
 
 
@@ -114,7 +116,9 @@ def describe_endpoint(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONRe
 @router.post(
     f"{API}/endpoints/{{name}}/update", dependencies=[Depends(require("sagemaker:UpdateEndpoint", endpoint_arn))]
 )
-def update_endpoint(name: str, spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def update_endpoint(
+    name: str, spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)
+) -> JSONResponse:
     return _json(tailor.hosting.update_endpoint({**spec, "EndpointName": name}))
 
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -41,7 +40,7 @@ from tailor.errors import (
     ThrottlingError,
     ValidationError,
 )
-from tailor.storage import parse_uri
+from tailor.storage import check_remote_uris
 
 log = logging.getLogger("tailor.api.sagemaker")
 router = APIRouter(tags=["sagemaker"])
@@ -49,8 +48,6 @@ router = APIRouter(tags=["sagemaker"])
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
 NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-# Members that hold S3 URIs anywhere in a request: all must stay inside their bucket.
-_URI_MEMBERS = re.compile(r"^(S3Uri|S3OutputPath|ModelDataUrl|DestinationS3Uri|S3OutputLocation|S3Location)$")
 
 
 class UnknownOperationError(ValidationError):
@@ -166,7 +163,7 @@ async def _handle(request: Request) -> Response:
             )
         arn = authorizer_arn(request, op.resource_type, name)
     authorizer.authorize(request, f"sagemaker:{op_name}", arn)
-    check_uris(body)
+    check_remote_uris(body)
     tailor: Tailor = request.app.state.tailor
     result = await run_in_threadpool(op.call, tailor, body)
     return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
@@ -193,32 +190,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise SerializationError("Request body must be a JSON object.")
     return body
-
-
-def check_uri(value: Any, where: str) -> None:
-    """An S3 URI from a client: ``s3://bucket/key`` only, no traversal however encoded, no other schemes."""
-    if not isinstance(value, str) or not value.startswith("s3://"):
-        raise ValidationError(f"{where} {str(value)[:200]!r} must be an s3://bucket/key URI")
-    if "%" in value or "\\" in value or "\x00" in value:
-        raise ValidationError(f"{where} {value[:200]!r}: percent-encoding, backslashes and NUL are not accepted")
-    key = value[len("s3://") :].partition("/")[2]
-    decoded = unquote(key)
-    if key.startswith("/") or any(seg in (".", "..") for seg in decoded.split("/")):
-        raise ValidationError(f"{where} {value[:200]!r}: '..', '.' and absolute keys are not accepted")
-    parse_uri(value)
-
-
-def check_uris(obj: Any, where: str = "") -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            path = f"{where}.{k}" if where else str(k)
-            if _URI_MEMBERS.match(str(k)):
-                check_uri(v, path)
-            else:
-                check_uris(v, path)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            check_uris(v, f"{where}[{i}]")
 
 
 def to_wire(obj: Any) -> Any:

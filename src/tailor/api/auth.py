@@ -245,10 +245,18 @@ def _token_router() -> Any:
 
     @router.post("/auth/tokens")
     def issue_token(request: Request) -> JSONResponse:
-        """Exchange a signed request for a bearer token of the same key (for curl and the web console)."""
+        """Exchange a signed request for a bearer token of the same key (for curl and the web console).
+
+        Only a SigV4 signature (proof of the secret) mints a token, never another token: otherwise a leaked
+        token could keep minting successors that outlive its own revocation or expiry."""
         authorizer: Authorizer = request.app.state.authorizer
         try:
             principal = authorizer.authenticate(request)
+            if _bearer(request) is not None:
+                raise AccessDeniedError(
+                    "A bearer token cannot issue tokens: sign POST /auth/tokens with the access key (SigV4), "
+                    "or run `tailor keys token KEY` on the server."
+                )
             token, expires = authorizer.keys.issue_token(principal.access_key_id)
         except TailorError as err:
             return aws_error_response(err)
@@ -262,8 +270,14 @@ def _token_router() -> Any:
             authorizer.authenticate(request)
         except TailorError as err:
             return aws_error_response(err)
-        header = request.headers.get("authorization", "")
-        revoked = header[:7].lower() == "bearer " and authorizer.keys.revoke_token(header[7:].strip())
+        token = _bearer(request)
+        revoked = token is not None and authorizer.keys.revoke_token(token)
         return JSONResponse({"Revoked": bool(revoked)})
 
     return router
+
+
+def _bearer(request: Request) -> str | None:
+    """The bearer token a request authenticated with, or None (SigV4 or no credential)."""
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None

@@ -218,6 +218,11 @@ class Authorizer:
         request.state.principal = principal
         return principal
 
+    def allows(self, request: Request, action: str, resource: str | None) -> bool:
+        """Whether the authenticated caller may do ``action`` on ``resource`` (for filtering what a page shows
+        without refusing the whole request)."""
+        return self.authenticate(request).decide(action, resource or "*").allowed
+
 
 async def _auth_error_handler(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, AuthError)

@@ -18,12 +18,17 @@ from tailor.storage import check_remote_uris
 class Authorizer(Protocol):
     def authorize(self, request: Request, action: str, resource_arn: str | None) -> Any: ...
 
+    def allows(self, request: Request, action: str, resource_arn: str | None) -> bool: ...
+
 
 class AllowAll:
     """The authorizer until the auth module installs the real one."""
 
     def authorize(self, request: Request, action: str, resource_arn: str | None) -> None:
         return None
+
+    def allows(self, request: Request, action: str, resource_arn: str | None) -> bool:
+        return True
 
 
 def get_tailor(request: Request) -> Tailor:

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     profile: str = "default"
     # Lifetime of `Authorization: Bearer` tokens (12 h: a working day of console use; revocable any time).
     token_ttl_seconds: int = Field(default=43_200, ge=60, le=7 * 86_400)
+    # /metrics names endpoints, jobs and workers: it needs a caller allowed tailor:GetMetrics unless this opens it
+    # to anyone who can reach the port (for a Prometheus that cannot send a bearer token).
+    metrics_public: bool = False
+    # Serve the OpenAPI schema at /openapi.json to authenticated callers. Swagger UI and ReDoc pages are never
+    # served (they load from a CDN).
+    openapi_schema: bool = False
 
     @field_validator("home", mode="after")
     @classmethod

@@ -111,7 +111,8 @@ def test_hosting_over_http(
     res = runner.invoke(cli, ["endpoints", "metrics", "--url", api_server, "fm"])
     assert res.exit_code == 0 and "P99_US" in res.output and "BATCH" in res.output, res.output
 
-    prom = httpx.get(f"{api_server}/metrics").text
+    with Client(url=api_server) as client:  # /metrics needs a credential (the admin key's signature here)
+        prom = client._http.send(client._signed(client._http.build_request("GET", "/metrics"))).text
     assert re.search(r'tailor_endpoint_invocations_total\{endpoint="fm",variant="AllTraffic"\} 6\.0', prom), prom
     # The realised batch size: the 4 decodable images (2 SDK, boto3, CLI) ran in batches; 400/415 never queue.
     batched = re.search(

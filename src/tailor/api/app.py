@@ -31,6 +31,8 @@ log = logging.getLogger("tailor.api")
 
 # Modules exporting `router` (an APIRouter); each is included once. Other domains append theirs.
 ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker", "tailor.api.console", "tailor.api.hosting"]
+# The policy action that reads /metrics (Resource "*"); "*" and "tailor:*" include it, "sagemaker:*" does not.
+METRICS_ACTION = "tailor:GetMetrics"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -43,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             app.state.tailor.close()
 
-    app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN. The schema itself
+    # is opt-in (settings.openapi_schema) and then served to authenticated callers only (below).
+    app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.authorizer = AllowAll()
     app.state.metrics_registry = CollectorRegistry()
@@ -64,8 +68,20 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> PlainTextResponse:
+    def metrics(request: Request) -> PlainTextResponse:
+        """Prometheus text. It names endpoints, jobs and workers, so it needs a caller allowed
+        ``tailor:GetMetrics`` (a bearer token in Prometheus' ``authorization``) unless ``metrics_public``."""
+        if not settings.metrics_public:
+            app.state.authorizer.authorize(request, METRICS_ACTION, None)
         return PlainTextResponse(generate_latest(app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.openapi_schema:
+
+        @app.get("/openapi.json", include_in_schema=False)
+        def openapi_schema(request: Request) -> JSONResponse:
+            # Any authenticated caller, like whoami: the schema holds no data, only the API's shape.
+            app.state.authorizer.authenticate(request)
+            return JSONResponse(app.openapi())
 
     return app
 

@@ -82,7 +82,7 @@ def check_remote_uri(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.startswith("s3://"):
         raise ValidationError(
             f"{where} {shown!r} must be an s3://bucket/key URI: a server reads no local path or other scheme "
-            "from a remote caller (upload the data first, e.g. `tailor data cp DIR s3://bucket/prefix -r`)"
+            "from a remote caller (upload the data first, e.g. `tailor data cp -r DIR s3://bucket/prefix/`)"
         )
     if "%" in value or "\\" in value or "\x00" in value:
         raise ValidationError(f"{where} {shown!r}: percent-encoding, backslashes and NUL are not accepted")

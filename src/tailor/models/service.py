@@ -629,7 +629,8 @@ class HostingService:
             raise ServiceUnavailableError(errors[0])
 
     def _spawn(self, w: WorkerRow) -> None:
-        proc = wk.launch(w.model_dir, w.socket_path, self._log_path(w.endpoint_name, w.id), **self.worker_options)
+        options = {"max_image_pixels": self.settings.max_image_pixels, **self.worker_options}
+        proc = wk.launch(w.model_dir, w.socket_path, self._log_path(w.endpoint_name, w.id), **options)
         self._procs[w.id] = proc
         with self.db.session() as s:
             row = s.get(WorkerRow, w.id)

@@ -162,16 +162,18 @@ class HostingService:
         """Download and safely unpack an artifact; returns the parts of model.json serving needs."""
         from tailor.models.artifact import ONNX, WEIGHTS, read_model_json, safe_extract
 
+        limit = self.settings.max_artifact_bytes
+        if self.storage.size(uri) > limit:  # compressed bytes never outnumber unpacked ones by much
+            raise ValidationError(f"{uri}: the archive is larger than the {limit}-byte limit (max_artifact_bytes)")
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.settings.cache_dir, prefix="model-") as tmp:
             tar = Path(tmp) / "model.tar.gz"
             self.storage.download_file(uri, tar)
             try:
-                if self.max_member_bytes is None:
-                    safe_extract(tar, dest)
-                else:
-                    safe_extract(tar, dest, max_member_bytes=self.max_member_bytes)
-                meta = read_model_json(dest)
+                member_cap = {} if self.max_member_bytes is None else {"max_member_bytes": self.max_member_bytes}
+                # Messages name the caller's URI, never the cache or model directories.
+                safe_extract(tar, dest, max_total_bytes=limit, source=uri, **member_cap)
+                meta = read_model_json(dest, source=uri)
                 missing = [k for k in ("image_shape", "num_classes") if k not in meta]
                 if missing:
                     raise ValidationError(f"{uri}: model.json lacks {', '.join(missing)}")

@@ -119,6 +119,23 @@ def test_error_messages_never_name_server_paths(
                 assert r.status_code == 400, (name, r.text)
                 assert uri in r.text and home not in r.text and "/cache/" not in r.text, (name, r.text)
 
+        # A model that unpacks but cannot load: ONNX Runtime's error names the file it read; the endpoint's
+        # FailureReason names the model instead.
+        meta = {"format_version": 1, "image_shape": [1, 28, 28], "num_classes": 10, "model": {"name": "resnet20"}}
+        uri = "s3://models/garbled/model.tar.gz"
+        storage.write_bytes(uri, tarball({"model.json": json.dumps(meta).encode(), "model.onnx": b"garbage" * 9}))
+        client.create_model(ModelName="garbled", PrimaryContainer={"ModelDataUrl": uri})
+        client.create_endpoint_config(
+            EndpointConfigName="garbled", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "garbled"}]
+        )
+        client.create_endpoint(EndpointName="garbled", EndpointConfigName="garbled")
+        assert client.wait_endpoint("garbled", timeout=120)["EndpointStatus"] == "Failed"
+        rest = raw(client, "GET", "/api/v1/endpoints/garbled", b"", "")
+    sm = send(signed(api_server, admin_credentials, "DescribeEndpoint", {"EndpointName": "garbled"}))
+    for r in (rest, sm):
+        reason = r.json()["FailureReason"]
+        assert "model 'garbled'" in reason and home not in reason, reason
+
 
 def test_a_failed_jobs_reason_names_the_channel_uri_not_the_job_directory(
     settings: Settings, api_server: str, admin_credentials: Credentials

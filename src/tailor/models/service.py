@@ -625,8 +625,11 @@ class HostingService:
             try:
                 wk.wait_ready(self._procs[w.id], w.socket_path, self._log_path(name, w.id))
                 self._mark(w.id, "ready")
-            except TailorError as err:
-                errors.append(f"variant {w.variant_name}: {err}")
+            except TailorError as err:  # FailureReason is shown to callers: the model's name, not its directory
+                reason = str(err).replace(f"{w.model_dir}/", f"model {w.model_name!r}: ")
+                reason = reason.replace(w.model_dir, f"model {w.model_name!r}")
+                reason = reason.replace(str(self.settings.home), "$TAILOR_HOME")
+                errors.append(f"variant {w.variant_name}: {reason}")
         if errors:
             raise ServiceUnavailableError(errors[0])
 

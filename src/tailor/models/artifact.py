@@ -2,7 +2,7 @@
 
 ``model.json`` describes the model fully (registry name and kwargs, image shape, classes, normalisation,
 resolved hyperparameters, final metrics, versions), so serving rebuilds it without the trainer. No pickle.
-``safe_extract`` is the only way Tailor unpacks a tarball. It reads the archive as one stream (a gzip header
+``safe_extract`` is the only way Tailor unpacks a tarball. It reads the archive as one stream (a tar header
 declaring 2 GiB costs nothing to read, its contents do): every member header is checked before that member is
 written (absolute paths, ``..``, links, devices, members over ``max_member_bytes``, a running total over
 ``max_total_bytes`` (setting ``max_artifact_bytes``), more than ``MAX_MEMBERS`` entries), model.json is parsed

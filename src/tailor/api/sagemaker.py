@@ -14,7 +14,6 @@ S3 URIs that could leave their bucket, then act. As on AWS, Describe/Delete of a
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from tailor.errors import (
     ThrottlingError,
     ValidationError,
 )
+from tailor.json_input import parse_json
 from tailor.storage import check_remote_uris
 
 log = logging.getLogger("tailor.api.sagemaker")
@@ -184,9 +184,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise SerializationError("Request body is not valid JSON.") from None
+        body = parse_json(raw, "Request body")
+    except ValidationError as err:
+        raise SerializationError(f"{err.message}.") from None
     if not isinstance(body, dict):
         raise SerializationError("Request body must be a JSON object.")
     return body

@@ -28,6 +28,7 @@ from tailor.jobs import runner as rn
 from tailor.jobs.logs import LOG_NAME, read_log
 from tailor.jobs.spec import TrainingJobSpec, parse_spec
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
+from tailor.json_input import parse_json
 from tailor.settings import Settings
 from tailor.storage import Storage, parse_uri
 
@@ -402,8 +403,8 @@ def _decode_token(token: str | None) -> int:
     if not token:
         return 0
     try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-    except (ValueError, KeyError, TypeError):
+        offset = int(parse_json(base64.urlsafe_b64decode(token.encode()), "NextToken")["offset"])
+    except (ValidationError, ValueError, KeyError, TypeError):
         raise ValidationError("NextToken is invalid: pass the NextToken of the previous response unchanged") from None
     if offset < 0:
         raise ValidationError("NextToken is invalid: pass the NextToken of the previous response unchanged")

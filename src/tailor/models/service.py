@@ -162,16 +162,18 @@ class HostingService:
         """Download and safely unpack an artifact; returns the parts of model.json serving needs."""
         from tailor.models.artifact import ONNX, WEIGHTS, read_model_json, safe_extract
 
+        limit = self.settings.max_artifact_bytes
+        if self.storage.size(uri) > limit:  # compressed bytes never outnumber unpacked ones by much
+            raise ValidationError(f"{uri}: the archive is larger than the {limit}-byte limit (max_artifact_bytes)")
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.settings.cache_dir, prefix="model-") as tmp:
             tar = Path(tmp) / "model.tar.gz"
             self.storage.download_file(uri, tar)
             try:
-                if self.max_member_bytes is None:
-                    safe_extract(tar, dest)
-                else:
-                    safe_extract(tar, dest, max_member_bytes=self.max_member_bytes)
-                meta = read_model_json(dest)
+                member_cap = {} if self.max_member_bytes is None else {"max_member_bytes": self.max_member_bytes}
+                # Messages name the caller's URI, never the cache or model directories.
+                safe_extract(tar, dest, max_total_bytes=limit, source=uri, **member_cap)
+                meta = read_model_json(dest, source=uri)
                 missing = [k for k in ("image_shape", "num_classes") if k not in meta]
                 if missing:
                     raise ValidationError(f"{uri}: model.json lacks {', '.join(missing)}")
@@ -623,13 +625,17 @@ class HostingService:
             try:
                 wk.wait_ready(self._procs[w.id], w.socket_path, self._log_path(name, w.id))
                 self._mark(w.id, "ready")
-            except TailorError as err:
-                errors.append(f"variant {w.variant_name}: {err}")
+            except TailorError as err:  # FailureReason is shown to callers: the model's name, not its directory
+                reason = str(err).replace(f"{w.model_dir}/", f"model {w.model_name!r}: ")
+                reason = reason.replace(w.model_dir, f"model {w.model_name!r}")
+                reason = reason.replace(str(self.settings.home), "$TAILOR_HOME")
+                errors.append(f"variant {w.variant_name}: {reason}")
         if errors:
             raise ServiceUnavailableError(errors[0])
 
     def _spawn(self, w: WorkerRow) -> None:
-        proc = wk.launch(w.model_dir, w.socket_path, self._log_path(w.endpoint_name, w.id), **self.worker_options)
+        options = {"max_image_pixels": self.settings.max_image_pixels, **self.worker_options}
+        proc = wk.launch(w.model_dir, w.socket_path, self._log_path(w.endpoint_name, w.id), **options)
         self._procs[w.id] = proc
         with self.db.session() as s:
             row = s.get(WorkerRow, w.id)

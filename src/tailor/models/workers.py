@@ -42,6 +42,7 @@ def launch(
     *,
     max_batch_size: int | None = None,
     max_delay_ms: float | None = None,
+    max_image_pixels: int | None = None,
 ) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "tailor.serving.worker", model_dir, "--socket", socket_path]
     cmd += ["--owner-pid", str(os.getpid())]
@@ -49,6 +50,8 @@ def launch(
         cmd += ["--max-batch-size", str(max_batch_size)]
     if max_delay_ms is not None:
         cmd += ["--max-delay-ms", str(max_delay_ms)]
+    if max_image_pixels is not None:
+        cmd += ["--max-image-pixels", str(max_image_pixels)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads collapse on a busy 2-core box

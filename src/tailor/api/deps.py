@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from fastapi import Query, Request
 
+from tailor.auth.policy import RUN_CUSTOM_CODE
 from tailor.core import Tailor
 
 
@@ -38,6 +39,11 @@ def require(action: str, resource: Callable[[Request], str | None] | None = None
 
     dependency.__name__ = f"require_{action.replace(':', '_')}"
     return dependency
+
+
+def own_code_grant(request: Request) -> Callable[[str], Any]:
+    """For CreateTrainingJob on a remote surface: own code also needs ``tailor:RunCustomCode`` on the job."""
+    return lambda arn: request.app.state.authorizer.authorize(request, RUN_CUSTOM_CODE, arn)
 
 
 def training_job_arn(request: Request) -> str:

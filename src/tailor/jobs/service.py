@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,9 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from tailor.db import Database
 from tailor.errors import ConflictError, NotFoundError, ValidationError
+from tailor.jobs import container, isolation
 from tailor.jobs import runner as rn
 from tailor.jobs.logs import LOG_NAME, read_log
-from tailor.jobs.spec import TrainingJobSpec, parse_spec
+from tailor.jobs.spec import BUILTIN_IMAGE, TrainingJobSpec, parse_spec
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
 from tailor.json_input import parse_json
 from tailor.settings import Settings
@@ -70,6 +71,7 @@ class TrainingJobService:
             if rn.same_process(pid, pstart):
                 rn.kill_group(pgid)
                 _wait_gone(pid, 5.0)
+            rn.reclaim_orphan(self.settings, self.settings.jobs_dir / name)
             rn.transition(
                 self.db,
                 name,
@@ -95,9 +97,19 @@ class TrainingJobService:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- create --------------------------------------------------------------------------------------
-    def create(self, raw: dict[str, Any] | TrainingJobSpec) -> dict[str, Any]:
-        """Validate everything first; then write the whole row at once and start the job's thread."""
-        spec = self._resolve(parse_spec(raw))
+    def create(
+        self, raw: dict[str, Any] | TrainingJobSpec, *, authorize_own_code: Callable[[str], object] | None = None
+    ) -> dict[str, Any]:
+        """Validate everything first; then write the whole row at once and start the job's thread.
+
+        Own code (see ``TrainingJobSpec``) needs ``allow_own_code``. A remote surface passes
+        ``authorize_own_code``, which raises ``AccessDeniedError`` unless the caller may run code on the job's
+        ARN (``tailor:RunCustomCode``); without it (the in-process SDK and CLI, run by the machine's own user)
+        the setting alone decides.
+        """
+        spec = parse_spec(raw)
+        self._check_own_code(spec, authorize_own_code)
+        spec = self._resolve(spec)
         name = spec.TrainingJobName
         now = utcnow()
         row = TrainingJobRow(
@@ -129,6 +141,35 @@ class TrainingJobService:
             raise ConflictError(f"Training job {name!r} already exists: choose another TrainingJobName") from None
         self._launch(spec)
         return self.describe(name)
+
+    def _check_own_code(self, spec: TrainingJobSpec, authorize: Callable[[str], object] | None) -> None:
+        algo = spec.AlgorithmSpecification
+        if not algo.own_code:
+            return
+        what = (
+            "ContainerEntrypoint (own code)"
+            if algo.ContainerEntrypoint
+            else f"TrainingImage {algo.TrainingImage!r} is not a built-in algorithm: it"
+        )
+        if not self.settings.allow_own_code:
+            raise ValidationError(
+                f"{what} cannot run: own training code is disabled on this server (its operator enables it with "
+                f"allow_own_code = true in config.toml or TAILOR_ALLOW_OWN_CODE=1); use TrainingImage {BUILTIN_IMAGE!r}"
+            )
+        if authorize is not None:
+            authorize(self.arn(spec.TrainingJobName))
+        engine = self.settings.own_code_engine
+        if engine == "process":
+            if not algo.ContainerEntrypoint:
+                raise ValidationError(
+                    f"TrainingImage {algo.TrainingImage!r} is not a built-in algorithm: this server runs own code as "
+                    "local processes (own_code_engine = 'process'), so give ContainerEntrypoint, the command to run"
+                )
+            isolation.require_own_code_isolation()
+            return
+        if algo.builtin_image:
+            raise ValidationError(f"own_code_engine = {engine!r} runs TrainingImage: name the image of your code")
+        container.require_engine(engine)
 
     def _resolve(self, spec: TrainingJobSpec) -> TrainingJobSpec:
         algo = spec.AlgorithmSpecification

@@ -4,9 +4,11 @@ Field names, patterns and limits follow botocore's SageMaker service model (2017
 
 * the built-in image classifier: ``AlgorithmSpecification.TrainingImage`` is ``tailor/image-classification``
   or any SageMaker built-in image URI ``<account>.dkr.ecr.<region>.amazonaws.com/image-classification:<tag>``;
-* a user's own command: ``AlgorithmSpecification.ContainerEntrypoint`` (+ ``ContainerArguments``) is run as a
-  local process in the job dir under the same contract (see ``tailor.jobs.runner``); ``TrainingImage`` is
-  then only recorded.
+* own code: ``AlgorithmSpecification.ContainerEntrypoint`` (+ ``ContainerArguments``), or any other
+  ``TrainingImage``. It runs under the same contract (see ``tailor.jobs.runner``) as a sandboxed local process
+  (``TrainingImage`` then only recorded) or, with a container engine, as a container of ``TrainingImage``.
+  Whether a request may run it at all is decided by the service (``allow_own_code`` and
+  ``tailor:RunCustomCode``), not here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ _BUILTIN_IMAGE_RE = re.compile(
     r"^(?:tailor/image-classification|(?:\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/)?image-classification)"
     r"(?::[A-Za-z0-9_.-]+)?$"
 )
+
+_BUILTIN_ENV_RE = re.compile(r"^(OMP|MKL|OPENBLAS|KMP|CUDA|NCCL)_[A-Z0-9_]+$")
 
 # MXNet-style lines of the built-in algorithm (``Epoch[3] Train-accuracy=0.912345``).
 _NUM = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
@@ -72,16 +76,20 @@ class AlgorithmSpecificationShape(_Shape):
             return self
         if not self.TrainingImage:
             raise ValueError(f"give TrainingImage ({BUILTIN_IMAGE!r}) or ContainerEntrypoint (your own command)")
-        if not _BUILTIN_IMAGE_RE.match(self.TrainingImage):
-            raise ValueError(
-                f"TrainingImage {self.TrainingImage!r} is not a built-in algorithm: use {BUILTIN_IMAGE!r} or "
-                "give ContainerEntrypoint to run your own command"
-            )
         return self
 
     @property
     def builtin(self) -> bool:
-        return not self.ContainerEntrypoint
+        return not self.own_code
+
+    @property
+    def own_code(self) -> bool:
+        """A command or image the caller brings (anything but the built-in algorithm)."""
+        return bool(self.ContainerEntrypoint) or not self.builtin_image
+
+    @property
+    def builtin_image(self) -> bool:
+        return _BUILTIN_IMAGE_RE.match(self.TrainingImage or "") is not None
 
     @property
     def sagemaker_image(self) -> bool:
@@ -166,6 +174,19 @@ class TrainingJobSpec(_Shape):
             if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]{0,511}", key) or len(value) > 512:
                 raise ValueError(f"environment variable {key[:40]!r}: name [a-zA-Z_][a-zA-Z0-9_]*, value <= 512")
         return v
+
+    @pydantic.model_validator(mode="after")
+    def _builtin_environment(self) -> TrainingJobSpec:
+        # Variables such as PYTHONPATH or LD_PRELOAD would make the built-in algorithm run the caller's code
+        # without the own-code permission: it takes only thread and device settings.
+        if self.AlgorithmSpecification.builtin:
+            for key in self.Environment:
+                if not _BUILTIN_ENV_RE.match(key):
+                    raise ValueError(
+                        f"Environment {key!r}: the built-in algorithm accepts only thread and device variables "
+                        "(OMP_*, MKL_*, OPENBLAS_*, KMP_*, CUDA_*, NCCL_*)"
+                    )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _channels(self) -> TrainingJobSpec:

@@ -18,9 +18,9 @@ def _settings(ctx: click.Context):  # noqa: ANN202 - avoids importing the CLI ro
 
 
 def _bar(total: int | None, desc: str, unit: str = "img", unit_scale: bool = False):  # noqa: ANN202
-    from tqdm import tqdm
+    from tailor.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, dynamic_ncols=True, leave=False)
+    return progress_bar(total, desc, unit=unit, unit_scale=unit_scale)
 
 
 @click.group("data")

@@ -500,9 +500,9 @@ def _header_labels(plan: _Plan, by_start: dict[int, list[Any]], starts: list[int
 def _progress(total: int, enabled: bool, desc: str) -> Callable[..., None]:
     if not enabled:
         return lambda k, close=False: None
-    from tqdm import tqdm
+    from tailor.progress import progress_bar
 
-    bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
+    bar = progress_bar(total, desc, unit="img")
 
     def step(k: int, close: bool = False) -> None:
         bar.update(k)

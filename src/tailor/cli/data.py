@@ -178,7 +178,8 @@ def im2rec_cmd(
             b.close()
     skipped = 0
     for res in results:
-        click.echo(f"wrote {res.rec} ({res.written} records) and {res.idx}")
+        extra = f" and {res.classes.name} (class names)" if res.classes else ""
+        click.echo(f"wrote {res.rec} ({res.written} records), {res.idx.name}{extra}")
         for _, reason in res.skipped[:5]:
             click.echo(f"warning: skipped {reason}", err=True)
         skipped += len(res.skipped)
@@ -224,11 +225,23 @@ def cp_cmd(ctx: click.Context, src: str, dst: str, recursive: bool) -> None:
         if not storage.exists(src):
             raise DataError("no such file or object", path=src)
         target = join_uri(dst, src.rstrip("/").rsplit("/", 1)[-1]) if dst.endswith("/") or _is_dir(dst) else dst
-        pairs = [(src, target, storage.size(src))]
+        pairs = [(src, target, storage.size(src)), *_companion_pairs(storage, src, target)]
     with _bar(sum(p[2] for p in pairs), "cp", "B", True) as bar:
         for s, d, _ in pairs:
             _copy_one(storage, s, d, bar.update)
-    click.echo(f"copied {len(pairs)} file(s) to {dst}")
+    names = ", ".join(d.rsplit("/", 1)[-1] for _, d, _ in pairs)
+    click.echo(f"copied {len(pairs)} file(s) to {dst}" + (f" ({names})" if len(pairs) > 1 else ""))
+
+
+def _companion_pairs(storage, src: str, target: str) -> list[tuple[str, str, int]]:  # noqa: ANN001
+    """A local .rec takes its .idx and class-name map along (tailor.data.classes), renamed as the target is."""
+    from tailor.data.classes import companions
+
+    local = storage.local_path(src)
+    if local is None or local.suffix != ".rec" or not target.endswith(".rec"):
+        return []
+    stem = target[: -len(".rec")]
+    return [(str(p), stem + p.name[len(local.stem) :], p.stat().st_size) for p in companions(local)]
 
 
 def _is_dir(uri: str) -> bool:

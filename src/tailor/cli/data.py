@@ -1,4 +1,4 @@
-"""`tailor data` commands: fetch, import-idx, im2rec, inspect, cp."""
+"""`tailor data` commands: fetch, import-idx, im2rec, split, inspect, cp."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _bar(total: int | None, desc: str, unit: str = "img", unit_scale: bool = Fal
 
 @click.group("data")
 def data() -> None:
-    """Prepare images for training: datasets, class folders, .lst/.rec (im2rec), inspect, copy to buckets."""
+    """Prepare images for training: datasets, class folders, .lst/.rec (im2rec), split, inspect, copy to buckets."""
 
 
 @data.command("fetch")
@@ -185,6 +185,23 @@ def im2rec_cmd(
         skipped += len(res.skipped)
     if skipped:
         click.echo(f"warning: {skipped} unreadable images skipped in total", err=True)
+
+
+@data.command("split")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ratio", type=float, default=0.8, show_default=True, help="Share of each class that goes to train.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed: same seed, same split.")
+@click.option("--copy", is_flag=True, help="Copy the images instead of linking to them.")
+@click.option("--per-class", type=click.IntRange(min=1), help="Only N images of each class (a quick try).")
+def split_cmd(src: Path, dst: Path, ratio: float, seed: int, copy: bool, per_class: int | None) -> None:
+    """SRC/<class>/ images → DST/train/<class>/ and DST/validation/<class>/, stratified (symlinks by default)."""
+    from tailor.data.split import split_folders
+
+    res = split_folders(src, dst, ratio=ratio, seed=seed, copy=copy, per_class=per_class)
+    how = "copies" if copy else "symlinks"
+    for folder, n in zip((res.train, res.validation), res.totals(), strict=True):
+        click.echo(f"{folder}: {n} images in {len(res.counts)} class folders ({how})")
 
 
 @data.command("inspect")

@@ -122,7 +122,7 @@
       input, h("button", { type: "submit" }, "Sign in"));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      sessionStorage.setItem(TOKEN_KEY, tokenFrom(input.value));
       try {
         await start();
         if (!location.hash || location.hash === "#/signin") location.hash = "#/jobs"; else route();
@@ -133,6 +133,12 @@
     });
     main.replaceChildren(form);
     input.focus();
+  }
+  // `tailor keys token --json` prints {"Token": …, "Expiration": …}: a pasted JSON signs in with its Token.
+  function tokenFrom(text) {
+    const value = text.trim();
+    if (!value.startsWith("{")) return value;
+    try { return String(JSON.parse(value).Token || value); } catch (e) { return value; }
   }
   async function start() {
     const me = await api("/console/api/whoami");

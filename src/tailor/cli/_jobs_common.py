@@ -21,7 +21,9 @@ _BUDGET_REACHED = re.compile(r"Time budget of [\d.]+ s reached")
 
 
 def open_client(settings: Settings, url: str | None) -> Client:
-    return Client(url=url) if url else Client(settings=settings)
+    """The server at --url (else TAILOR_URL / settings.url), or this machine's Tailor home in-process."""
+    url = url or settings.url
+    return Client(url=url, settings=settings) if url else Client(settings=settings)
 
 
 def to_json(data: Any) -> str:

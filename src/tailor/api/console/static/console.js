@@ -35,8 +35,9 @@
   }
   // What ends training, in words: under a time budget `epochs` is only an upper bound (as the job log says).
   function trainsFor(hp) {
+    if (!hp.architecture) return ""; // a user's own training command: its hyperparameters are its own
     const net = hp.architecture === "resnet" ? `ResNet-${hp.num_layers}` : (hp.architecture || "");
-    const stop = hp.time_budget ? `${hp.time_budget} s of training (time_budget; epochs ${hp.epochs} is an upper bound)`
+    const stop = hp.time_budget ? `${Number(hp.time_budget)} s of training (time_budget; epochs ${hp.epochs} is an upper bound)`
       : `${hp.epochs} epochs`;
     return h("p", { class: "muted", id: "trains-for" }, `${net} trains for ${stop}.`);
   }

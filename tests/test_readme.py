@@ -136,7 +136,8 @@ def test_readme_blocks_run_in_order(tmp_path: Path, dataset_mirror: str) -> None
     assert len(top) == 3 and {n for n, _ in top} <= set(FASHION), out[-3000:]
     assert (work / "data" / "fm_train.classes.json").is_file()
     # 2. curl with `$(tailor keys token admin)` got the probabilities, one per class.
-    probs = json.loads(re.search(r"\[[-+0-9., e]+\]", out).group(0))  # curl's body ends without a newline
+    # curl's body (ends without a newline): a JSON array of 10 probabilities
+    probs = json.loads(re.search(r"\[(?:[-+0-9.e]+, ){9}[-+0-9.e]+\]", out).group(0))
     assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-3
     # 3. The SDK snippet ran the built-in algorithm without naming it.
     assert re.search(r"^Completed 0\.\d+ \{'S3ModelArtifacts': 's3://my-bucket/output/fmnist-sdk/", out, re.M)

@@ -21,7 +21,10 @@ from pathlib import Path
 
 from tailor.data.split import split_folders
 
-FLOWERS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flower_photos"
+# The Makefile's file:// dataset mirror when set (any checkout or worktree), else ../shared beside the repository.
+_MIRROR = os.environ.get("TAILOR_DATASET_MIRROR", "")
+_DATASETS = Path(_MIRROR.removeprefix("file://")) if _MIRROR.startswith("file://") else None
+FLOWERS = (_DATASETS or Path(__file__).resolve().parents[2] / "shared" / "datasets") / "flower_photos"
 
 
 def load_flowers(split_dir: Path, size: int, cache: Path):  # noqa: ANN201 - tailor.data.loader.ImageSet

@@ -983,8 +983,17 @@ class HostingService:
                 if proc is not None:
                     proc.poll()
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+            loop, self._loop = self._loop, None
+            # The in-process SDK's worker connections end on their own loop before it stops, so the process
+            # exits without "Task was destroyed but it is pending!" / "Event loop is closed" on stderr.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.router.close(), loop).result(5)
+            loop.call_soon_threadsafe(loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(5)
+                self._loop_thread = None
+            if not loop.is_running():
+                loop.close()
 
     # -- shared listing -----------------------------------------------------------------------------
     def _page(

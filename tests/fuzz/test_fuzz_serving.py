@@ -1,0 +1,29 @@
+"""Invocation bodies on arbitrary bytes: JPEG/PNG (headers claiming any size) and JSON Lines decode to the
+model's shape or raise ValidationError (400/413/415), never anything the worker would not answer."""
+
+from __future__ import annotations
+
+from hypothesis import given
+
+from tests.fuzz.strategies import sample_images
+from tests.fuzz.targets import BY_NAME, jsonlines_samples
+
+IMAGE, JSONLINES = BY_NAME["image"], BY_NAME["jsonlines"]
+
+
+def test_valid_samples_decode() -> None:
+    for body in sample_images():
+        IMAGE.run(("image/png", body, (3, 16, 16)))
+        IMAGE.run(("application/x-image", body, (1, 28, 28)))
+    for body in jsonlines_samples():
+        JSONLINES.run((body, (1, 4, 4)))
+
+
+@given(IMAGE.strategy)
+def test_image_bodies(case: tuple[str, bytes, tuple[int, int, int]]) -> None:
+    IMAGE.check(case)
+
+
+@given(JSONLINES.strategy)
+def test_jsonlines_bodies(case: tuple[bytes, tuple[int, int, int]]) -> None:
+    JSONLINES.check(case)

@@ -3,7 +3,7 @@ with DataError / ValidationError, through the reader and through the training lo
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 
 from tests.fuzz.targets import BY_NAME, idx_samples, lst_samples, manifest_samples, recordio_samples
 
@@ -36,6 +36,7 @@ def test_recordio_training_loader(data: bytes) -> None:
 
 
 @given(RECORDIO_IDX.strategy)
+@example(b"\xcc")  # not UTF-8: was UnicodeDecodeError
 def test_recordio_index(data: bytes) -> None:
     RECORDIO_IDX.check(data)
 

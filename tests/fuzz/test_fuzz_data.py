@@ -48,6 +48,8 @@ def test_idx(data: bytes) -> None:
 
 
 @given(LST.strategy)
+@example(b"0\tnan\ta/0.png\n")  # was ValueError (int(nan)) in class_names_from_items
+@example(b"0\tinf\ta/0.png\n")  # was OverflowError
 @example(b"0\t0\ta/0.\x00ng\n")  # NUL in the path: was ValueError from os.stat
 def test_lst(data: bytes) -> None:
     LST.check(data)

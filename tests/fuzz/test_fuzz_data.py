@@ -56,5 +56,11 @@ def test_lst(data: bytes) -> None:
 
 
 @given(MANIFEST.strategy)
+@example((b"\x97", None))  # not UTF-8: was UnicodeDecodeError
+@example((b"[" * 100_000, None))  # was RecursionError
+@example((b'{"source-ref": "a/0.png", "class": ' + b"9" * 5000 + b"}", None))  # was ValueError (int digits)
+@example((b'{"source-ref": "a/0.png", "class": ' + b"9" * 400 + b"}", None))  # was OverflowError in float()
+@example((b'{"source-ref": "a/0.png", "class": NaN}', None))  # was accepted as a label
+@example((b'{"source-ref": "a/\\u0000.png", "class": 1}', None))  # NUL in the path: was ValueError from os.stat
 def test_augmented_manifest(case: tuple[bytes, list[str] | None]) -> None:
     MANIFEST.check(case)

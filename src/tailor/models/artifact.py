@@ -49,7 +49,7 @@ def read_model_json(path: Path) -> dict[str, Any]:
         source = path / MODEL_JSON
         if not source.is_file():
             raise ValidationError(f"{path}: no {MODEL_JSON} in the model directory")
-        meta = json.loads(source.read_text())
+        meta = _parse_model_json(source.read_bytes(), path)
     else:
         try:
             with tarfile.open(path, "r:*") as tar:
@@ -57,16 +57,25 @@ def read_model_json(path: Path) -> dict[str, Any]:
                 fh = tar.extractfile(member) if member.isfile() else None
                 if fh is None:
                     raise ValidationError(f"{path}: {MODEL_JSON} is not a regular file")
-                meta = json.loads(fh.read())
+                meta = _parse_model_json(fh.read(), path)
         except KeyError:
             raise ValidationError(f"{path}: no {MODEL_JSON} in the model archive") from None
         except (tarfile.TarError, OSError) as err:
             raise ValidationError(f"{path}: not a readable model.tar.gz ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValidationError(f"{path}: {MODEL_JSON} must hold a JSON object")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValidationError(
             f"{path}: model.json format_version {meta.get('format_version')!r} is not {FORMAT_VERSION}"
         )
     return meta
+
+
+def _parse_model_json(data: bytes, path: Path) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # bad JSON or encoding, a 4300+ digit number, nesting past the stack
+        raise ValidationError(f"{path}: {MODEL_JSON} is not valid JSON") from None
 
 
 def safe_extract(tar_path: Path, dest: Path, *, max_member_bytes: int = MAX_MEMBER_BYTES) -> list[Path]:

@@ -47,6 +47,8 @@ def decode_image(data: bytes, image_shape: tuple[int, int, int]) -> np.ndarray:
         img.load()
     except UnidentifiedImageError:
         raise ValidationError("cannot decode the request body: it is not a JPEG or PNG image") from None
+    except Image.DecompressionBombError:  # Pillow's own check (> 179 Mpx) fires inside open(), before ours
+        raise PayloadTooLargeError(f"image has more than {MAX_PIXELS} pixels (the limit)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValidationError(f"cannot decode the request body as a JPEG or PNG image ({exc})") from None
     mode = "L" if c == 1 else "RGB"

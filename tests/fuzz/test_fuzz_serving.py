@@ -33,5 +33,6 @@ def test_image_bodies(case: tuple[str, bytes, tuple[int, int, int]]) -> None:
 
 
 @given(JSONLINES.strategy)
+@example((b"[" * 100_000, (1, 4, 4)))  # was RecursionError
 def test_jsonlines_bodies(case: tuple[bytes, tuple[int, int, int]]) -> None:
     JSONLINES.check(case)

@@ -68,7 +68,7 @@ def decode_jsonlines(body: bytes, image_shape: tuple[int, int, int]) -> np.ndarr
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: '[' x 100000 exhausts the decoder's stack
             raise ValidationError(f"JSON Lines line {lineno} is not JSON") from None
         if not isinstance(obj, dict):
             raise ValidationError(f"JSON Lines line {lineno}: expected an object with 'b64' or 'data'")

@@ -353,7 +353,8 @@ def run_jsonlines(case: tuple[bytes, tuple[int, int, int]]) -> None:
     from tailor.serving.preprocess import decode_body
 
     body, shape = case
-    arr, batch = decode_body("application/jsonlines", body, shape)
+    with np.errstate(all="raise"):  # a NaN pixel cast to uint8 is garbage, not an image: make it fail loudly
+        arr, batch = decode_body("application/jsonlines", body, shape)
     if arr.ndim != 4 or arr.shape[1:] != shape or arr.dtype != np.uint8 or not batch:
         raise PropertyViolation(f"decode_body returned {arr.shape} {arr.dtype} batch={batch}")
 

@@ -34,5 +34,7 @@ def test_image_bodies(case: tuple[str, bytes, tuple[int, int, int]]) -> None:
 
 @given(JSONLINES.strategy)
 @example((b"[" * 100_000, (1, 4, 4)))  # was RecursionError
+@example((b'{"data": [[[' + b"9" * 400 + b"]]]}", (1, 4, 4)))  # was OverflowError
+@example((b'{"data": [[' + b"[NaN, 0, 0, 0], " + b"[0, 0, 0, 0], " * 2 + b"[0, 0, 0, 0]]]}", (1, 4, 4)))  # NaN: taken
 def test_jsonlines_bodies(case: tuple[bytes, tuple[int, int, int]]) -> None:
     JSONLINES.check(case)

@@ -3,7 +3,7 @@ ASGI app: every answer is below 500 and 4xx answers carry SageMaker's error shap
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 
 from tests.fuzz.targets import BY_NAME, sagemaker_app
 
@@ -16,6 +16,14 @@ def test_valid_request_is_answered() -> None:
     assert resp.json()["Models"] == []
 
 
+def test_deeply_nested_body_is_a_serialization_error() -> None:
+    resp = sagemaker_app().post("SageMaker.ListModels", b"[" * 100_000)
+    assert resp.status_code == 400
+    assert resp.json()["__type"] == "SerializationException"
+
+
 @given(SAGEMAKER.strategy)
+@example(("CreateTrainingJob", b"[" * 100_000))  # was 500 (RecursionError)
+@example(("ListModels", b'{"MaxResults": ' + b"9" * 5000 + b"}"))  # was 500 (ValueError: int digits)
 def test_sagemaker_json(case: tuple[str, bytes]) -> None:
     SAGEMAKER.check(case)

@@ -189,7 +189,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also: nesting past the decoder's stack, a 4300+ digit number
         raise SerializationError("Request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise SerializationError("Request body must be a JSON object.")

@@ -28,5 +28,7 @@ def test_sigv4(case: dict) -> None:
 
 
 @given(POLICY.strategy)
+@example(b"[" * 5000)  # inside the 10,240-character limit: was RecursionError
+@example(b'{"Version": ' + b"9" * 5000 + b"}")  # was ValueError (Python's 4300-digit limit)
 def test_policy(data: bytes) -> None:
     POLICY.check(data)

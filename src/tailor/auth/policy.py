@@ -154,8 +154,10 @@ def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
             raise ValidationError(f"policy document is longer than {MAX_POLICY_CHARS} characters")
         try:
             document = json.loads(document)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValidationError(f"policy document is not valid JSON: {err}") from None
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, a 4300+ digit number
+            raise ValidationError(f"policy document is not valid JSON: {str(err)[:200]}") from None
+        except RecursionError:  # '[' x 5000 fits the size limit and exhausts the decoder's stack
+            raise ValidationError("policy document is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise ValidationError("policy document must be a JSON object with Version and Statement")
     unknown = set(document) - {"Version", "Statement", "Id"}

@@ -449,8 +449,12 @@ def policy_samples() -> list[bytes]:
 def build_policy() -> st.SearchStrategy[bytes]:
     # Wildcards against long ARNs: a matcher that backtracks ('*a*a*a…') would hang here.
     pattern = st.text(alphabet="*?a:/-", max_size=80) | st.sampled_from(["*a" * 30 + "b", "?" * 200, "*" * 500])
+    actions = st.sampled_from(["*", "sagemaker:*", "sagemaker:Invoke*", "tailor:RunCustomCode"])
     statement = st.fixed_dictionaries(
-        {"Effect": st.sampled_from(["Allow", "Deny"]) | json_values, "Action": pattern | json_values},
+        {
+            "Effect": st.sampled_from(["Allow", "Deny"]) | json_values,
+            "Action": actions | pattern.map(lambda p: f"sagemaker:{p}") | json_values,
+        },
         optional={"Resource": st.lists(pattern, max_size=3) | pattern, "NotResource": pattern, "Sid": json_values},
     )
     doc = st.fixed_dictionaries(

@@ -41,6 +41,7 @@ class Outcome:
     uncaught: int = 0
     slow: int = 0
     slowest: float = 0.0
+    slowest_input: str = ""
     seconds: float = 0.0
     failures: dict[str, Failure] = field(default_factory=dict)
 
@@ -110,7 +111,8 @@ def fuzz_target(target: Any, cases: int, seed: int, watchdog: _Watchdog) -> Outc
         finally:
             watchdog.disarm()
             took = time.perf_counter() - t0
-            out.slowest = max(out.slowest, took)
+            if took > out.slowest:
+                out.slowest, out.slowest_input = took, f"{value!r:.300}"
             out.slow += took > SLOW_SECONDS
 
     t0 = time.perf_counter()
@@ -168,6 +170,8 @@ def main(argv: list[str]) -> None:
     print(f"{'total':<18}{cases:>9,}{uncaught:>10}{slow:>9}{'':>12}{seconds:>10.1f}")
     print(f"load average after: {_loadavg()}")
     for r in results:
+        if r.slow:
+            print(f"\n[{r.name}] slowest case {r.slowest:.1f} s: {r.slowest_input}")
         for sig, fail in sorted(r.failures.items(), key=lambda kv: -kv[1].count):
             print(f"\n[{r.name}] {fail.count} x {sig}\n  {fail.message}\n  smallest input: {fail.example[:600]}")
     print(f"\ngoal: 0 uncaught, 0 slow: {'met' if uncaught == 0 and slow == 0 else 'NOT met'}")

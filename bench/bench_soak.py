@@ -17,6 +17,12 @@ Everything runs on 127.0.0.1 in a temporary TAILOR_HOME and stops by itself:
    3 s after the first answer of the new server), RSS growth < 10 %, no lost record, and the chaos ran.
 
 The last line, ``summary-json: {...}``, is the same summary for machines (the test reads it).
+
+Measured (10 minutes, 2-core VM shared with other engineers, load average 14.9 before / 15.7 after): capacity
+210 req/s, driven at 105 req/s; 63,116 requests, 62,116 2xx, 765 refused connections and 235 x 503, all inside
+the windows of 5 kills and 1 restart (8.0 s), 0 outside; p50 21 ms, p99 120 ms; RSS server + 2 workers
+105.0 + 184.6 -> 105.4 + 185.4 MB before the restart (+0.4 %), 99.7 + 182.0 -> 100.2 + 185.0 MB after
+(+1.2 %); no lost record. Verdict: PASS.
 """
 
 from __future__ import annotations

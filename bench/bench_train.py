@@ -28,13 +28,14 @@ marked * read the IDX arrays the .rec files are packed from (lossless PNG, the s
 
 Cause: PyTorch's default conv init has 1/6 of the variance of MXNet's Xavier(gaussian, in, 2); behind BatchNorm
 that is a 6x larger effective step at lr 0.1, and the 10-step EMA of the running statistics (momentum 0.1, the
-same as MXNet's 0.9) lagged the weights. He init halves the gap; recomputing the running statistics from the
-current weights before each evaluation (2,048 training images, forward only) closes it. Checked by reading both,
+same as MXNet's 0.9) lagged the weights. He init alone brought 3,500 images to MXNet's level, but on 2,000 the
+lag remained; recomputing the running statistics from the current weights before each evaluation (2,048
+training images, forward only) removes it. Checked by reading both,
 not measured one by one: BN momentum (identical), epsilon (2e-5 vs 1e-5, negligible beside variances of order
 1), evaluation mode (both use running statistics), fix_gamma (MXNet fixes gamma only on its input BN, which
 Tailor's fixed Normalize replaces), learning-rate warm-up (neither has one), weight decay on BN (MXNet decays
-gamma, Tailor does not). Differences
-left in: MXNet's ImageRecordIter pads crops with 255 (its fill_value default), Tailor with 0.
+gamma, Tailor does not). Left as is: MXNet's ImageRecordIter pads crops with 255 (its fill_value default),
+Tailor with 0.
 2,000 images, seed 0, epochs 1-2 (validation on 1,000 test images): He init alone 11.1 / 32.9 % (loss 19.3 /
 2.6), with recalibration 49.3 / 69.6 % (loss 1.28 / 0.88); tests/algorithms/test_train.py holds it.
 Full data (60k) was not run: at this load one epoch on 3,500 images took 6-8 minutes per runner, so one

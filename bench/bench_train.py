@@ -12,7 +12,7 @@
 ``--quick`` validates the pipeline in ~3 minutes (subsets, short budgets); its figures are not the benchmark.
 Training time excludes evaluation; evaluation runs on the 10k test set after every epoch.
 
-Parity, measured 2026-11-30 on the shared 2-core VM at load average 13-16 (other engineers' test suites; times
+Parity, measured 2026-11-30 on the shared 2-core VM at load average 10-16 (other engineers' test suites; times
 are meaningless, accuracies are not). ResNet-20, 3,500 training images, test accuracy % after epochs 1-4; rows
 marked * read the IDX arrays the .rec files are packed from (lossless PNG, the same pixels), the others the .rec:
 
@@ -21,10 +21,11 @@ marked * read the IDX arrays the .rec files are packed from (lossless PNG, the s
                                                                 3: 68.1 68.5 56.7; 4: 68.8 70.0 73.7
     Tailor, He init + BatchNorm recalibrated before evaluation (the shipped code) *
                                            seeds 0/1/2, epoch 1: 67.9 61.2 64.7; 2: 74.4 67.9 73.6;
-                                                                3: 77.1 74.7 72.8
+                                                                3: 77.1 74.7 72.8; 4: 77.4 76.8 76.9
     MXNet 1.9.1 Module.fit                 seeds 0/1/2, epoch 1: 33.3 37.8 24.3; 2: 44.4 30.8 59.3;
-                                                                3: 68.4 (seed 0; the others were cut off)
-    Means, epochs 1 / 2 / 3: Tailor 64.6 / 72.0 / 74.9 %, MXNet 31.8 / 44.8 / 68.4 % (one seed at epoch 3).
+                                                                3: 68.4 55.7 45.7; 4: -- 66.9 66.7
+    Means, epochs 1-4: Tailor 64.6 / 72.0 / 74.9 / 77.0 %, MXNet 31.8 / 44.8 / 56.6 / 66.8 % (epoch 4: seeds 1-2;
+    seed 0's run was cut off by its time limit). Load average 9.7-16 during the runs, 5.6 at the end.
 
 Cause: PyTorch's default conv init has 1/6 of the variance of MXNet's Xavier(gaussian, in, 2); behind BatchNorm
 that is a 6x larger effective step at lr 0.1, and the 10-step EMA of the running statistics (momentum 0.1, the

@@ -176,7 +176,8 @@ def _num(value: float | None, fmt: str) -> str:
 @_json
 @click.pass_context
 def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
-    """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's)."""
+    """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's). MISMATCHED counts
+    images whose size or colour mode differed from the model's (resized or converted before they ran)."""
     from tailor.cli._jobs_common import open_client, table, to_json, when
 
     with open_client(settings_of(ctx), url) as client:
@@ -196,6 +197,7 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
             _num(p.get("ModelLatencyP99"), "{:.0f}"),
             f"{p['OverheadLatency']:.0f}",
             _num(p.get("BatchSize"), "{:.1f}"),
+            str(p.get("MismatchedInputs", 0)),
             f"{p['InvocationsPerInstance']:.1f}",
             "-" if p["CPUUtilization"] is None else f"{p['CPUUtilization']:.1f}",
             "-" if p["MemoryUtilization"] is None else f"{p['MemoryUtilization']:.2f}",
@@ -213,6 +215,7 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
         "P99_US",
         "OVERHEAD_US",
         "BATCH",
+        "MISMATCHED",
         "PER_INSTANCE",
         "CPU%",
         "MEM%",

@@ -43,6 +43,7 @@ from tailor.jobs.store import utcnow
 from tailor.models import workers as wk
 from tailor.models.store import (
     EndpointConfigRow,
+    EndpointInputMismatchRow,
     EndpointMetricDetailRow,
     EndpointMetricRow,
     EndpointRow,
@@ -97,7 +98,8 @@ class HostingService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._recovering: set[str] = set()
-        self._batch_seen: dict[str, tuple[int | None, int, int]] = {}  # worker id -> (pid, batches, images)
+        # worker id -> (pid, batches, images, mismatched inputs): the counters at the previous sample
+        self._batch_seen: dict[str, tuple[int | None, int, int, int]] = {}
         self.worker_options: dict[str, Any] = {}  # max_batch_size / max_delay_ms for new workers (bench, tests)
         self.max_member_bytes: int | None = None  # per-file cap when unpacking artifacts (None: the artifact default)
 
@@ -778,6 +780,15 @@ class HostingService:
                 row.instances = max(row.instances, b.instances)
                 if b.latency_histogram or b.batches:
                     self._flush_details(s, (endpoint, variant, minute), b)
+                if b.mismatched_inputs:
+                    key = (endpoint, variant, minute)
+                    mm = s.get(EndpointInputMismatchRow, key)
+                    if mm is None:
+                        mm = EndpointInputMismatchRow(
+                            endpoint_name=endpoint, variant_name=variant, minute=minute, mismatched_inputs=0
+                        )
+                        s.add(mm)
+                    mm.mismatched_inputs += b.mismatched_inputs
 
     @staticmethod
     def _flush_details(s: Any, key: tuple[str, str, datetime], b: Any) -> None:
@@ -801,7 +812,8 @@ class HostingService:
     def endpoint_metrics(self, name: str, since: Any = None) -> dict[str, Any]:
         """Per variant and minute: Invocations, Invocation4XXErrors, Invocation5XXErrors, ModelLatency and
         OverheadLatency (mean µs), ModelLatencyP50/ModelLatencyP99 (µs, within 2.5 %), MaxModelLatency,
-        BatchSize (mean realised batch, images), Batches and BatchedImages, InvocationsPerInstance,
+        BatchSize (mean realised batch, images), Batches and BatchedImages, MismatchedInputs (images whose size or
+        colour mode differed from the model's and were resized or converted), InvocationsPerInstance,
         CPUUtilization (% of one core per worker) and MemoryUtilization (% of this machine's memory per worker).
         Percentiles and batch figures are None for a minute that has none."""
         self._endpoint(name)
@@ -809,9 +821,11 @@ class HostingService:
         self.flush_metrics()
         q = select(EndpointMetricRow).where(EndpointMetricRow.endpoint_name == name)
         dq = select(EndpointMetricDetailRow).where(EndpointMetricDetailRow.endpoint_name == name)
+        mq = select(EndpointInputMismatchRow).where(EndpointInputMismatchRow.endpoint_name == name)
         if since is not None:
             q = q.where(EndpointMetricRow.minute >= as_datetime(since))
             dq = dq.where(EndpointMetricDetailRow.minute >= as_datetime(since))
+            mq = mq.where(EndpointInputMismatchRow.minute >= as_datetime(since))
         with self.db.session() as s:
             rows = list(s.scalars(q.order_by(EndpointMetricRow.minute, EndpointMetricRow.variant_name)))
             details = {
@@ -822,6 +836,7 @@ class HostingService:
                 )
                 for d in s.scalars(dq)
             }
+            mismatched = {(m.variant_name, as_datetime(m.minute)): m.mismatched_inputs for m in s.scalars(mq)}
         total_mem = psutil.virtual_memory().total
         points = []
         for r in rows:
@@ -841,6 +856,7 @@ class HostingService:
                     "BatchSize": images / batches if batches else None,
                     "Batches": batches,
                     "BatchedImages": images,
+                    "MismatchedInputs": mismatched.get((r.variant_name, as_datetime(r.minute)), 0),
                     "OverheadLatency": r.overhead_latency_us / n,
                     "InvocationsPerInstance": r.invocations / max(r.instances, 1),
                     "CPUUtilization": r.cpu_percent / r.samples if r.samples else None,
@@ -957,12 +973,20 @@ class HostingService:
             if st is None:
                 continue
             pid, batches, images = st.get("pid"), int(st.get("batches", 0)), int(st.get("images", 0))
-            last_pid, last_batches, last_images = self._batch_seen.get(w.id, (None, 0, 0))
+            mismatched = int(st.get("mismatched_inputs", 0))
+            last_pid, last_batches, last_images, last_mismatched = self._batch_seen.get(w.id, (None, 0, 0, 0))
             if last_pid != pid or batches < last_batches:
-                last_batches = last_images = 0
-            self._batch_seen[w.id] = (pid, batches, images)
-            if batches > last_batches:
-                self.metrics.batches(w.endpoint_name, w.variant_name, batches - last_batches, images - last_images, now)
+                last_batches = last_images = last_mismatched = 0
+            self._batch_seen[w.id] = (pid, batches, images, mismatched)
+            if batches > last_batches or mismatched > last_mismatched:
+                self.metrics.batches(
+                    w.endpoint_name,
+                    w.variant_name,
+                    batches - last_batches,
+                    images - last_images,
+                    now,
+                    mismatched - last_mismatched,
+                )
 
     def close(self, *, stop_workers: bool = True) -> None:
         """Stop supervising; stop the workers this process owns (the next server relaunches InService ones)."""

@@ -15,7 +15,7 @@ from tailor.algorithms.image_classification.export import write_model
 from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
 from tailor.algorithms.image_classification.networks import create_model, inference_model
 from tailor.errors import ValidationError
-from tailor.models.artifact import read_model_json, safe_extract
+from tailor.artifact import read_model_json, safe_extract
 from tailor.serving.loader import load_model
 
 

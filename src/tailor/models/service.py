@@ -160,7 +160,7 @@ class HostingService:
 
     def _unpack(self, uri: str, dest: Path) -> dict[str, Any]:
         """Download and safely unpack an artifact; returns the parts of model.json serving needs."""
-        from tailor.models.artifact import ONNX, WEIGHTS, read_model_json, safe_extract
+        from tailor.artifact import ONNX, WEIGHTS, read_model_json, safe_extract
 
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.settings.cache_dir, prefix="model-") as tmp:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tailor.errors import ValidationError
-from tailor.models.artifact import MODEL_JSON, ONNX, WEIGHTS, read_model_json, safe_extract
+from tailor.artifact import MODEL_JSON, ONNX, WEIGHTS, read_model_json, safe_extract
 
 Runtime = Literal["auto", "onnx", "torch"]
 

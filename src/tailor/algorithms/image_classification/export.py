@@ -15,7 +15,7 @@ from torch import nn
 import tailor
 from tailor.algorithms.image_classification.hyperparameters import Hyperparameters
 from tailor.algorithms.image_classification.networks import inference_model
-from tailor.models.artifact import write_artifact
+from tailor.artifact import write_artifact
 
 ALGORITHM = "tailor/image-classification"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tailor.db import Database
 from tailor.jobs.service import TrainingJobService
-from tailor.models.service import HostingService
+from tailor.hosting.service import HostingService
 from tailor.settings import Settings
 from tailor.storage import Storage
 

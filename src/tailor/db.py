@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from tailor.settings import Settings
 
 # Modules that declare tables on Base. Each domain adds its own line.
-TABLE_MODULES: tuple[str, ...] = ("tailor.jobs.store", "tailor.models.store")
+TABLE_MODULES: tuple[str, ...] = ("tailor.jobs.store", "tailor.hosting.store")
 
 
 class Base(DeclarativeBase):

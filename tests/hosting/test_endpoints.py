@@ -16,7 +16,7 @@ import pytest
 
 from tailor.core import Tailor
 from tailor.errors import NotFoundError, ServiceUnavailableError, ValidationError
-from tailor.models.store import WorkerRow
+from tailor.hosting.store import WorkerRow
 from tailor.serving.loader import load_model
 from tailor.serving.preprocess import decode_image
 from tailor.settings import Settings

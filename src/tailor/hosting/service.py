@@ -40,8 +40,8 @@ from tailor.db import Database
 from tailor.errors import ConflictError, NotFoundError, ServiceUnavailableError, TailorError, ValidationError
 from tailor.jobs.service import _decode_token, _encode_token, as_datetime
 from tailor.jobs.store import utcnow
-from tailor.models import workers as wk
-from tailor.models.store import (
+from tailor.backends import local as wk
+from tailor.hosting.store import (
     EndpointConfigRow,
     EndpointMetricDetailRow,
     EndpointMetricRow,

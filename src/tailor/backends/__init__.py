@@ -1,0 +1,1 @@
+"""Where processes run: one seam for training jobs and endpoint instances."""

@@ -348,18 +348,13 @@ def _decode_range(
     readers: dict[str, RecordReader],
 ) -> tuple[int, list[Any]]:
     """Thread: decode ``entries`` straight into rows ``start…`` of the mapped images.npy; returns header labels."""
+    if kind == "rec" and not opts["resize"] and _img.simplejpeg is not None:
+        return start, _decode_rec_fast(entries, start, out, opts, readers)
     shape = out.shape[1:]
     labels: list[Any] = []
     for i, entry in enumerate(entries):
         data, label, name = _read_entry(kind, entry, storage, readers)
-        arr = _prepare(data, name, opts)
-        if arr.shape != shape:
-            raise DataError(
-                f"image is {arr.shape[1]}x{arr.shape[2]} (HxW) but earlier images are {shape[1]}x{shape[2]}: "
-                "set image_shape (size) or --resize so all images come out the same",
-                path=name,
-            )
-        out[start + i] = arr
+        out[start + i] = _checked(_prepare(data, name, opts), shape, name)
         labels.append(label)
     return start, labels
 

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from tailor.algorithms.image_classification.layers import Normalize
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -48,18 +50,6 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     return _REGISTRY[name](**kwargs)
 
 
-class Normalize(nn.Module):
-    """Pixels 0..255 -> (x - mean) / std per channel. ``mean``/``std`` are in pixel units."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) * self.inv_std
-
-
 class Classifier(nn.Module):
     """``normalize -> body -> head``; the common shape of every registered network."""
 
@@ -74,7 +64,7 @@ class Classifier(nn.Module):
 
 
 class FlipTTA(nn.Module):
-    """Averages logits over the image and its horizontal mirror (+0.2 % on Fashion-MNIST, MEASURED.md)."""
+    """Averages logits over the image and its horizontal mirror (+0.2 % on Fashion-MNIST, docs/MEASURED.md)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ SHARED_DATASETS := $(abspath ../shared/datasets)
 ifneq ($(wildcard $(SHARED_DATASETS)/fashion-mnist),)
 export TAILOR_DATASET_MIRROR ?= file://$(SHARED_DATASETS)
 endif
-# Two threads spinning in OpenMP collapse ~4x when the other core is busy (MEASURED.md).
+# Two threads spinning in OpenMP collapse ~4x when the other core is busy (docs/MEASURED.md).
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help venv mxnet chromium bentoml wrk demo test lint format bench clean screenshots

@@ -43,7 +43,7 @@ from tailor.algorithms.image_classification.networks import (
 from tailor.errors import ValidationError
 
 Log = Callable[[str], None]
-PAD = 2  # random-crop translation in pixels (airbench / MEASURED.md recipe)
+PAD = 2  # random-crop translation in pixels (airbench / docs/MEASURED.md recipe)
 WARMUP = 0.15  # fraction of the one-cycle schedule spent warming up
 
 

@@ -1,39 +1,20 @@
 """Training-job rows in the metadata database: the job itself, its metric time series, its resource samples.
 
 A job row is written once, whole, at create time and then only updated; nothing else keeps job state, so a
-restart loses no record. Times are stored as UTC and always read back timezone-aware.
+restart loses no record.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tailor.db import Base
+from tailor.db import Base, UTCDateTime, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """SQLite drops tzinfo; store naive UTC and attach UTC again on load."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
+__all__ = ["MetricPointRow", "ResourceSampleRow", "TrainingJobRow", "UTCDateTime", "utcnow"]
 
 
 class TrainingJobRow(Base):

@@ -14,8 +14,8 @@ import torch
 from tailor.algorithms.image_classification.export import write_model
 from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
 from tailor.algorithms.image_classification.networks import create_model, inference_model
-from tailor.errors import ValidationError
 from tailor.artifact import read_model_json, safe_extract
+from tailor.errors import ValidationError
 from tailor.serving.loader import load_model
 
 

@@ -22,12 +22,10 @@ process group, so stop and timeouts reach every process it started.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tarfile
 import threading
@@ -37,18 +35,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from tailor.db import Database
+from tailor.backends import Backend, TrainingProcess
+from tailor.db import Database, utcnow
 from tailor.errors import NotFoundError, StorageError, TailorError
 from tailor.jobs.logs import LOG_NAME, LogWriter, tail
 from tailor.jobs.metrics import MetricParser
 from tailor.jobs.spec import TrainingJobSpec
-from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
+from tailor.jobs.state import final_metrics, set_message, stop_requested, transition, update
+from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.settings import Settings
 from tailor.storage import Storage, join_uri
 
-TERMINAL = ("Completed", "Failed", "Stopped")
 FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
 _POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
 _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
@@ -56,144 +53,6 @@ _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
 
 class JobStopped(Exception):
     """Raised inside the runner when a stop arrives before the algorithm started."""
-
-
-# -- state changes (all through here, so transitions stay consistent) ------------------------------------
-
-
-def transition(
-    db: Database, name: str, secondary: str, message: str, *, status: str | None = None, **fields: Any
-) -> None:
-    """Close the current SecondaryStatusTransition and open ``secondary``; terminal ones are closed at once."""
-    now = utcnow()
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        if row is None:
-            return
-        items = [dict(t) for t in row.transitions]
-        if items and items[-1].get("EndTime") is None:
-            items[-1]["EndTime"] = now.isoformat()
-        entry: dict[str, Any] = {"Status": secondary, "StartTime": now.isoformat(), "StatusMessage": message}
-        if status in TERMINAL:
-            entry["EndTime"] = now.isoformat()
-        items.append(entry)
-        row.transitions = items
-        row.secondary_status = secondary
-        if status:
-            row.status = status
-        row.last_modified_time = now
-        for key, value in fields.items():
-            setattr(row, key, value)
-
-
-def set_message(db: Database, name: str, message: str) -> None:
-    """Update the open transition's StatusMessage (progress) without a new transition."""
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        if row is None or not row.transitions:
-            return
-        items = [dict(t) for t in row.transitions]
-        if items[-1].get("StatusMessage") == message:
-            return
-        items[-1]["StatusMessage"] = message
-        row.transitions = items
-        row.last_modified_time = utcnow()
-
-
-def update(db: Database, name: str, **fields: Any) -> None:
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        if row is not None:
-            for key, value in fields.items():
-                setattr(row, key, value)
-
-
-def stop_requested(db: Database, name: str) -> str | None:
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        return (row.stop_reason or "user") if row is not None and row.stop_requested else None
-
-
-# -- processes -----------------------------------------------------------------------------------------
-
-
-def process_start_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
-def same_process(pid: int | None, start_time: float | None) -> bool:
-    """True when ``pid`` is still the process that started at ``start_time`` (not a recycled PID)."""
-    if not pid or start_time is None:
-        return False
-    now_start = process_start_time(pid)
-    return now_start is not None and abs(now_start - start_time) < 0.01
-
-
-def kill_group(pgid: int | None, sig: int = signal.SIGKILL) -> None:
-    if not pgid or pgid == os.getpgrp():
-        return  # never signal our own group
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-class ResourceSampler:
-    """CPU % and RSS summed over a process tree (psutil), GPU utilisation and memory via nvidia-smi."""
-
-    def __init__(self, pid: int) -> None:
-        self._root = pid
-        self._procs: dict[int, psutil.Process] = {}
-        self._nvidia_smi = shutil.which("nvidia-smi")
-
-    def sample(self) -> dict[str, Any] | None:
-        try:
-            root = psutil.Process(self._root)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return None
-        cpu, rss, pids = 0.0, 0, set()
-        for proc in tree:
-            # cpu_percent needs a previous call on the same Process object; keep them between samples.
-            known = self._procs.setdefault(proc.pid, proc)
-            try:
-                cpu += known.cpu_percent(None)
-                rss += known.memory_info().rss
-                pids.add(proc.pid)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        self._procs = {p: v for p, v in self._procs.items() if p in pids}
-        gpu_util, gpu_mem = self._gpu(pids)
-        return {"cpu_percent": cpu, "rss_bytes": rss, "gpu_utilization": gpu_util, "gpu_memory_bytes": gpu_mem}
-
-    def _gpu(self, pids: set[int]) -> tuple[float | None, int | None]:
-        if not self._nvidia_smi:
-            return None, None
-        try:
-            apps = subprocess.run(
-                [self._nvidia_smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-            util = subprocess.run(
-                [self._nvidia_smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return None, None
-        mem = 0
-        for line in apps.splitlines():
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in pids and parts[1].isdigit():
-                mem += int(parts[1]) << 20  # MiB
-        utils = [float(u) for u in util.split() if u.replace(".", "", 1).isdigit()]
-        return (sum(utils) / len(utils) if utils else None), mem
 
 
 # -- the runner ----------------------------------------------------------------------------------------
@@ -211,6 +70,7 @@ class JobRunner:
         spec: TrainingJobSpec,
         slots: threading.Semaphore,
         stop_event: threading.Event,
+        backend: Backend,
         on_done: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -222,6 +82,7 @@ class JobRunner:
         self.slots = slots
         self.stop_event = stop_event
         self.on_done = on_done
+        self.backend = backend  # where the algorithm's processes run
         self.log = LogWriter(self.dir / LOG_NAME)
         self.parser = MetricParser(spec.metric_definitions())
         self._last_db_poll = 0.0
@@ -346,9 +207,9 @@ class JobRunner:
     def command(self) -> list[str]:
         spec = self.spec
         algo = spec.AlgorithmSpecification
-        if algo.builtin:
-            profile = "sagemaker" if algo.sagemaker_image else "tailor"
-            body = ["-m", "tailor.algorithms.image_classification", "--job-dir", str(self.dir), "--defaults", profile]
+        selected = algo.algorithm()
+        if selected is not None:
+            body = selected.arguments(self.dir)
             if spec.ResourceConfig.InstanceCount > 1:
                 return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), *body]
             return [sys.executable, *body]
@@ -364,7 +225,7 @@ class JobRunner:
         d = self.dir
         channels = [c.ChannelName for c in self.spec.InputDataConfig]
         env = dict(os.environ)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # MEASURED.md: spinning OpenMP threads collapse 4x
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # docs/MEASURED.md: spinning OpenMP threads collapse 4x
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
@@ -394,18 +255,9 @@ class JobRunner:
         cmd = self.command()
         self.log.system("launching: " + " ".join(cmd))
         try:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=self.dir,
-                env=self.environment(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=self.environment())
         except OSError as err:
             raise TailorError(f"AlgorithmError: cannot start {cmd[0]!r}: {err.strerror or err}") from None
-        pgid = os.getpgid(proc.pid)
         transition(
             self.db,
             self.name,
@@ -413,17 +265,18 @@ class JobRunner:
             "Training in progress",
             pid=proc.pid,
             pgid=pgid,
-            process_start_time=process_start_time(proc.pid),
+            process_start_time=self.backend.start_time(proc.pid),
         )
         reader = threading.Thread(target=self._pump, args=(proc,), name=f"log-{self.name}", daemon=True)
         reader.start()
         stop_reason = self._supervise(proc, pgid, start)
         reader.join(timeout=10)
-        kill_group(pgid)  # anything the algorithm left behind (data-loader workers) goes with it
+        # Anything the algorithm left behind (data-loader workers) goes with it.
+        self.backend.signal_group(pgid, signal.SIGKILL)
         update(self.db, self.name, exit_code=proc.returncode)
         return proc.returncode, stop_reason
 
-    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+    def _pump(self, proc: TrainingProcess) -> None:
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -438,11 +291,11 @@ class JobRunner:
                     )
         proc.stdout.close()
 
-    def _supervise(self, proc: subprocess.Popen[bytes], pgid: int, start: datetime) -> str | None:
+    def _supervise(self, proc: TrainingProcess, pgid: int, start: datetime) -> str | None:
         """Wait for exit; enforce stop and MaxRuntimeInSeconds (SIGTERM, grace, SIGKILL); sample resources."""
         max_rt = self.spec.StoppingCondition.MaxRuntimeInSeconds
         deadline = start.timestamp() + max_rt if max_rt else None
-        sampler = ResourceSampler(proc.pid)
+        sampler = self.backend.sampler(proc.pid)
         interval = self.settings.job_sample_interval_seconds
         next_sample = time.monotonic() + min(1.0, interval)
         stop_reason: str | None = None
@@ -459,7 +312,7 @@ class JobRunner:
                     kill_at = time.monotonic() + self.settings.job_stop_grace_seconds
             if kill_at is not None and time.monotonic() >= kill_at:
                 self.log.system(f"still running {self.settings.job_stop_grace_seconds:g} s after SIGTERM: SIGKILL")
-                kill_group(pgid)
+                self.backend.signal_group(pgid, signal.SIGKILL)
                 kill_at = None
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + interval
@@ -475,9 +328,9 @@ class JobRunner:
             msg = "Stop requested: sent SIGTERM to the training process"
         self.log.system(msg)
         transition(self.db, self.name, "Stopping", msg, status="Stopping")
-        kill_group(pgid, signal.SIGTERM)
+        self.backend.signal_group(pgid, signal.SIGTERM)
 
-    def _sample(self, sampler: ResourceSampler) -> None:
+    def _sample(self, sampler: Any) -> None:
         values = sampler.sample()
         if values is None:
             return
@@ -595,16 +448,6 @@ class JobRunner:
 
     def _final_metrics(self, end: datetime) -> list[dict[str, Any]]:
         return final_metrics(self.db, self.name)
-
-
-def final_metrics(db: Database, name: str) -> list[dict[str, Any]]:
-    """FinalMetricDataList: the last value of each metric, in first-seen order."""
-    with db.session() as s:
-        rows = s.query(MetricPointRow).filter_by(job_name=name).order_by(MetricPointRow.id).all()
-        last: dict[str, MetricPointRow] = {}
-        for r in rows:
-            last[r.name] = r
-        return [{"MetricName": r.name, "Value": r.value, "Timestamp": r.timestamp.isoformat()} for r in last.values()]
 
 
 def _relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:

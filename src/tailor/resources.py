@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tailor.errors import ValidationError
+from tailor.errors import NotFoundError, ValidationError
 
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 NAME_RE = re.compile(NAME_PATTERN)
@@ -44,6 +44,20 @@ def arn(region: str, account_id: str, resource_type: str, name: str) -> str:
     what the server shows matches (AWS lower-cases names in ARNs; with lower-case names both read the same).
     """
     return f"arn:aws:sagemaker:{region}:{account_id}:{resource_type}/{name}"
+
+
+def row_of(session: Any, table: Any, name: str, label: str) -> Any:
+    """The row named ``name`` in an open session, or NotFoundError ("<label> 'x' does not exist")."""
+    row = session.get(table, name)
+    if row is None:
+        raise NotFoundError(f"{label} {name!r} does not exist")
+    return row
+
+
+def fetch(db: Any, table: Any, name: str, label: str) -> Any:
+    """``row_of`` in a session of its own (the row comes back detached, its attributes loaded)."""
+    with db.session() as s:
+        return row_of(s, table, name, label)
 
 
 def as_datetime(value: Any) -> datetime:

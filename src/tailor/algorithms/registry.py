@@ -18,18 +18,10 @@ from tailor.errors import ValidationError
 
 
 @dataclass(frozen=True)
-class ImageAlias:
-    """A training-image pattern (``re.fullmatch``) and the default profile a request naming it gets."""
-
-    pattern: str
-    profile: str
-
-
-@dataclass(frozen=True)
 class Algorithm:
     name: str
     image: str  # the canonical TrainingImage, named in messages
-    aliases: tuple[ImageAlias, ...]
+    aliases: tuple[tuple[str, str], ...]  # (training-image pattern for re.fullmatch, the default profile it selects)
     hyperparameters: type  # the typed model of the hyperparameters (pydantic)
     #: (raw string hyperparameters, profile) -> every hyperparameter resolved, as strings; ValidationError
     #: naming the key and its valid values when one is bad.
@@ -73,9 +65,9 @@ def algorithms() -> list[Algorithm]:
 def find(image: str | None) -> Selection | None:
     """The registered algorithm a training image selects, with its default profile; None for any other image."""
     for algorithm in algorithms():
-        for alias in algorithm.aliases:
-            if image and re.fullmatch(alias.pattern, image):
-                return Selection(algorithm, alias.profile)
+        for pattern, profile in algorithm.aliases:
+            if image and re.fullmatch(pattern, image):
+                return Selection(algorithm, profile)
     return None
 
 

@@ -6,26 +6,27 @@ An endpoint keeps a snapshot of its config's variants, so a config may be delete
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete
 
 from tailor.db import Database, utcnow
-from tailor.errors import ConflictError, NotFoundError, ValidationError
+from tailor.errors import ConflictError, ValidationError
 from tailor.hosting.models import Models
 from tailor.hosting.store import EndpointConfigRow
-from tailor.resources import arn, check_name, list_request, paginate
+from tailor.resources import arn, check_name, fetch, list_request, paginate
 from tailor.settings import Settings
 
 MAX_VARIANTS = 10
 MAX_INSTANCES = 16  # local worker processes per variant; each is a full model server
 
 
+@dataclass(eq=False)
 class EndpointConfigs:
-    def __init__(self, settings: Settings, db: Database, models: Models) -> None:
-        self.settings = settings
-        self.db = db
-        self.models = models
+    settings: Settings
+    db: Database
+    models: Models
 
     def create(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         spec = {**(spec or {}), **kwargs}
@@ -73,11 +74,7 @@ class EndpointConfigs:
         }
 
     def get(self, name: str) -> EndpointConfigRow:
-        with self.db.session() as s:
-            row = s.get(EndpointConfigRow, name)
-        if row is None:
-            raise NotFoundError(f"Endpoint configuration {name!r} does not exist")
-        return row
+        return fetch(self.db, EndpointConfigRow, name, "Endpoint configuration")
 
     def describe(self, name: str) -> dict[str, Any]:
         row = self.get(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -26,7 +27,7 @@ from tailor.hosting.endpoint_configs import EndpointConfigs
 from tailor.hosting.instances import EndpointLocks, Instances
 from tailor.hosting.models import DEFAULT_IMAGE, Models
 from tailor.hosting.store import EndpointRow, WorkerRow
-from tailor.resources import arn, check_name, list_request, paginate
+from tailor.resources import arn, check_name, fetch, list_request, paginate, row_of
 from tailor.serving.router import Router
 from tailor.settings import Settings
 
@@ -45,32 +46,19 @@ _SETTLING = ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack"
 DRAIN_S = 1.0  # > 2x the router's 0.25 s routing-cache TTL, so every process has switched before old workers stop
 
 
+@dataclass(eq=False)
 class Endpoints:
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        models: Models,
-        configs: EndpointConfigs,
-        instances: Instances,
-        locks: EndpointLocks,
-        router: Router,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.models = models
-        self.configs = configs
-        self.instances = instances
-        self.locks = locks
-        self.router = router
-        self._ops: list[threading.Thread] = []
+    settings: Settings
+    db: Database
+    models: Models
+    configs: EndpointConfigs
+    instances: Instances
+    locks: EndpointLocks
+    router: Router
+    _ops: list[threading.Thread] = field(default_factory=list, init=False)
 
     def get(self, name: str) -> EndpointRow:
-        with self.db.session() as s:
-            row = s.get(EndpointRow, name)
-        if row is None:
-            raise NotFoundError(f"Endpoint {name!r} does not exist")
-        return row
+        return fetch(self.db, EndpointRow, name, "Endpoint")
 
     # -- create, update, delete -------------------------------------------------------------------------
     def create(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -122,9 +110,7 @@ class Endpoints:
         name = check_name("EndpointName", spec.get("EndpointName"))
         config = self.configs.get(check_name("EndpointConfigName", spec.get("EndpointConfigName")))
         with self.db.session() as s:
-            row = s.get(EndpointRow, name)
-            if row is None:
-                raise NotFoundError(f"Endpoint {name!r} does not exist")
+            row = row_of(s, EndpointRow, name, "Endpoint")
             if row.status != "InService":
                 raise ValidationError(f"Endpoint {name!r} is {row.status}; it can be updated only when InService")
             row.status = "Updating"
@@ -160,9 +146,7 @@ class Endpoints:
 
     def delete(self, name: str) -> dict[str, Any]:
         with self.db.session() as s:
-            row = s.get(EndpointRow, name)
-            if row is None:
-                raise NotFoundError(f"Endpoint {name!r} does not exist")
+            row = row_of(s, EndpointRow, name, "Endpoint")
             if row.status == "Deleting":
                 return {}
             row.status = "Deleting"
@@ -232,19 +216,22 @@ class Endpoints:
 
     def wait(self, name: str, timeout: float = 300.0, poll: float = 0.1) -> dict[str, Any]:
         """Wait until the endpoint leaves Creating/Updating/Deleting; returns its description ({} when deleted)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                desc = self.describe(name)
-            except NotFoundError:
-                return {}
-            if desc["EndpointStatus"] not in _SETTLING:
-                return desc
-            if time.monotonic() > deadline:
-                raise ServiceUnavailableError(
-                    f"Endpoint {name!r} is still {desc['EndpointStatus']} after {timeout:g} s"
-                )
-            time.sleep(poll)
+        return wait_settled(self.describe, name, timeout, poll)
+
+
+def wait_settled(describe: Callable[[str], dict[str, Any]], name: str, timeout: float, poll: float) -> dict[str, Any]:
+    """Poll ``describe`` (in-process or over HTTP) until the endpoint settles; {} once a deleted one is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            desc = describe(name)
+        except NotFoundError:
+            return {}
+        if desc["EndpointStatus"] not in _SETTLING:
+            return desc
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(f"Endpoint {name!r} is still {desc['EndpointStatus']} after {timeout:g} s")
+        time.sleep(poll)
 
 
 def _variant_summary(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,15 @@ from tailor.hosting.store import WorkerRow
 from tailor.settings import Settings
 
 
+@dataclass(eq=False)
 class Instances:
-    def __init__(
-        self, settings: Settings, db: Database, backend: Backend, models: Models, metrics: MetricsStore
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.backend = backend
-        self.models = models
-        self.metrics = metrics
-        self.options: dict[str, Any] = {}  # max_batch_size / max_delay_ms for new workers (bench, tests)
-        self.recovering: set[str] = set()  # endpoints whose instances are being relaunched now
+    settings: Settings
+    db: Database
+    backend: Backend
+    models: Models
+    metrics: MetricsStore
+    options: dict[str, Any] = field(default_factory=dict)  # max_batch_size / max_delay_ms for new workers
+    recovering: set[str] = field(default_factory=set, init=False)  # endpoints being relaunched now
 
     def log_path(self, endpoint: str, worker_id: str) -> Path:
         return self.settings.home / "endpoints" / endpoint / f"worker-{worker_id}.log"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,12 @@ from tailor.serving import wire
 from tailor.serving.metrics import EndpointMetrics, merge_histogram, percentile
 
 
+@dataclass(eq=False)
 class MetricsStore:
-    def __init__(self, db: Database, metrics: EndpointMetrics) -> None:
-        self.db = db
-        self.metrics = metrics
-        self._batch_seen: dict[str, tuple[int | None, int, int]] = {}  # worker id -> (pid, batches, images)
+    db: Database
+    metrics: EndpointMetrics
+    # worker id -> (pid, batches, images) at the last sample
+    _batch_seen: dict[str, tuple[int | None, int, int]] = field(default_factory=dict, init=False)
 
     def flush(self) -> None:
         """Add this process's invocation and sample deltas into the per-minute rows."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +18,21 @@ from sqlalchemy import delete, func, select
 
 from tailor.artifact import ONNX, WEIGHTS, read_model_json, safe_extract
 from tailor.db import Database, utcnow
-from tailor.errors import ConflictError, NotFoundError, TailorError, ValidationError
+from tailor.errors import ConflictError, TailorError, ValidationError
 from tailor.hosting.store import ModelRow, WorkerRow
-from tailor.resources import arn, check_name, list_request, paginate
+from tailor.resources import arn, check_name, fetch, list_request, paginate
 from tailor.settings import Settings
 from tailor.storage import Storage
 
 DEFAULT_IMAGE = "tailor/image-classification"
 
 
+@dataclass(eq=False)
 class Models:
-    def __init__(self, settings: Settings, db: Database, storage: Storage) -> None:
-        self.settings = settings
-        self.db = db
-        self.storage = storage
-        self.max_member_bytes: int | None = None  # per-file cap when unpacking artifacts (None: the artifact default)
+    settings: Settings
+    db: Database
+    storage: Storage
+    max_member_bytes: int | None = None  # per-file cap when unpacking artifacts (None: the artifact default)
 
     def create(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         spec = {**(spec or {}), **kwargs}
@@ -92,11 +93,7 @@ class Models:
         }
 
     def get(self, name: str) -> ModelRow:
-        with self.db.session() as s:
-            row = s.get(ModelRow, name)
-        if row is None:
-            raise NotFoundError(f"Model {name!r} does not exist")
-        return row
+        return fetch(self.db, ModelRow, name, "Model")
 
     def directory(self, name: str) -> Path:
         return self.settings.models_dir / self.get(name).model_id

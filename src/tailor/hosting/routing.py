@@ -8,28 +8,28 @@ process that finds instances whose owning process exited relaunches them here, u
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import psutil
 from sqlalchemy import select
 
 from tailor.db import Database
-from tailor.errors import NotFoundError, ValidationError
+from tailor.errors import ValidationError
 from tailor.hosting.instances import EndpointLocks, Instances
 from tailor.hosting.store import EndpointRow, WorkerRow
+from tailor.resources import row_of
 from tailor.serving.router import VariantRoute
 
 
+@dataclass(eq=False)
 class RouteTable:
-    def __init__(self, db: Database, instances: Instances, locks: EndpointLocks) -> None:
-        self.db = db
-        self.instances = instances
-        self.locks = locks
+    db: Database
+    instances: Instances
+    locks: EndpointLocks
 
     def resolve(self, name: str) -> tuple[VariantRoute, ...]:
         with self.db.session() as s:
-            row = s.get(EndpointRow, name)
-            if row is None:
-                raise NotFoundError(f"Endpoint {name!r} does not exist")
+            row = row_of(s, EndpointRow, name, "Endpoint")
             if row.status not in ("InService", "Updating"):
                 raise ValidationError(f"Endpoint {name!r} is {row.status}, not InService: it cannot be invoked now")
             ws = list(

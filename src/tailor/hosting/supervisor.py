@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -24,17 +25,15 @@ SAMPLE_EVERY_S = 5.0
 log = logging.getLogger("tailor.hosting")
 
 
+@dataclass(eq=False)
 class Supervisor:
-    def __init__(
-        self, db: Database, instances: Instances, locks: EndpointLocks, router: Router, metrics: MetricsStore
-    ) -> None:
-        self.db = db
-        self.instances = instances
-        self.locks = locks
-        self.router = router
-        self.metrics = metrics
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    db: Database
+    instances: Instances
+    locks: EndpointLocks
+    router: Router
+    metrics: MetricsStore
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
 
     def start(self) -> None:
         if self._thread is None:

@@ -27,7 +27,7 @@ from tailor.jobs.runner import JobRunner
 from tailor.jobs.spec import TrainingJobSpec, parse_spec
 from tailor.jobs.state import TERMINAL, transition, update
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
-from tailor.resources import arn, list_request, paginate
+from tailor.resources import arn, fetch, list_request, paginate, row_of
 from tailor.settings import Settings
 from tailor.storage import Storage, parse_uri
 
@@ -168,11 +168,7 @@ class TrainingJobService:
 
     # -- read ----------------------------------------------------------------------------------------
     def _row(self, name: str) -> TrainingJobRow:
-        with self.db.session() as s:
-            row = s.get(TrainingJobRow, name)
-            if row is None:
-                raise NotFoundError(f"Training job {name!r} does not exist")
-            return row
+        return fetch(self.db, TrainingJobRow, name, "Training job")
 
     def describe(self, name: str) -> dict[str, Any]:
         return _describe(self._row(name))
@@ -194,9 +190,7 @@ class TrainingJobService:
     def stop(self, name: str) -> dict[str, Any]:
         """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
         with self.db.session() as s:
-            row = s.get(TrainingJobRow, name)
-            if row is None:
-                raise NotFoundError(f"Training job {name!r} does not exist")
+            row = row_of(s, TrainingJobRow, name, "Training job")
             if row.status not in ("InProgress", "Stopping"):
                 raise ValidationError(f"Training job {name!r} is {row.status}: only InProgress jobs can be stopped")
             row.stop_requested = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tailor.algorithms.image_classification.hyperparameters import Hyperparameters, parse_hyperparameters
-from tailor.algorithms.registry import Algorithm, ImageAlias, register
+from tailor.algorithms.registry import Algorithm, register
 
 _TAG = r"(?::[A-Za-z0-9_.-]+)?"
 _ECR = r"(?:\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/)?"  # any AWS account's registry, any region
@@ -30,10 +30,10 @@ ALGORITHM = register(
         image="tailor/image-classification",
         aliases=(
             # Tailor's own name: Tailor's defaults (the fast network and a time budget).
-            ImageAlias(rf"tailor/image-classification{_TAG}", "tailor"),
+            (rf"tailor/image-classification{_TAG}", "tailor"),
             # SageMaker's built-in image in any registry/region (e.g.
             # 811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1): SageMaker's defaults exactly.
-            ImageAlias(rf"{_ECR}image-classification{_TAG}", "sagemaker"),
+            (rf"{_ECR}image-classification{_TAG}", "sagemaker"),
         ),
         hyperparameters=Hyperparameters,
         resolve=_resolve,

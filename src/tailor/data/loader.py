@@ -328,17 +328,11 @@ def _prepare(data: bytes | memoryview, name: str, opts: dict[str, Any]) -> np.nd
 
 
 def _crop_array(arr: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
-    th, tw = size
-    h, w = arr.shape[:2]
-    if (h, w) == (th, tw):
+    origin = _img.crop_origin(arr.shape[0], arr.shape[1], size, name)
+    if origin is None:
         return arr
-    if h < th or w < tw:
-        raise DataError(
-            f"image is {h}x{w} (HxW), smaller than image_shape {th}x{tw}: resize it (--resize) or lower image_shape",
-            path=name,
-        )
-    top, left = (h - th) // 2, (w - tw) // 2
-    return arr[top : top + th, left : left + tw]
+    top, left = origin
+    return arr[top : top + size[0], left : left + size[1]]
 
 
 def _decode_range(

@@ -15,11 +15,13 @@ never preprocess differently.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
+from tailor.algorithms.image_classification.efficientnet import efficientnet_lite0
 from tailor.algorithms.image_classification.layers import Normalize
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -173,20 +175,8 @@ def preact_resnet(
     return Classifier(_defaults(in_channels, mean, std), nn.Sequential(*layers), nn.Linear(cin, num_classes))
 
 
-def _register_resnet(depth: int) -> None:
-    @register_model(f"resnet{depth}")
-    def _factory(
-        num_classes: int,
-        in_channels: int = 3,
-        image_size: int = 224,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> nn.Module:
-        return preact_resnet(depth, num_classes, in_channels, image_size, mean, std)
-
-
 for _depth in (20, 32, 44, 56, 110, 18, 34, 50, 101, 152, 200):
-    _register_resnet(_depth)
+    register_model(f"resnet{_depth}")(functools.partial(preact_resnet, _depth))
 
 
 # --- airbench-style fast net --------------------------------------------------------------------------------
@@ -376,37 +366,25 @@ TORCHVISION_MEAN = [123.675, 116.28, 103.53]
 TORCHVISION_STD = [58.395, 57.12, 57.375]
 
 
-def _register_torchvision_resnet(depth: int) -> None:
-    @register_model(f"resnet{depth}_v1")
-    def _factory(
-        num_classes: int,
-        in_channels: int = 3,
-        image_size: int = 224,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> nn.Module:
-        rgb = in_channels == 3
-        normalize = _defaults(
-            in_channels, mean or (TORCHVISION_MEAN if rgb else None), std or (TORCHVISION_STD if rgb else None)
-        )
-        return TorchvisionResNet(normalize, depth, num_classes, in_channels)
-
-
-for _depth in TORCHVISION_DEPTHS:
-    _register_torchvision_resnet(_depth)
-
-
-@register_model("efficientnet_lite0")
-def _efficientnet_lite0(
+def torchvision_resnet(
+    num_layers: int,
     num_classes: int,
     in_channels: int = 3,
     image_size: int = 224,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> nn.Module:
-    from tailor.algorithms.image_classification.efficientnet import efficientnet_lite0
+    """torchvision's ResNet (the layout ImageNet checkpoints exist for), normalising as torchvision does."""
+    rgb = in_channels == 3
+    normalize = _defaults(
+        in_channels, mean or (TORCHVISION_MEAN if rgb else None), std or (TORCHVISION_STD if rgb else None)
+    )
+    return TorchvisionResNet(normalize, num_layers, num_classes, in_channels)
 
-    return efficientnet_lite0(num_classes, in_channels, image_size, mean, std)
+
+for _depth in TORCHVISION_DEPTHS:
+    register_model(f"resnet{_depth}_v1")(functools.partial(torchvision_resnet, _depth))
+register_model("efficientnet_lite0")(efficientnet_lite0)
 
 
 def classifier_name(model: nn.Module) -> str:

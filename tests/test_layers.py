@@ -8,6 +8,7 @@ a module may import its own package and any lower layer; packages that share a l
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import tailor
@@ -55,6 +56,7 @@ def imports(path: Path, name: str, known: set[str]) -> set[str]:
     return {m for m in found if m == "tailor" or m.startswith("tailor.")}
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     mods = modules()
     return {name: imports(path, name, set(mods)) - {name} for name, path in mods.items()}

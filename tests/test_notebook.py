@@ -9,6 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # executes the example notebook
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "classify-your-own-images.ipynb"
 # A few hundred images and a short budget: the whole walkthrough, both halves (each trains, deploys, invokes), in
 # about two minutes on 2 cores.

@@ -21,6 +21,8 @@ from tailor.algorithms.image_classification.pretrained import (
 from tailor.algorithms.image_classification.train import fit
 from tailor.errors import ValidationError
 
+pytestmark = pytest.mark.slow  # ImageNet-sized networks
+
 # Key names as torchvision's resnet18/resnet50 state dicts spell them (a sample across every kind of layer).
 TORCHVISION_KEYS_18 = [
     "conv1.weight",

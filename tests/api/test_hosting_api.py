@@ -18,6 +18,8 @@ from tailor.errors import NotFoundError, PayloadTooLargeError, UnsupportedMediaT
 from tailor.settings import Settings
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
 
+pytestmark = pytest.mark.slow  # a server and model workers
+
 
 @pytest.fixture(scope="module")
 def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:

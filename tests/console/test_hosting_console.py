@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tailor import Client
 from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.console.conftest import Console
 from tests.jobs.specs import wait_for
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
+
+pytestmark = pytest.mark.slow  # a browser and a server
 
 
 def test_endpoint_page_charts_and_try_it(settings: Settings, console: Console, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from tailor.serving.preprocess import decode_image
 from tailor.settings import Settings
 from tests.serving.artifacts import png_bytes
 
+pytestmark = pytest.mark.slow  # model-worker processes
+
 
 def deploy(t: Tailor, model_tar: Path, name: str, variants: list[tuple[str, int, float]]) -> dict:
     h = t.hosting

@@ -32,6 +32,7 @@ def _trained_like(name: str, channels: int) -> torch.nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "channels", "tta", "multi"), [("fastnet", 1, "1", "0"), ("resnet20", 3, "0", "1")])
 def test_round_trip_onnx_and_torch_match(tmp_path: Path, name: str, channels: int, tta: str, multi: str) -> None:
     hp = parse_hyperparameters(

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from fastapi import Query, Request
 
 from tailor.core import Tailor
+from tailor.resources import arn
 
 
 class Authorizer(Protocol):
@@ -40,9 +41,18 @@ def require(action: str, resource: Callable[[Request], str | None] | None = None
     return dependency
 
 
-def training_job_arn(request: Request) -> str:
-    """The ARN of the training job named in the path (``{name}``)."""
-    return get_tailor(request).jobs.arn(request.path_params["name"])
+def path_arn(resource_type: str) -> Callable[[Request], str]:
+    """A ``require`` resource: the ARN of the ``resource_type`` named in the path (``{name}``)."""
+
+    def resource(request: Request) -> str:
+        s = request.app.state.settings
+        return arn(s.region, s.account_id, resource_type, request.path_params["name"])
+
+    resource.__name__ = f"{resource_type.replace('-', '_')}_arn"
+    return resource
+
+
+training_job_arn = path_arn("training-job")
 
 
 def list_filters(

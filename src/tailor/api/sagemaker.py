@@ -27,19 +27,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from tailor.api.auth import Authorizer, aws_error_response
+from tailor.api.auth import Authorizer
+from tailor.api.errors import SerializationError, UnknownOperationError, sagemaker_error
 from tailor.core import Tailor
 from tailor.errors import (
-    AuthError,
-    ConflictError,
     InternalError,
-    LimitExceededError,
-    NotFoundError,
     PayloadTooLargeError,
     TailorError,
-    ThrottlingError,
     ValidationError,
 )
+from tailor.resources import NAME_RE
+from tailor.resources import arn as resource_arn
 from tailor.storage import parse_uri
 
 log = logging.getLogger("tailor.api.sagemaker")
@@ -49,17 +47,8 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
 # Control-plane requests are small (a CreateTrainingJob with 100 hyperparameters is ~30 KB).
 MAX_CONTROL_BODY_BYTES = 1024 * 1024
-NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # Members that hold S3 URIs anywhere in a request: all must stay inside their bucket.
 _URI_MEMBERS = re.compile(r"^(S3Uri|S3OutputPath|ModelDataUrl|DestinationS3Uri|S3OutputLocation|S3Location)$")
-
-
-class UnknownOperationError(ValidationError):
-    code = "UnknownOperationException"
-
-
-class SerializationError(ValidationError):
-    code = "SerializationException"
 
 
 @dataclass(frozen=True)
@@ -69,16 +58,9 @@ class Operation:
     call: Callable[[Tailor, dict[str, Any]], dict[str, Any]]
 
 
-def _hosting(tailor: Tailor) -> Any:
-    hosting = getattr(tailor, "hosting", None)
-    if hosting is None:
-        raise UnknownOperationError("this Tailor server has no hosting service")
-    return hosting
-
-
 def _host(method: str, *, name: str | None = None, empty: bool = False) -> Callable[[Tailor, dict], dict]:
     def call(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
-        fn = getattr(_hosting(tailor), method)
+        fn = getattr(tailor.hosting, method)
         out = fn(body[name]) if name else fn(body)
         return {} if empty else out
 
@@ -89,28 +71,12 @@ def _create_training_job(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]
     return {"TrainingJobArn": tailor.jobs.create(body)["TrainingJobArn"]}
 
 
-def _list_training_jobs(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
-    allowed = {
-        "NameContains",
-        "StatusEquals",
-        "CreationTimeAfter",
-        "CreationTimeBefore",
-        "LastModifiedTimeAfter",
-        "LastModifiedTimeBefore",
-        "SortBy",
-        "SortOrder",
-        "MaxResults",
-        "NextToken",
-    }
-    return tailor.jobs.list(**{k: v for k, v in body.items() if k in allowed})
-
-
 OPERATIONS: dict[str, Operation] = {
     "CreateTrainingJob": Operation("training-job", "TrainingJobName", _create_training_job),
     "DescribeTrainingJob": Operation(
         "training-job", "TrainingJobName", lambda t, b: t.jobs.describe(b["TrainingJobName"])
     ),
-    "ListTrainingJobs": Operation(None, None, _list_training_jobs),
+    "ListTrainingJobs": Operation(None, None, lambda t, b: t.jobs.list(b)),
     "StopTrainingJob": Operation(
         "training-job", "TrainingJobName", lambda t, b: (t.jobs.stop(b["TrainingJobName"]), {})[1]
     ),
@@ -140,10 +106,10 @@ async def sagemaker_protocol(request: Request) -> Response:
     except TailorError as err:
         if err.http_status >= 500:
             log.error("SageMaker %s failed: %s: %s", request.headers.get("x-amz-target"), type(err).__name__, err)
-        return error_response(err)
+        return sagemaker_error(err)
     except Exception:
         log.exception("SageMaker %s crashed", request.headers.get("x-amz-target"))
-        return error_response(InternalError("unexpected server error"))
+        return sagemaker_error(InternalError("unexpected server error"))
 
 
 async def _handle(request: Request) -> Response:
@@ -165,17 +131,13 @@ async def _handle(request: Request) -> Response:
                 f"1 validation error detected: Value {name!r} at '{op.name_member}' failed to satisfy constraint: "
                 f"Member must satisfy regular expression pattern: {NAME_RE.pattern}"
             )
-        arn = authorizer_arn(request, op.resource_type, name)
+        settings = request.app.state.settings
+        arn = resource_arn(settings.region, settings.account_id, op.resource_type, name)
     authorizer.authorize(request, f"sagemaker:{op_name}", arn)
     check_uris(body)
     tailor: Tailor = request.app.state.tailor
     result = await run_in_threadpool(op.call, tailor, body)
     return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
-
-
-def authorizer_arn(request: Request, resource_type: str, name: str) -> str:
-    s = request.app.state.settings
-    return f"arn:aws:sagemaker:{s.region}:{s.account_id}:{resource_type}/{name}"
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -231,24 +193,3 @@ def to_wire(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [to_wire(v) for v in obj]
     return obj
-
-
-def error_response(err: TailorError) -> Response:
-    """SageMaker's codes and statuses: client errors are 400 (auth 403), not-found is ValidationException."""
-    if isinstance(err, NotFoundError):
-        return aws_error_response(_as(ValidationError, err), 400)
-    if isinstance(err, AuthError):
-        return aws_error_response(err)
-    if isinstance(err, ConflictError | LimitExceededError | ThrottlingError):
-        return aws_error_response(err, 400)
-    if isinstance(err, PayloadTooLargeError):
-        return aws_error_response(err, 413)
-    if isinstance(err, UnknownOperationError | SerializationError):
-        return aws_error_response(err, 400)
-    if isinstance(err, ValidationError):
-        return aws_error_response(_as(ValidationError, err), 400)
-    return aws_error_response(err)
-
-
-def _as(cls: type[TailorError], err: TailorError) -> TailorError:
-    return cls(err.message)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 from tailor.cli.server import server
 
 

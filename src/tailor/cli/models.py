@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 
 _url = click.option("--url", help="Tailor server URL (default: this machine's Tailor home, in-process).")
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 
 
 @click.group("server", invoke_without_command=True)

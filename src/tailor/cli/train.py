@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 from tailor.errors import AlgorithmError, ValidationError
 
 DEFAULT_OUTPUT = "s3://tailor/output"

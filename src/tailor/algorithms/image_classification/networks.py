@@ -89,38 +89,40 @@ def _defaults(in_channels: int, mean: Sequence[float] | None, std: Sequence[floa
 
 # --- pre-activation ResNet ----------------------------------------------------------------------------------
 class _Basic(nn.Module):
+    """Pre-activation unit: BN-ReLU-conv twice; the shortcut (1x1 conv when the shape changes) adds the input."""
+
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self._shortcut(cin, cout, stride)
+
+    def _shortcut(self, cin: int, cout: int, stride: int) -> None:
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (cin != cout or stride != 1) else None
+
+    def _convs(self, act: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.bn2(self.conv1(act))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = self.relu(self.bn1(x))
         skip = self.shortcut(act) if self.shortcut is not None else x
-        out = self.conv1(act)
-        out = self.conv2(self.relu(self.bn2(out)))
-        return out + skip
+        return self._convs(act) + skip
 
 
-class _Bottleneck(nn.Module):
+class _Bottleneck(_Basic):
+    """Pre-activation bottleneck: 1x1 down to cout/4, 3x3, 1x1 up, each after BN-ReLU."""
+
     def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         mid = cout // 4
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, mid, 1, bias=False)
         self.bn2, self.conv2 = nn.BatchNorm2d(mid), nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
         self.bn3, self.conv3 = nn.BatchNorm2d(mid), nn.Conv2d(mid, cout, 1, bias=False)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (cin != cout or stride != 1) else None
+        self._shortcut(cin, cout, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = self.relu(self.bn1(x))
-        skip = self.shortcut(act) if self.shortcut is not None else x
-        out = self.conv1(act)
-        out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
-        return out + skip
+    def _convs(self, act: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.relu(self.bn3(super()._convs(act))))
 
 
 _IMAGENET_UNITS = {

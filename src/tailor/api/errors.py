@@ -8,7 +8,8 @@ Two envelopes, each rendered here and nowhere else:
   (invocations, authentication failures on any route) the body carries the REST envelope too.
 
 The wording a client sees comes from ``tailor.errors.public_message``: 5xx details stay in the server log.
-The SageMaker protocol answers with SageMaker's own statuses and codes (``sagemaker_error``).
+Which status and code an AWS operation answers (SageMaker's 400 ValidationException for a missing resource,
+say) is the protocol router's choice; how the answer is written is made here.
 """
 
 from __future__ import annotations
@@ -23,13 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tailor.errors import (
     AuthError,
-    ConflictError,
     InternalError,
-    LimitExceededError,
-    NotFoundError,
-    PayloadTooLargeError,
     TailorError,
-    ThrottlingError,
     ValidationError,
     public_message,
 )
@@ -62,33 +58,6 @@ def aws_error(
 ) -> Response:
     status, headers, body = aws_error_parts(err, status, rest_envelope=rest_envelope, media_type=media_type)
     return Response(body, status_code=status, headers={k.decode(): v.decode("latin-1") for k, v in headers})
-
-
-class UnknownOperationError(ValidationError):
-    code = "UnknownOperationException"
-
-
-class SerializationError(ValidationError):
-    code = "SerializationException"
-
-
-# Client errors SageMaker answers 400 under their own code; every other client error is a ValidationException.
-_KEEP_CODE = (ConflictError, LimitExceededError, ThrottlingError, UnknownOperationError, SerializationError)
-
-
-def sagemaker_error(err: TailorError) -> Response:
-    """SageMaker's statuses and codes: client errors are 400 (auth 403), a missing resource ValidationException."""
-    if isinstance(err, AuthError):
-        return aws_error(err, media_type=AWS_JSON)
-    if isinstance(err, PayloadTooLargeError):
-        return aws_error(err, 413, media_type=AWS_JSON)
-    if isinstance(
-        err, ConflictError | LimitExceededError | ThrottlingError | UnknownOperationError | SerializationError
-    ):
-        return aws_error(err, 400, media_type=AWS_JSON)
-    if isinstance(err, NotFoundError | ValidationError):
-        return aws_error(ValidationError(err.message), 400, media_type=AWS_JSON)
-    return aws_error(err, media_type=AWS_JSON)
 
 
 def install(app: FastAPI) -> None:

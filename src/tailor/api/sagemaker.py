@@ -28,12 +28,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from tailor.api.auth import Authorizer
-from tailor.api.errors import SerializationError, UnknownOperationError, sagemaker_error
+from tailor.api.errors import AWS_JSON, aws_error
 from tailor.core import Tailor
 from tailor.errors import (
+    AuthError,
+    ConflictError,
     InternalError,
+    LimitExceededError,
+    NotFoundError,
     PayloadTooLargeError,
     TailorError,
+    ThrottlingError,
     ValidationError,
 )
 from tailor.resources import NAME_RE
@@ -49,6 +54,14 @@ TARGET_PREFIX = "SageMaker."
 MAX_CONTROL_BODY_BYTES = 1024 * 1024
 # Members that hold S3 URIs anywhere in a request: all must stay inside their bucket.
 _URI_MEMBERS = re.compile(r"^(S3Uri|S3OutputPath|ModelDataUrl|DestinationS3Uri|S3OutputLocation|S3Location)$")
+
+
+class UnknownOperationError(ValidationError):
+    code = "UnknownOperationException"
+
+
+class SerializationError(ValidationError):
+    code = "SerializationException"
 
 
 @dataclass(frozen=True)
@@ -106,10 +119,10 @@ async def sagemaker_protocol(request: Request) -> Response:
     except TailorError as err:
         if err.http_status >= 500:
             log.error("SageMaker %s failed: %s: %s", request.headers.get("x-amz-target"), type(err).__name__, err)
-        return sagemaker_error(err)
+        return error_response(err)
     except Exception:
         log.exception("SageMaker %s crashed", request.headers.get("x-amz-target"))
-        return sagemaker_error(InternalError("unexpected server error"))
+        return error_response(InternalError("unexpected server error"))
 
 
 async def _handle(request: Request) -> Response:
@@ -193,3 +206,28 @@ def to_wire(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [to_wire(v) for v in obj]
     return obj
+
+
+def error_response(err: TailorError) -> Response:
+    """SageMaker's codes and statuses: client errors are 400 (auth 403), not-found is ValidationException."""
+    if isinstance(err, NotFoundError):
+        return _aws(_as(ValidationError, err), 400)
+    if isinstance(err, AuthError):
+        return _aws(err)
+    if isinstance(err, ConflictError | LimitExceededError | ThrottlingError):
+        return _aws(err, 400)
+    if isinstance(err, PayloadTooLargeError):
+        return _aws(err, 413)
+    if isinstance(err, UnknownOperationError | SerializationError):
+        return _aws(err, 400)
+    if isinstance(err, ValidationError):
+        return _aws(_as(ValidationError, err), 400)
+    return _aws(err)
+
+
+def _aws(err: TailorError, status: int | None = None) -> Response:
+    return aws_error(err, status, media_type=AWS_JSON)
+
+
+def _as(cls: type[TailorError], err: TailorError) -> TailorError:
+    return cls(err.message)

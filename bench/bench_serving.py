@@ -270,6 +270,7 @@ def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, 
     from tailor.auth.keys import KeyStore, init_admin
     from tailor.client import Client
     from tailor.settings import load_settings
+    from tailor.storage import Storage
 
     home = work / "tailor-home"
     settings = load_settings(home=str(home)).ensure_dirs()
@@ -282,8 +283,10 @@ def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, 
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/healthz", proc, log)
+        # Over HTTP a model names an object in a bucket, never a local path.
+        Storage(settings).upload_file(tar, "s3://bench/model.tar.gz")
         with Client(url=url, settings=settings) as client:
-            client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": str(tar)})
+            client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
             client.create_endpoint_config(
                 EndpointConfigName="bench", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}]
             )

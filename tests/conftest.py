@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,9 @@ def admin_credentials(settings: Settings):  # noqa: ANN201 - tailor.auth.keys.Cr
     return Credentials(new.info.access_key_id, new.secret_access_key)
 
 
-@pytest.fixture
-def api_server(settings: Settings, admin_credentials: object):  # noqa: ANN201 - Iterator[str]
-    """A real Tailor server (uvicorn) on a free loopback port; yields its base URL."""
+@contextmanager
+def running_app(settings: Settings) -> Iterator[str]:
+    """A real Tailor server (uvicorn, in a thread) for ``settings`` on a free loopback port; yields its URL."""
     import socket
     import threading
     import time
@@ -122,7 +123,16 @@ def api_server(settings: Settings, admin_credentials: object):  # noqa: ANN201 -
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "Tailor server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.fixture
+def api_server(settings: Settings, admin_credentials: object) -> Iterator[str]:
+    """A real Tailor server (uvicorn) on a free loopback port; yields its base URL."""
+    with running_app(settings) as url:
+        yield url

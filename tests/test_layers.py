@@ -16,7 +16,7 @@ import tailor
 SRC = Path(tailor.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_version"),
-    ("settings", "asgi"),
+    ("settings", "asgi", "json_input"),
     ("storage", "db", "resources", "artifact"),
     ("data",),
     ("algorithms",),  # the registry and the built-in algorithm: trains, exports model.tar.gz

@@ -9,7 +9,7 @@ import pytest
 
 from tailor.errors import NotFoundError, StorageError, ValidationError
 from tailor.settings import Settings
-from tailor.storage import Storage, atomic_write, parse_uri
+from tailor.storage import Storage, atomic_write, check_remote_uri, check_remote_uris, parse_uri
 
 
 def test_parse_uri_forms() -> None:
@@ -25,6 +25,37 @@ def test_parse_uri_forms() -> None:
 def test_parse_uri_refuses_escapes_and_bad_names(uri: str) -> None:
     with pytest.raises(ValidationError):
         parse_uri(uri)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/home/x/.tailor/auth",
+        "file:///etc/passwd",
+        "../../auth",
+        "s3://data/%2e%2e/x",
+        "s3://data/./x",
+        "s3://data//abs",
+        "s3://data/a\\b",
+        "s3://data/a\x00b",
+        "S3://data/x",
+        "",
+        None,
+    ],
+)
+def test_remote_callers_name_objects_in_buckets_only(uri: object) -> None:
+    with pytest.raises(ValidationError, match="Body.S3Uri"):
+        check_remote_uri(uri, "Body.S3Uri")
+
+
+def test_remote_uri_members_are_found_at_any_depth_but_not_in_free_form_maps() -> None:
+    assert check_remote_uri("s3://data/train/a.rec", "S3Uri") == "s3://data/train/a.rec"
+    body = {"A": [{"B": {"ModelDataUrl": "s3://models/model.tar.gz"}}], "CheckpointConfig": {"S3Uri": "s3://ckpt/k"}}
+    check_remote_uris(body)
+    # The caller's own names in HyperParameters / Environment are not members.
+    check_remote_uris({"HyperParameters": {"S3Uri": "anything"}, "Environment": {"S3OutputPath": "/x"}})
+    with pytest.raises(ValidationError, match=r"A\[0\]\.B\.ModelDataUrl"):
+        check_remote_uris({"A": [{"B": {"ModelDataUrl": "/etc/passwd"}}]})
 
 
 def test_local_bucket_round_trip(settings: Settings, tmp_path: Path) -> None:

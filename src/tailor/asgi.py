@@ -1,5 +1,6 @@
-"""The one bounded ASGI request-body reader, shared by the API's auth layer, the invocation route and the
-model server: each refuses a body (413) as soon as its declared or received size passes its own limit."""
+"""The one bounded ASGI request-body reader, shared by the API's body limit, its auth layer, the invocation route
+and the model server: each refuses a body (413) as soon as its declared or received size passes its own limit.
+``replay`` hands a body read this way on to the app."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands an already-read body to the app, then waits on the real one (disconnects)."""
+    sent = False
+
+    async def replayed() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # later calls wait for the disconnect, as the server's own receive would
+
+    return replayed

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tailor.errors import NotFoundError, ValidationError
+from tailor.json_input import parse_json
 
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 NAME_RE = re.compile(NAME_PATTERN)
@@ -84,8 +85,8 @@ def decode_token(token: str | None) -> int:
     if not token:
         return 0
     try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-    except (ValueError, KeyError, TypeError):
+        offset = int(parse_json(base64.urlsafe_b64decode(token.encode()), "NextToken")["offset"])
+    except (ValidationError, ValueError, KeyError, TypeError):
         raise ValidationError(_BAD_TOKEN) from None
     if offset < 0:
         raise ValidationError(_BAD_TOKEN)

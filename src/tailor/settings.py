@@ -18,6 +18,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from tailor.errors import ValidationError
 
+# The largest network Tailor trains is ResNet-200 (pre-activation, 3x224x224): 64.8 M parameters at 1,000
+# classes (sum of numel over state_dict; tests/models/test_artifact.py recounts it from the registry), i.e.
+# ~259 MB of float32 in weights.safetensors and as much again in model.onnx: 0.52 GB per artifact. Twice
+# that, rounded up: a ResNet-200 artifact of up to ~36,000 classes fits (16 KB per class), a 2 GiB bomb does not.
+DEFAULT_MAX_ARTIFACT_BYTES = 1_100_000_000
+
 
 def _default_home() -> Path:
     return Path(os.environ.get("TAILOR_HOME", "~/.tailor")).expanduser()
@@ -74,6 +80,18 @@ class Settings(BaseSettings):
     profile: str = "default"
     # Lifetime of `Authorization: Bearer` tokens (12 h: a working day of console use; revocable any time).
     token_ttl_seconds: int = Field(default=43_200, ge=60, le=7 * 86_400)
+    # /metrics names endpoints, jobs and workers: it needs a caller allowed tailor:GetMetrics unless this opens it
+    # to anyone who can reach the port (for a Prometheus that cannot send a bearer token).
+    metrics_public: bool = False
+    # Serve the OpenAPI schema at /openapi.json to authenticated callers. Swagger UI and ReDoc pages are never
+    # served (they load from a CDN).
+    openapi_schema: bool = False
+    # Pixels one invocation may decode, read from the PNG/JPEG headers before decoding (413 above): 40 Mpx
+    # fits a 6 MB phone photo, not a 388 KB PNG of 20000x20000. At most Pillow's own refusal threshold
+    # (2 x Image.MAX_IMAGE_PIXELS = 178,956,970), above which it raises whatever this says.
+    max_image_pixels: int = Field(default=40_000_000, ge=1, le=178_956_970)
+    # Bytes a model.tar.gz may unpack to, in total (counted while streaming; nothing is left when refused).
+    max_artifact_bytes: int = Field(default=DEFAULT_MAX_ARTIFACT_BYTES, ge=1)
 
     @field_validator("home", mode="after")
     @classmethod

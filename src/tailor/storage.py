@@ -1,7 +1,8 @@
 """Object storage behind URIs.
 
 ``s3://bucket/key`` maps to ``$TAILOR_HOME/buckets/<bucket>/<key>`` by default, or to any S3-compatible server
-when ``s3_endpoint_url`` is configured. Plain paths and ``file://`` URIs are local files. Every write is atomic:
+when ``s3_endpoint_url`` is configured. Plain paths and ``file://`` URIs are local files, for the machine's own
+user only (in-process CLI and SDK): every remote surface holds URIs to ``check_remote_uri``. Every write is atomic:
 a temp file renamed into place locally, a (multipart) upload that only becomes visible when complete on S3.
 """
 
@@ -62,6 +63,48 @@ def parse_uri(uri: str) -> Location:
     if any(p == ".." for p in parts) or "\\" in key or "\x00" in key:
         raise ValidationError(f"invalid key in {uri!r}: '..', backslashes and NUL are not allowed")
     return Location("s3", bucket, key)
+
+
+# Members that name objects in a request of the SageMaker shapes (CreateTrainingJob, CreateModel, ...), wherever
+# they sit: channels, output path, checkpoints, model data, data capture.
+_URI_MEMBERS = frozenset(
+    {"S3Uri", "S3OutputPath", "ModelDataUrl", "DestinationS3Uri", "S3OutputLocation", "S3Location"}
+)
+# Maps whose keys are the caller's own names (a hyperparameter may be called "S3Uri"), not members.
+_FREE_FORM_MEMBERS = frozenset({"HyperParameters", "Environment"})
+
+
+def check_remote_uri(value: Any, where: str) -> str:
+    """A URI named by a remote caller: ``s3://bucket/key`` only. Local paths, ``file://`` and other schemes,
+    ``..`` and ``.`` segments, percent-encoding, backslashes, NUL and absolute keys are refused, so nothing a
+    client names can reach the server's own files (its home, credentials, other jobs)."""
+    shown = str(value)[:200]
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        raise ValidationError(
+            f"{where} {shown!r} must be an s3://bucket/key URI: a server reads no local path or other scheme "
+            "from a remote caller (upload the data first, e.g. `tailor data cp -r DIR s3://bucket/prefix/`)"
+        )
+    if "%" in value or "\\" in value or "\x00" in value:
+        raise ValidationError(f"{where} {shown!r}: percent-encoding, backslashes and NUL are not accepted")
+    key = value[len("s3://") :].partition("/")[2]
+    if key.startswith("/") or any(seg in (".", "..") for seg in key.split("/")):
+        raise ValidationError(f"{where} {shown!r}: '..', '.' and absolute keys are not accepted")
+    parse_uri(value)
+    return value
+
+
+def check_remote_uris(obj: Any, where: str = "") -> None:
+    """Apply ``check_remote_uri`` to every URI member of a request body, at any depth."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{where}.{k}" if where else str(k)
+            if k in _URI_MEMBERS:
+                check_remote_uri(v, path)
+            elif k not in _FREE_FORM_MEMBERS:
+                check_remote_uris(v, path)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            check_remote_uris(v, f"{where}[{i}]")
 
 
 def join_uri(base: str, *parts: str) -> str:

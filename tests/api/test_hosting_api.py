@@ -16,6 +16,7 @@ from tailor import Client
 from tailor.cli.main import cli
 from tailor.errors import NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError
 from tailor.settings import Settings
+from tailor.storage import Storage
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
 
 pytestmark = pytest.mark.slow  # a server and model workers
@@ -29,8 +30,10 @@ def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hosting_over_http(
     settings: Settings, api_server: str, admin_credentials, model_tar: Path, tmp_path: Path
 ) -> None:
+    # A remote caller names objects in buckets, never local paths: the artifact goes to a bucket first.
+    Storage(settings).upload_file(model_tar, "s3://models/fm/model.tar.gz")
     with Client(url=api_server) as client:
-        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": str(model_tar)})
+        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": "s3://models/fm/model.tar.gz"})
         client.create_endpoint_config(
             EndpointConfigName="fm", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "fm"}]
         )
@@ -110,7 +113,8 @@ def test_hosting_over_http(
     res = runner.invoke(cli, ["endpoints", "metrics", "--url", api_server, "fm"])
     assert res.exit_code == 0 and "P99_US" in res.output and "BATCH" in res.output, res.output
 
-    prom = httpx.get(f"{api_server}/metrics").text
+    with Client(url=api_server) as client:  # /metrics needs a credential (the admin key's signature here)
+        prom = client._http.send(client._signed(client._http.build_request("GET", "/metrics"))).text
     assert re.search(r'tailor_endpoint_invocations_total\{endpoint="fm",variant="AllTraffic"\} 6\.0', prom), prom
     # The realised batch size: the 4 decodable images (2 SDK, boto3, CLI) ran in batches; 400/415 never queue.
     batched = re.search(

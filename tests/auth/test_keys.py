@@ -82,9 +82,12 @@ def test_tokens_expire_revoke_and_follow_the_key(settings: Settings) -> None:
     assert store.principal_for_token(token + "x") is None
     store.set_enabled("erin", False)
     assert store.principal_for_token(token) is None
+    # Disabling revoked the key's tokens: enabling it again (say, after a token leaked) revives none.
     store.set_enabled("erin", True)
-    assert store.revoke_tokens("erin") == 1
     assert store.principal_for_token(token) is None
+    live, _ = store.issue_token("erin")
+    assert store.revoke_tokens("erin") == 1
+    assert store.principal_for_token(live) is None
     token2, _ = store.issue_token("erin")
     assert store.revoke_token(token2) and store.principal_for_token(token2) is None
     token3, _ = store.issue_token("erin", ttl_seconds=60)

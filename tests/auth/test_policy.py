@@ -114,6 +114,7 @@ def test_list_actions_need_star_resource() -> None:
     ("document", "fragment"),
     [
         ("not json", "not valid JSON"),
+        ("[" * 10_000, "nested deeper than 32 levels"),  # json.loads alone raised RecursionError
         ({"Statement": []}, "Version"),
         ({"Version": "2012-10-17", "Statement": []}, "non-empty"),
         (doc({"Effect": "Maybe", "Action": "*", "Resource": "*"}), "Effect"),

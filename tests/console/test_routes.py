@@ -41,3 +41,73 @@ def test_json_routes_need_a_token_and_a_policy(
     assert me["AccessKeyId"] == admin_credentials.access_key_id
     bad = httpx.get(url, headers=admin, params={"SortBy": "Nope"})
     assert bad.status_code == 400 and "SortBy" in bad.json()["error"]["message"]
+
+
+def _job_rows(settings: Settings, finished: dict[str, float], running: dict[str, float]) -> None:
+    """Job rows straight in the metadata DB: finished ones with final metrics, running ones with a metric point."""
+    from tailor.db import Database
+    from tailor.jobs.store import MetricPointRow, TrainingJobRow, utcnow
+    from tests.jobs.specs import fake_spec
+
+    db = Database(settings)
+    now = utcnow()
+    with db.session() as s:
+        for name, acc in {**finished, **running}.items():
+            status = "Completed" if name in finished else "InProgress"
+            final = [{"MetricName": "validation:accuracy", "Value": acc, "Timestamp": now.isoformat()}]
+            s.add(
+                TrainingJobRow(
+                    name=name,
+                    arn=f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:training-job/{name}",
+                    spec=fake_spec(name),
+                    status=status,
+                    secondary_status=status,
+                    transitions=[],
+                    final_metrics=final if name in finished else [],
+                    creation_time=now,
+                    last_modified_time=now,
+                    job_dir=str(settings.jobs_dir / name),
+                )
+            )
+        s.flush()  # metric points reference the job rows
+        for name, acc in running.items():
+            s.add(MetricPointRow(job_name=name, timestamp=now, name="validation:accuracy", value=acc, epoch=0))
+    db.dispose()
+
+
+def _page(url: str, settings: Settings, name: str, policy: dict) -> dict[str, object]:
+    from tailor.auth.keys import KeyStore
+
+    key = KeyStore(settings).create(name, policy)
+    auth = {"Authorization": f"Bearer {token_for(settings, key.info.access_key_id)}"}
+    page = httpx.get(f"{url}/console/api/training-jobs", headers=auth)
+    assert page.status_code == 200, page.text
+    for name in ("theirs-b", "theirs-c"):  # the job pages (REST) refuse the same jobs
+        assert httpx.get(f"{url}/api/v1/training-jobs/{name}/metrics", headers=auth).status_code == 403
+    return {s["TrainingJobName"]: s["KeyMetrics"] for s in page.json()["TrainingJobSummaries"]}
+
+
+def test_jobs_page_shows_metrics_only_of_jobs_the_key_may_describe(settings: Settings, server: ServerProcess) -> None:
+    _job_rows(settings, finished={"mine-a": 0.91, "theirs-b": 0.42}, running={"theirs-c": 0.33})
+    job = f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:training-job"
+    scoped = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sagemaker:ListTrainingJobs", "Resource": "*"},
+            {"Effect": "Allow", "Action": "sagemaker:DescribeTrainingJob", "Resource": f"{job}/mine-*"},
+        ],
+    }
+    denied = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "sagemaker:DescribeTrainingJob", "Resource": f"{job}/theirs-*"},
+        ],
+    }
+    for name, policy in (("scoped", scoped), ("denied", denied)):
+        # Every job is listed, as ListTrainingJobs lists it; metrics (DescribeTrainingJob) only where allowed.
+        assert _page(server.url, settings, name, policy) == {
+            "mine-a": {"validation:accuracy": 0.91},
+            "theirs-b": None,
+            "theirs-c": None,
+        }

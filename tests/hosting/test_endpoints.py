@@ -204,3 +204,13 @@ def test_metrics_count_latency_percentiles_and_realised_batches(settings: Settin
                 assert 0 < p["ModelLatencyP50"] <= p["ModelLatencyP99"] <= p["MaxModelLatency"] * 1.025
             if p["Batches"]:
                 assert p["BatchSize"] == p["BatchedImages"] / p["Batches"] >= 1.0
+
+
+def test_max_image_pixels_setting_reaches_the_workers(settings: Settings, model_tar: Path) -> None:
+    """TAILOR_MAX_IMAGE_PIXELS is the workers' limit: here just under one 28x28 image, so it is refused (413,
+    from its header) while a 20x20 one is served."""
+    with Tailor.open(settings.model_copy(update={"max_image_pixels": 28 * 28 - 1})) as t:
+        assert deploy(t, model_tar, "px", [("AllTraffic", 1, 1.0)])["EndpointStatus"] == "InService"
+        refused = t.hosting.invoke("px", png_bytes(1), "image/png").reply
+        assert refused.status == 413 and "783 pixels" in json.loads(refused.body)["message"]
+        assert t.hosting.invoke("px", png_bytes(2, size=(20, 20)), "image/png").reply.status == 200

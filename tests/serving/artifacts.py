@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,27 @@ def png_bytes(seed: int, size: tuple[int, int] = (28, 28), mode: str = "L") -> b
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid grey PNG of ``width`` x ``height`` zero pixels: ~0.4 MB on the wire, ``width*height`` bytes
+    decoded (400 MB for the default). Built in ~0.2 s: one deflate chunk of 100 rows, made independent by a
+    full flush, repeated; only the Adler-32 checksum passes over every byte."""
+    rows = 100
+    assert height % rows == 0
+    block = (b"\x00" + bytes(width)) * rows  # filter byte 0 + a row of zeros
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    adler = 1
+    for _ in range(height // rows):
+        adler = zlib.adler32(block, adler)
+    idat = b"\x78\xda" + chunk * (height // rows) + b"\x03\x00" + struct.pack(">I", adler)
+
+    def png_chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def jpeg_bytes(seed: int, size: tuple[int, int] = (40, 30)) -> bytes:

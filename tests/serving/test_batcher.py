@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -118,6 +119,33 @@ def test_model_exception_is_fanned_out_to_every_request_of_the_batch() -> None:
     errors = results[1:]
     assert all(isinstance(e, ModelError) and e.http_status == 424 and "boom" in str(e) for e in errors)
     assert model.sizes == [1, 3, 1] and batcher.stats.failed_batches == 1
+
+
+def test_a_batch_that_cannot_be_assembled_is_answered_and_the_batcher_lives_on() -> None:
+    """Requests of mismatched shapes fail np.concatenate before the model runs: each still gets its 424 at
+    once (not a 503 at its deadline), and the next request is served."""
+
+    async def run() -> tuple[list[object], float, np.ndarray]:
+        model = GatedModel()
+        batcher = Batcher(model, max_batch_size=8, max_delay_s=0, timeout_s=5)
+        first = asyncio.ensure_future(batcher.submit(image(0)))
+        await asyncio.get_running_loop().run_in_executor(None, model.started.wait, 10)
+        odd = np.zeros((1, 1, 3, 3), np.uint8)  # a different (C,H,W) from image()'s (1,2,2)
+        tasks = [asyncio.ensure_future(batcher.submit(image(1))), asyncio.ensure_future(batcher.submit(odd))]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        t0 = time.monotonic()
+        model.release.set()
+        results = await asyncio.gather(first, *tasks, return_exceptions=True)
+        took = time.monotonic() - t0
+        after = await batcher.submit(image(7))
+        await batcher.close()
+        return results, took, after
+
+    results, took, after = asyncio.run(run())
+    assert isinstance(results[0], np.ndarray)
+    assert all(isinstance(e, ModelError) and e.http_status == 424 for e in results[1:]), results
+    assert took < 2.0 and int(after[0, 0]) == 7
 
 
 def test_full_queue_is_refused_at_once_with_429() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tailor.serving import preprocess, wire
 from tailor.serving.batcher import Batcher
 from tailor.serving.server import ModelService, load_service
-from tests.serving.artifacts import CLASS_NAMES, ServerThread, jpeg_bytes, png_bytes
+from tests.serving.artifacts import CLASS_NAMES, ServerThread, jpeg_bytes, png_bomb, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +165,70 @@ def test_ping_is_503_until_ready() -> None:
     service.ready = False
     with ServerThread(service) as server:
         assert httpx.get(server.url + "/ping").status_code == 503
+
+
+def frame_invoke(socket_path: str, content_type: str, body: bytes, timeout: float = 5.0) -> tuple[wire.Reply, float]:
+    """One invocation over the router's frame protocol; (reply, seconds)."""
+
+    async def go() -> tuple[wire.Reply, float]:
+        conn = wire.WorkerConnection(socket_path)
+        t0 = time.monotonic()
+        try:
+            reply = await asyncio.wait_for(conn.request(wire.OP_INVOKE, content_type, "", body), timeout)
+        finally:
+            await conn.close()
+        return reply, time.monotonic() - t0
+
+    return asyncio.run(go())
+
+
+def test_decompression_bomb_is_refused_413_from_its_header_on_both_front_ends(model_dir: Path, tmp_path: Path) -> None:
+    """A 0.4 MB PNG of 20000x20000 pixels: 413 in SageMaker's shape at once, over HTTP and over frames (the
+    router's path), never decoded; the image header parser reads PNG and JPEG sizes."""
+    bomb = png_bomb()
+    assert len(bomb) < 600_000 and preprocess.image_size(bomb) == (20_000, 20_000)
+    assert preprocess.image_size(jpeg_bytes(1, size=(97, 41))) == (97, 41)
+    assert preprocess.image_size(b"GIF89a") is None
+    service = load_service(model_dir)
+    sock = str(tmp_path / "w.sock")
+    with ServerThread(service, socket_path=sock) as server, httpx.Client(base_url=server.url, timeout=5) as client:
+        t0 = time.monotonic()
+        r = client.post("/invocations", content=bomb, headers={"Content-Type": "image/png"})
+        took = time.monotonic() - t0
+        assert r.status_code == 413 and r.json()["__type"] == r.headers["x-amzn-errortype"] == "ValidationError"
+        assert "20000x20000" in r.json()["message"] and took < 2.0
+        reply, took = frame_invoke(sock, "application/x-image", bomb)
+        assert reply.status == 413 and json.loads(reply.body)["__type"] == "ValidationError" and took < 2.0
+        line = json.dumps({"b64": base64.b64encode(bomb).decode()}).encode()
+        r = client.post("/invocations", content=line, headers={"Content-Type": "application/jsonlines"})
+        assert r.status_code == 413
+        # The limit is the service's (setting max_image_pixels, passed to workers as --max-image-pixels).
+        service.max_pixels = 28 * 28 - 1
+        assert (
+            client.post("/invocations", content=png_bytes(1), headers={"Content-Type": "image/png"}).status_code == 413
+        )
+        service.max_pixels = preprocess.MAX_PIXELS
+        assert (
+            client.post("/invocations", content=png_bytes(1), headers={"Content-Type": "image/png"}).status_code == 200
+        )
+
+
+def test_an_unexpected_exception_in_decoding_is_answered_not_dropped(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("a decoder bug")
+
+    service = load_service(model_dir)
+    sock = str(tmp_path / "w.sock")
+    with ServerThread(service, socket_path=sock) as server, httpx.Client(base_url=server.url, timeout=5) as client:
+        monkeypatch.setattr(preprocess, "decode_body", broken)
+        reply, took = frame_invoke(sock, "image/png", png_bytes(1))
+        err = json.loads(reply.body)
+        assert reply.status == 424 and err["__type"] == "ModelError" and took < 2.0
+        assert "ZeroDivisionError" in err["message"] and "a decoder bug" not in err["message"]
+        r = client.post("/invocations", content=png_bytes(1), headers={"Content-Type": "image/png"})
+        assert r.status_code == 424 and r.headers["x-amzn-errortype"] == "ModelError"
+        monkeypatch.undo()
+        reply, _ = frame_invoke(sock, "image/png", png_bytes(1))
+        assert reply.status == 200 and service.in_flight == 0

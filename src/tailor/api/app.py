@@ -10,20 +10,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from tailor.api import console, errors, hosting, jobs, sagemaker
 from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
+from tailor.api.limits import ControlBodyLimit
 from tailor.core import Tailor
 from tailor.settings import Settings
 
 log = logging.getLogger("tailor.api")
 
 ROUTER_MODULES = (jobs, sagemaker, console, hosting)  # each exports `router` (an APIRouter), included once
+# The policy action that reads /metrics (Resource "*"); "*" and "tailor:*" include it, "sagemaker:*" does not.
+METRICS_ACTION = "tailor:GetMetrics"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -36,7 +39,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             app.state.tailor.close()
 
-    app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN. The schema itself
+    # is opt-in (settings.openapi_schema) and then served to authenticated callers only (below).
+    app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.authorizer = AllowAll()
     app.state.metrics_registry = CollectorRegistry()
@@ -47,6 +52,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Inside authentication (added before it): InvokeEndpoint is answered without FastAPI's route matching.
     app.add_middleware(hosting.InvocationFastPath)
     install_auth(app, settings)
+    # Outermost: control-plane bodies over 1 MiB are refused before authentication reads them.
+    app.add_middleware(ControlBodyLimit)
     for module in ROUTER_MODULES:
         app.include_router(module.router)
 
@@ -55,8 +62,20 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> PlainTextResponse:
+    def metrics(request: Request) -> PlainTextResponse:
+        """Prometheus text. It names endpoints, jobs and workers, so it needs a caller allowed
+        ``tailor:GetMetrics`` (a bearer token in Prometheus' ``authorization``) unless ``metrics_public``."""
+        if not settings.metrics_public:
+            app.state.authorizer.authorize(request, METRICS_ACTION, None)
         return PlainTextResponse(generate_latest(app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.openapi_schema:
+
+        @app.get("/openapi.json", include_in_schema=False)
+        def openapi_schema(request: Request) -> JSONResponse:
+            # Any authenticated caller, like whoami: the schema holds no data, only the API's shape.
+            app.state.authorizer.authenticate(request)
+            return JSONResponse(app.openapi())
 
     return app
 

@@ -5,6 +5,7 @@ Two steps, split so each runs where it can:
 1. ``AuthenticationMiddleware`` (pure ASGI) identifies the caller of every request that carries an
    ``Authorization`` header. SigV4 covers the body, so a signed request's body is buffered (at most
    ``MAX_SIGNED_BODY_BYTES``; larger ones are refused before any handler runs) and replayed to the route.
+   Control-plane bodies were already capped at 1 MiB outside this layer (``tailor.api.limits``).
    The outcome, a ``Principal`` or the ``AuthError`` to raise, is left in ``request.state``.
 2. ``Authorizer.authorize(request, action, resource_arn)`` (called by ``tailor.api.deps.require`` and by the
    SageMaker protocol router) raises that error, or ``MissingAuthenticationTokenError`` when the request was
@@ -27,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tailor.api.errors import AWS_JSON, aws_error
-from tailor.asgi import content_length, read_body
+from tailor.asgi import content_length, read_body, replay
 from tailor.auth import sigv4
 from tailor.auth.keys import KeyStore, Principal
 from tailor.auth.policy import Decision
@@ -35,8 +36,8 @@ from tailor.errors import AccessDeniedError, AuthError, PayloadTooLargeError, Ta
 from tailor.resources import arn
 from tailor.settings import Settings
 
-# SageMaker's invocation limit is 6 MB; control-plane requests are a few KB. 1 MiB of headroom lets the
-# invocation route answer its own precise 413 for 6-7 MiB bodies; anything bigger never reaches a handler.
+# SageMaker's invocation limit is 6 MB. 1 MiB of headroom lets the invocation route answer its own precise 413
+# for 6-7 MiB bodies; anything bigger never reaches a handler. (Control-plane routes stop at 1 MiB, earlier.)
 MAX_SIGNED_BODY_BYTES = 7 * 1024 * 1024
 _STATE_KEY = "tailor_auth"
 
@@ -114,7 +115,7 @@ class AuthenticationMiddleware:
         except _NotCached:
             outcome = await self._verify_uncached(authorization, scope, headers, body)
         state[_STATE_KEY] = outcome
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _verify_uncached(
         self, authorization: str, scope: Scope, headers: list[tuple[str, str]], body: bytes
@@ -163,19 +164,6 @@ class _NotCached(Exception):
     """The key is not in the KeyStore's cache: verify again on a thread, where the DB may be read."""
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # later calls wait for the disconnect, as the server's own receive would
-
-    return replay
-
-
 class Authorizer:
     """Checks the authenticated principal's policy; the one object ``deps.require`` calls."""
 
@@ -208,6 +196,11 @@ class Authorizer:
         request.state.principal = principal
         return principal
 
+    def allows(self, request: Request, action: str, resource: str | None) -> bool:
+        """Whether the authenticated caller may do ``action`` on ``resource`` (for filtering what a page shows
+        without refusing the whole request)."""
+        return self.authenticate(request).decide(action, resource or "*").allowed
+
 
 def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> Authorizer:
     """Put authentication in front of every route and make ``app.state.authorizer`` the real one."""
@@ -227,10 +220,18 @@ def _token_router() -> Any:
 
     @router.post("/auth/tokens")
     def issue_token(request: Request) -> JSONResponse:
-        """Exchange a signed request for a bearer token of the same key (for curl and the web console)."""
+        """Exchange a signed request for a bearer token of the same key (for curl and the web console).
+
+        Only a SigV4 signature (proof of the secret) mints a token, never another token: otherwise a leaked
+        token could keep minting successors that outlive its own revocation or expiry."""
         authorizer: Authorizer = request.app.state.authorizer
         try:
             principal = authorizer.authenticate(request)
+            if _bearer(request) is not None:
+                raise AccessDeniedError(
+                    "A bearer token cannot issue tokens: sign POST /auth/tokens with the access key (SigV4), "
+                    "or run `tailor keys token KEY` on the server."
+                )
             token, expires = authorizer.keys.issue_token(principal.access_key_id)
         except TailorError as err:
             return aws_error(err, media_type=AWS_JSON)
@@ -244,8 +245,14 @@ def _token_router() -> Any:
             authorizer.authenticate(request)
         except TailorError as err:
             return aws_error(err, media_type=AWS_JSON)
-        header = request.headers.get("authorization", "")
-        revoked = header[:7].lower() == "bearer " and authorizer.keys.revoke_token(header[7:].strip())
+        token = _bearer(request)
+        revoked = token is not None and authorizer.keys.revoke_token(token)
         return JSONResponse({"Revoked": bool(revoked)})
 
     return router
+
+
+def _bearer(request: Request) -> str | None:
+    """The bearer token a request authenticated with, or None (SigV4 or no credential)."""
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from fastapi import Query, Request
+from fastapi import Body, Query, Request
 
 from tailor.core import Tailor
 from tailor.resources import arn
+from tailor.storage import check_remote_uris
 
 
 class Authorizer(Protocol):
     def authorize(self, request: Request, action: str, resource_arn: str | None) -> Any: ...
+
+    def allows(self, request: Request, action: str, resource_arn: str | None) -> bool: ...
 
 
 class AllowAll:
@@ -24,6 +27,9 @@ class AllowAll:
 
     def authorize(self, request: Request, action: str, resource_arn: str | None) -> None:
         return None
+
+    def allows(self, request: Request, action: str, resource_arn: str | None) -> bool:
+        return True
 
 
 def get_tailor(request: Request) -> Tailor:
@@ -53,6 +59,13 @@ def path_arn(resource_type: str) -> Callable[[Request], str]:
 
 
 training_job_arn = path_arn("training-job")
+
+
+def remote_spec(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    """A request body (CreateTrainingJob, CreateModel, ... shapes) whose URIs obey the remote-caller policy:
+    ``s3://bucket/key`` only (``tailor.storage.check_remote_uri``). Solved after the route's ``require``."""
+    check_remote_uris(spec)
+    return spec
 
 
 def list_filters(

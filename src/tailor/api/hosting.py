@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tailor.api.deps import get_tailor, list_filters, path_arn, require
+from tailor.api.deps import get_tailor, list_filters, path_arn, remote_spec, require
 from tailor.api.errors import aws_error_parts
+from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
 from tailor.errors import InternalError, TailorError
@@ -41,7 +41,7 @@ model_arn, config_arn, endpoint_arn = path_arn("model"), path_arn("endpoint-conf
 
 # -- models ---------------------------------------------------------------------------------------------
 @router.post(f"{API}/models", dependencies=[Depends(require("sagemaker:CreateModel"))])
-def create_model(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_model(spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
     return _json(tailor.hosting.create_model(spec), 201)
 
 
@@ -62,7 +62,9 @@ def delete_model(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONRespons
 
 # -- endpoint configs -----------------------------------------------------------------------------------
 @router.post(f"{API}/endpoint-configs", dependencies=[Depends(require("sagemaker:CreateEndpointConfig"))])
-def create_endpoint_config(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_endpoint_config(
+    spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)
+) -> JSONResponse:
     return _json(tailor.hosting.create_endpoint_config(spec), 201)
 
 
@@ -89,7 +91,7 @@ def delete_endpoint_config(name: str, tailor: Tailor = Depends(get_tailor)) -> J
 
 # -- endpoints ------------------------------------------------------------------------------------------
 @router.post(f"{API}/endpoints", dependencies=[Depends(require("sagemaker:CreateEndpoint"))])
-def create_endpoint(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_endpoint(spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
     return _json(tailor.hosting.create_endpoint(spec), 201)
 
 
@@ -108,7 +110,9 @@ def describe_endpoint(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONRe
 @router.post(
     f"{API}/endpoints/{{name}}/update", dependencies=[Depends(require("sagemaker:UpdateEndpoint", endpoint_arn))]
 )
-def update_endpoint(name: str, spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def update_endpoint(
+    name: str, spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)
+) -> JSONResponse:
     return _json(tailor.hosting.update_endpoint({**spec, "EndpointName": name}))
 
 
@@ -180,9 +184,6 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
     return reply.status, headers, reply.body
 
 
-_INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
-
-
 class InvocationFastPath:
     """ASGI middleware (inside authentication) answering ``POST /endpoints/{name}/invocations`` directly.
 
@@ -199,7 +200,7 @@ class InvocationFastPath:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith("/endpoints/") and path.endswith("/invocations"):
-                m = _INVOCATIONS.match(path)
+                m = INVOCATION_PATH.match(path)
                 if m is not None:
                     status, headers, body = await invoke(m.group(1), scope, receive)
                     headers.append((b"content-length", str(len(body)).encode()))

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from tailor.api.deps import get_tailor, list_filters, require, training_job_arn
+from tailor.api.deps import get_tailor, list_filters, remote_spec, require, training_job_arn
 from tailor.core import Tailor
 
 router = APIRouter(prefix="/api/v1/training-jobs", tags=["training-jobs"])
@@ -21,7 +21,9 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
 
 
 @router.post("", dependencies=[Depends(require("sagemaker:CreateTrainingJob"))])
-def create_training_job(spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+def create_training_job(
+    spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)
+) -> JSONResponse:
     return _json(tailor.jobs.create(spec), status=201)
 
 

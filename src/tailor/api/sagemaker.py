@@ -14,14 +14,11 @@ S3 URIs that could leave their bucket, then act. As on AWS, Describe/Delete of a
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tailor.api.auth import Authorizer
 from tailor.api.errors import AWS_JSON, aws_error
+from tailor.api.limits import MAX_CONTROL_BODY_BYTES
 from tailor.core import Tailor
 from tailor.errors import (
     AuthError,
@@ -41,19 +39,16 @@ from tailor.errors import (
     ThrottlingError,
     ValidationError,
 )
+from tailor.json_input import parse_json
 from tailor.resources import NAME_RE
 from tailor.resources import arn as resource_arn
-from tailor.storage import parse_uri
+from tailor.storage import check_remote_uris
 
 log = logging.getLogger("tailor.api.sagemaker")
 router = APIRouter(tags=["sagemaker"])
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
-# Control-plane requests are small (a CreateTrainingJob with 100 hyperparameters is ~30 KB).
-MAX_CONTROL_BODY_BYTES = 1024 * 1024
-# Members that hold S3 URIs anywhere in a request: all must stay inside their bucket.
-_URI_MEMBERS = re.compile(r"^(S3Uri|S3OutputPath|ModelDataUrl|DestinationS3Uri|S3OutputLocation|S3Location)$")
 
 
 class UnknownOperationError(ValidationError):
@@ -147,7 +142,7 @@ async def _handle(request: Request) -> Response:
         settings = request.app.state.settings
         arn = resource_arn(settings.region, settings.account_id, op.resource_type, name)
     authorizer.authorize(request, f"sagemaker:{op_name}", arn)
-    check_uris(body)
+    check_remote_uris(body)
     tailor: Tailor = request.app.state.tailor
     result = await run_in_threadpool(op.call, tailor, body)
     return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
@@ -163,38 +158,12 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise SerializationError("Request body is not valid JSON.") from None
+        body = parse_json(raw, "Request body")
+    except ValidationError as err:
+        raise SerializationError(f"{err.message}.") from None
     if not isinstance(body, dict):
         raise SerializationError("Request body must be a JSON object.")
     return body
-
-
-def check_uri(value: Any, where: str) -> None:
-    """An S3 URI from a client: ``s3://bucket/key`` only, no traversal however encoded, no other schemes."""
-    if not isinstance(value, str) or not value.startswith("s3://"):
-        raise ValidationError(f"{where} {str(value)[:200]!r} must be an s3://bucket/key URI")
-    if "%" in value or "\\" in value or "\x00" in value:
-        raise ValidationError(f"{where} {value[:200]!r}: percent-encoding, backslashes and NUL are not accepted")
-    key = value[len("s3://") :].partition("/")[2]
-    decoded = unquote(key)
-    if key.startswith("/") or any(seg in (".", "..") for seg in decoded.split("/")):
-        raise ValidationError(f"{where} {value[:200]!r}: '..', '.' and absolute keys are not accepted")
-    parse_uri(value)
-
-
-def check_uris(obj: Any, where: str = "") -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            path = f"{where}.{k}" if where else str(k)
-            if _URI_MEMBERS.match(str(k)):
-                check_uri(v, path)
-            else:
-                check_uris(v, path)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            check_uris(v, f"{where}[{i}]")
 
 
 def to_wire(obj: Any) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, delete, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tailor.auth.policy import ADMIN_POLICY, Decision, Policy, evaluate, parse_policy
@@ -260,9 +260,13 @@ class KeyStore:
             return _info(self._row(s, key))
 
     def set_enabled(self, key: str, enabled: bool) -> KeyInfo:
+        """Enable or disable a key. Disabling also revokes its tokens, so enabling it again (say, after a token
+        leaked) brings back none of them."""
         with self.db.session() as s:
             row = self._row(s, key)
             row.enabled = enabled
+            if not enabled:
+                s.execute(update(TokenRow).where(TokenRow.access_key_id == row.access_key_id).values(revoked=True))
             info = _info(row)
         _Generation.bump()
         return info
@@ -317,7 +321,8 @@ class KeyStore:
         return self._principals.get(access_key_id)
 
     def issue_token(self, key: str, ttl_seconds: int | None = None) -> tuple[str, dt.datetime]:
-        """A bearer token for an active key; valid until it expires, is revoked, or the key is disabled."""
+        """A bearer token for an active key; valid until it expires, is revoked, or the key is disabled (which
+        revokes it) or deleted. Callers are the CLI on the server's home and a SigV4-signed request only."""
         ttl = ttl_seconds or self.settings.token_ttl_seconds
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = _now() + dt.timedelta(seconds=ttl)

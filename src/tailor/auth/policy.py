@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from tailor.errors import ValidationError
+from tailor.json_input import parse_json
 from tailor.resources import arn
 
 VERSIONS = ("2012-10-17", "2008-10-17")
@@ -153,10 +154,7 @@ def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
     if isinstance(document, str | bytes):
         if len(document) > MAX_POLICY_CHARS:
             raise ValidationError(f"policy document is longer than {MAX_POLICY_CHARS} characters")
-        try:
-            document = json.loads(document)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValidationError(f"policy document is not valid JSON: {err}") from None
+        document = parse_json(document, "policy document")
     if not isinstance(document, dict):
         raise ValidationError("policy document must be a JSON object with Version and Statement")
     unknown = set(document) - {"Version", "Statement", "Id"}

@@ -269,7 +269,9 @@ def invoke(
 @click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=None, help="Batch fill wait (default 0).")
 @click.option("--max-queue", type=click.IntRange(1), default=None, help="Queued images before 429 (default 512).")
 @click.option("--timeout-s", type=click.FloatRange(0.01), default=None, help="Per-request deadline (default 5).")
+@click.pass_context
 def serve_model(
+    ctx: click.Context,
     model_dir: Path,
     host: str,
     port: int,
@@ -282,6 +284,7 @@ def serve_model(
     from tailor.serving.worker import main as worker_main
 
     argv = [str(model_dir), "--host", host, "--port", str(port)]
+    argv += ["--max-image-pixels", str(settings_of(ctx).max_image_pixels)]
     for flag, value in (
         ("--max-batch-size", max_batch_size),
         ("--max-delay-ms", max_delay_ms),

@@ -65,7 +65,7 @@ def show(ctx: click.Context, key: str) -> None:
 @click.argument("key")
 @click.pass_context
 def disable(ctx: click.Context, key: str) -> None:
-    """Disable a key (by id or name): its signatures and tokens stop working at once."""
+    """Disable a key (by id or name): its signatures stop working and its tokens are revoked, at once."""
     info = _store(ctx).set_enabled(key, False)
     click.echo(f"disabled {info.access_key_id} ({info.name})")
 
@@ -74,7 +74,7 @@ def disable(ctx: click.Context, key: str) -> None:
 @click.argument("key")
 @click.pass_context
 def enable(ctx: click.Context, key: str) -> None:
-    """Enable a disabled key again."""
+    """Enable a disabled key again (the tokens revoked when it was disabled stay revoked)."""
     info = _store(ctx).set_enabled(key, True)
     click.echo(f"enabled {info.access_key_id} ({info.name})")
 

@@ -17,7 +17,7 @@ def models() -> None:
 
 @models.command("create")
 @click.argument("name")
-@click.option("--model-data-url", "-m", required=True, help="URI of the model.tar.gz (s3://, file://, a path).")
+@click.option("--model-data-url", "-m", required=True, help="model.tar.gz URI (s3://; a local path without --url).")
 @click.option("--image", default="tailor/image-classification", show_default=True, help="Container/algorithm.")
 @_url
 @click.pass_context

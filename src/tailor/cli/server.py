@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import click
 
 from tailor.cli.root import settings_of
+from tailor.errors import ConflictError, ValidationError
+from tailor.settings import Settings
+
+LOCK_NAME = "server.lock"
 
 
 @click.group("server", invoke_without_command=True)
@@ -29,10 +36,52 @@ def server(ctx: click.Context, host: str | None, port: int | None, log_level: st
     settings = settings_of(ctx).model_copy(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
+    lock = hold_server_lock(settings)  # held (open) until this process exits
     click.echo(f"Tailor server on http://{settings.host}:{settings.port} (home {settings.home})", err=True)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
-    )
+    try:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
+        )
+    finally:
+        os.close(lock)
+
+
+def hold_server_lock(settings: Settings) -> int:
+    """One server per home: an exclusive ``flock`` on ``home/server.lock``, held while the server runs.
+
+    Two servers on one home would both supervise the same endpoints' workers and run the same queued jobs
+    (each thinks it is the owner). The kernel drops the lock when the process ends, however it ends, so a
+    crashed server never blocks the next one. The file records who holds it, for the refusal message.
+    """
+    import fcntl
+
+    home = settings.home
+    try:
+        home.mkdir(mode=0o700, exist_ok=True)  # at most the last level, as every other command
+        fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise ValidationError(f"cannot use Tailor home {home}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _holder(os.pread(fd, 512, 0))
+        os.close(fd)
+        raise ConflictError(
+            f"another Tailor server ({holder}) is running on home {home}: stop it first, "
+            "or give this server its own TAILOR_HOME"
+        ) from None
+    me = json.dumps({"pid": os.getpid(), "url": f"http://{settings.host}:{settings.port}"}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, me + b"\n", 0)
+    return fd
+
+
+def _holder(raw: bytes) -> str:
+    try:
+        info = json.loads(raw)
+        return f"pid {int(info['pid'])}, {info['url']}"
+    except (ValueError, KeyError, TypeError):  # the holder is between taking the lock and writing its record
+        return "pid unknown"
 
 
 commands: list[click.Command] = [server]

@@ -71,7 +71,7 @@ def build_spec(
 @click.command("train")
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False), help="CreateTrainingJob request (JSON).")
 @click.option("--name", help="TrainingJobName (default image-classification-<time>).")
-@click.option("--train", help="URI of the train channel (s3://, file:// or a path).")
+@click.option("--train", help="URI of the train channel (s3://; a local path without --url).")
 @click.option("--validation", help="URI of the validation channel.")
 @click.option("--hp", multiple=True, metavar="KEY=VALUE", help="Hyperparameter (repeatable).")
 @click.option("--output", help=f"S3OutputPath (default {DEFAULT_OUTPUT}).")

@@ -67,14 +67,18 @@ class Instances:
             try:
                 self.backend.wait_ready(w.id, w.socket_path, self.log_path(name, w.id))
                 self._mark(w.id, "ready")
-            except TailorError as err:
-                errors.append(f"variant {w.variant_name}: {err}")
+            except TailorError as err:  # FailureReason is shown to callers: the model's name, not its directory
+                reason = str(err).replace(f"{w.model_dir}/", f"model {w.model_name!r}: ")
+                reason = reason.replace(w.model_dir, f"model {w.model_name!r}")
+                reason = reason.replace(str(self.settings.home), "$TAILOR_HOME")
+                errors.append(f"variant {w.variant_name}: {reason}")
         if errors:
             raise ServiceUnavailableError(errors[0])
 
     def _spawn(self, w: WorkerRow) -> None:
         log = self.log_path(w.endpoint_name, w.id)
-        handle = self.backend.start_instance(w.id, w.model_dir, w.socket_path, log, self.options)
+        options = {"max_image_pixels": self.settings.max_image_pixels, **self.options}
+        handle = self.backend.start_instance(w.id, w.model_dir, w.socket_path, log, options)
         with self.db.session() as s:
             row = s.get(WorkerRow, w.id)
             if row is not None:

@@ -71,15 +71,17 @@ class Models:
 
     def _unpack(self, uri: str, dest: Path) -> dict[str, Any]:
         """Download and safely unpack an artifact; returns the parts of model.json serving needs."""
+        limit = self.settings.max_artifact_bytes
+        if self.storage.size(uri) > limit:  # compressed bytes never outnumber unpacked ones by much
+            raise ValidationError(f"{uri}: the archive is larger than the {limit}-byte limit (max_artifact_bytes)")
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.settings.cache_dir, prefix="model-") as tmp:
             tar = Path(tmp) / "model.tar.gz"
             self.storage.download_file(uri, tar)
             try:
-                if self.max_member_bytes is None:
-                    safe_extract(tar, dest)
-                else:
-                    safe_extract(tar, dest, max_member_bytes=self.max_member_bytes)
+                member_cap = {} if self.max_member_bytes is None else {"max_member_bytes": self.max_member_bytes}
+                # Messages name the caller's URI, never the cache or model directories.
+                safe_extract(tar, dest, max_total_bytes=limit, source=uri, **member_cap)
                 meta = _check_model_dir(uri, dest)
             except TailorError:
                 shutil.rmtree(dest, ignore_errors=True)
@@ -154,7 +156,7 @@ def _container(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _check_model_dir(uri: str, dest: Path) -> dict[str, Any]:
     """model.json of an unpacked artifact, checked for what serving needs."""
-    meta = read_model_json(dest)
+    meta = read_model_json(dest, source=uri)
     missing = [k for k in ("image_shape", "num_classes") if k not in meta]
     if missing:
         raise ValidationError(f"{uri}: model.json lacks {', '.join(missing)}")

@@ -392,7 +392,7 @@ class JobRunner:
         )
 
     def _fail(self, reason: str) -> None:
-        reason = reason[:FAILURE_REASON_MAX]
+        reason = self._public(reason)[:FAILURE_REASON_MAX]
         end = utcnow()
         self.log.system(f"failed: {reason}")
         with self.db.session() as s:
@@ -408,6 +408,15 @@ class JobRunner:
             training_end_time=end if started else None,
             final_metrics=self._final_metrics(end),
         )
+
+    def _public(self, text: str) -> str:
+        """FailureReason is shown to API callers: a staged file is named by its channel's URI (the user's key),
+        the rest of the job dir as SageMaker's container root /opt/ml, never the server's own paths."""
+        channels = {c.ChannelName: c.DataSource.S3DataSource.S3Uri for c in self.spec.InputDataConfig}
+        data = self.dir / "input" / "data"
+        for name, uri in sorted(channels.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(f"{data / name}/", f"{uri.rstrip('/')}/").replace(str(data / name), uri)
+        return text.replace(str(self.dir), "/opt/ml").replace(str(self.settings.home), "$TAILOR_HOME")
 
     def _failure_reason(self, rc: int) -> str:
         failure = self.dir / "output" / "failure"

@@ -204,13 +204,14 @@ class Batcher:
         return batch
 
     async def _execute(self, batch: list[_Pending]) -> None:
-        images = batch[0].images if len(batch) == 1 else np.concatenate([b.images for b in batch])
-        self.stats.record(int(images.shape[0]))
+        n_images = sum(int(b.images.shape[0]) for b in batch)
+        self.stats.record(n_images)
         loop = asyncio.get_running_loop()
-        single = images.shape[0] == 1
+        single = n_images == 1
         inline = single and not self._queue and self._single_s is not None and self._single_s < self.inline_max_s
         t0 = time.perf_counter()
-        try:
+        try:  # everything that can fail is inside: a failure is answered to the batch, the loop lives on
+            images = batch[0].images if len(batch) == 1 else np.concatenate([b.images for b in batch])
             if inline:
                 probs = self.predict(images)
             else:
@@ -218,11 +219,11 @@ class Batcher:
             if single:
                 took = time.perf_counter() - t0
                 self._single_s = took if self._single_s is None else 0.8 * self._single_s + 0.2 * took
-            if probs.shape[0] != images.shape[0]:
-                raise ValueError(f"model returned {probs.shape[0]} rows for {images.shape[0]} images")
+            if probs.shape[0] != n_images:
+                raise ValueError(f"model returned {probs.shape[0]} rows for {n_images} images")
         except Exception as exc:  # the model's failure belongs to every request in the batch
             self.stats.failed_batches += 1
-            err = ModelError(f"model failed on a batch of {images.shape[0]}: {type(exc).__name__}: {exc}")
+            err = ModelError(f"model failed on a batch of {n_images}: {type(exc).__name__}: {exc}")
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(err)

@@ -11,8 +11,11 @@ Requests
   image then answers ``{"prediction": [...], "top_k": [{"label": "Shirt", "index": 6, "probability": 0.79}]}``
   (top_k defaults to 5; labels come from model.json's class names, or the class index as a string).
 Errors (JSON ``{"__type": code, "message": ...}`` and header ``x-amzn-ErrorType``): 400 undecodable image or bad
-record, 413 body over 6 MB, 415 unsupported content type or Accept, 424 the model failed, 429 queue full,
-503 model not loaded / request deadline passed.
+record, 413 body over 6 MB or images over ``max_pixels`` (read from their headers, before decoding), 415
+unsupported content type or Accept, 424 the model failed, 429 queue full, 503 model not loaded / request
+deadline passed. Every request is answered: an unexpected exception anywhere in decoding, batching or
+formatting becomes a 424 ModelError (its traceback goes to the worker's log), never a silent drop that leaves
+the router waiting out its 60 s timeout.
 
 Batching knobs (``tailor serve-model --max-batch-size --max-delay-ms --max-queue --timeout-s``) are documented
 in ``tailor.serving.batcher``.
@@ -45,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import time
@@ -56,12 +60,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from tailor.asgi import content_length, read_body
-from tailor.errors import TailorError, UnsupportedMediaTypeError, ValidationError, public_message
+from tailor.errors import (
+    InternalError,
+    ModelError,
+    TailorError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+    public_message,
+)
 from tailor.serving import preprocess, wire
 from tailor.serving.batcher import Batcher
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
+log = logging.getLogger("tailor.serving.server")
 
 
 class Predictor(Protocol):
@@ -113,9 +125,10 @@ def error_reply(err: TailorError) -> wire.Reply:
 class ModelService:
     """Decode -> batch -> format. Shared by the HTTP app and the Unix-socket frame server."""
 
-    def __init__(self, predictor: Predictor, batcher: Batcher) -> None:
+    def __init__(self, predictor: Predictor, batcher: Batcher, *, max_pixels: int = preprocess.MAX_PIXELS) -> None:
         self.predictor = predictor
         self.batcher = batcher
+        self.max_pixels = max_pixels
         meta = predictor.meta
         self.image_shape: tuple[int, int, int] = tuple(int(x) for x in meta.image_shape)  # type: ignore[assignment]
         names = getattr(meta, "class_names", None)
@@ -127,11 +140,14 @@ class ModelService:
         self.in_flight += 1
         try:
             out = parse_accept(accept, query)
-            images, is_batch = preprocess.decode_body(content_type, body, self.image_shape)
+            images, is_batch = preprocess.decode_body(content_type, body, self.image_shape, self.max_pixels)
             probs = await self.batcher.submit(images)
             return wire.Reply(200, JSONLINES if out.jsonlines else JSON, self._format(probs, is_batch, out))
         except TailorError as err:
             return error_reply(err)
+        except Exception as exc:  # noqa: BLE001 - a request is always answered, whatever failed
+            log.exception("invocation failed")
+            return error_reply(ModelError(f"the model server failed on this request ({type(exc).__name__})"))
         finally:
             self.in_flight -= 1
 
@@ -241,12 +257,16 @@ async def serve_frames(service: ModelService, socket_path: str) -> asyncio.Abstr
         out = wire.CoalescingWriter(writer)  # a batch's replies leave in one write
 
         async def one(req_id: int, op: int, ct: str, ac: str, body: bytes) -> None:
-            if op == wire.OP_INVOKE:
-                reply = await service.invoke(ct, ac, body)
-            elif op == wire.OP_PING:
-                reply = wire.Reply(200 if service.ready else 503, JSON, b"{}")
-            else:
-                reply = wire.Reply(200, JSON, json.dumps(service.stats()).encode())
+            try:
+                if op == wire.OP_INVOKE:
+                    reply = await service.invoke(ct, ac, body)
+                elif op == wire.OP_PING:
+                    reply = wire.Reply(200 if service.ready else 503, JSON, b"{}")
+                else:
+                    reply = wire.Reply(200, JSON, json.dumps(service.stats()).encode())
+            except Exception:  # noqa: BLE001 - the router waits for this id: it must get an answer
+                log.exception("frame op %d failed", op)
+                reply = error_reply(InternalError("model server error"))
             if not writer.is_closing():
                 out.write(wire.pack_reply(req_id, reply))
 
@@ -280,6 +300,7 @@ def load_service(
     timeout_s: float | None = None,
     runtime: str = "auto",
     threads: int | None = None,
+    max_pixels: int | None = None,
 ) -> ModelService:
     """``threads``: model intra-op threads; default one core fewer than this process may use (at least 1, at
     most 8), leaving a core to the event loops (this worker's and the Tailor server's). Measured on the 2-core
@@ -301,7 +322,8 @@ def load_service(
         kwargs["max_queue"] = max_queue
     if timeout_s is not None:
         kwargs["timeout_s"] = timeout_s
-    return ModelService(model, Batcher(model.predict, **kwargs))
+    pixels = preprocess.MAX_PIXELS if max_pixels is None else max_pixels
+    return ModelService(model, Batcher(model.predict, **kwargs), max_pixels=pixels)
 
 
 async def run_worker(

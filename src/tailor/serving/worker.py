@@ -26,6 +26,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--owner-pid", type=int, default=None, help="exit when this process (the launcher) is gone")
     p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: cores - 1)")
+    p.add_argument("--max-image-pixels", type=int, default=None, help="pixels one request may decode (413 above)")
     return p.parse_args(argv)
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout_s=args.timeout_s,
         runtime=args.runtime,
         threads=args.threads,
+        max_pixels=args.max_image_pixels,
     )
     event_loop_policy()
     if args.owner_pid:

@@ -3,7 +3,8 @@
 The page and its assets (``/console``, ``/console/static/<file>``) are public: they hold no data. Everything
 the page shows comes from API routes that check the signed-in key's policy: the REST routes of each resource,
 and the console's own JSON routes below (each wrapped by ``require``), which add what the page needs in one
-request, such as a jobs page with its key metrics.
+request, such as a jobs page with its key metrics. What they add about one resource passes that resource's own
+check, as its REST route would: a job's metrics need DescribeTrainingJob on the job's ARN.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def whoami(request: Request) -> JSONResponse:
 
 @router.get("/console/api/training-jobs", dependencies=[Depends(require("sagemaker:ListTrainingJobs"))])
 def training_jobs_page(
+    request: Request,
     tailor: Tailor = Depends(get_tailor),
     name_contains: str | None = Query(None, alias="NameContains"),
     status_equals: str | None = Query(None, alias="StatusEquals"),
@@ -67,7 +69,12 @@ def training_jobs_page(
     max_results: int = Query(25, alias="MaxResults"),
     next_token: str | None = Query(None, alias="NextToken"),
 ) -> JSONResponse:
-    """One page of ListTrainingJobs, each summary with its key metrics, plus the job counts per status."""
+    """One page of ListTrainingJobs, plus the job counts per status, each summary with its key metrics when the
+    caller may DescribeTrainingJob that job.
+
+    The summaries and counts are what ListTrainingJobs shows over REST and boto3 (on AWS it has no resource-level
+    permission); metrics belong to DescribeTrainingJob, so a job whose ARN the policy does not allow (or denies)
+    gets ``KeyMetrics: null``, as its REST metrics route would answer 403."""
     page = tailor.jobs.list(
         NameContains=name_contains or None,
         StatusEquals=status_equals or None,
@@ -76,10 +83,16 @@ def training_jobs_page(
         MaxResults=max_results,
         NextToken=next_token or None,
     )
+    authorizer = request.app.state.authorizer
     summaries = page["TrainingJobSummaries"]
-    metrics = key_metrics(tailor, [s["TrainingJobName"] for s in summaries])
+    visible = {
+        s["TrainingJobName"]
+        for s in summaries
+        if authorizer.allows(request, "sagemaker:DescribeTrainingJob", s["TrainingJobArn"])
+    }
+    metrics = key_metrics(tailor, sorted(visible))
     for s in summaries:
-        s["KeyMetrics"] = metrics.get(s["TrainingJobName"], {})
+        s["KeyMetrics"] = metrics.get(s["TrainingJobName"], {}) if s["TrainingJobName"] in visible else None
     page["StatusCounts"] = tailor.jobs.counts_by_status()
     return JSONResponse(jsonable_encoder(page))
 

@@ -195,7 +195,9 @@
         h("td", {}, badge(j.TrainingJobStatus), " ", j.SecondaryStatus !== j.TrainingJobStatus ? h("span", { class: "muted" }, j.SecondaryStatus) : null),
         h("td", {}, when(j.CreationTime)),
         h("td", { class: "num" }, duration(j.CreationTime, j.TrainingEndTime || (TERMINAL.includes(j.TrainingJobStatus) ? j.LastModifiedTime : null))),
-        ...["validation:accuracy", "train:accuracy", "train:loss"].map((m) => h("td", { class: "num" }, num(j.KeyMetrics[m]))))));
+        ...["validation:accuracy", "train:accuracy", "train:loss"].map((m) => j.KeyMetrics === null
+          ? h("td", { class: "num muted", title: "Access denied: the key may not DescribeTrainingJob on this job" }, "denied")
+          : h("td", { class: "num" }, num(j.KeyMetrics[m]))))));
       if (!page.TrainingJobSummaries.length) body.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No training jobs match.")));
       counts.replaceChildren(...Object.entries(page.StatusCounts).filter(([, n]) => n).map(([s, n]) => h("span", { class: "badge " + s }, `${s} ${n}`)));
       pageInfo.textContent = `Page ${st.tokens.length}`;

@@ -21,6 +21,10 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "tailor-home"
     monkeypatch.setenv("TAILOR_HOME", str(home))
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    # Most job tests run a tiny own-code command (tests/jobs/fake_algo.py) to take seconds, so own code is on
+    # here; its default (off) and its permission have their own tests (tests/jobs/test_isolation.py,
+    # tests/api/test_own_code.py).
+    monkeypatch.setenv("TAILOR_ALLOW_OWN_CODE", "1")
     return home
 
 

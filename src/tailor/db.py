@@ -8,9 +8,11 @@ Times are stored as UTC and always read back timezone-aware (``UTCDateTime``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
@@ -63,10 +65,23 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does (it would use the umask, often 0644); its
+    -wal and -shm files copy the database file's mode. An existing file is only chmod-ed, never opened here:
+    closing any descriptor of a database file drops the POSIX locks this process's connections hold on it."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.ensure_home()
         self.url = settings.db_url
+        if settings.database_url is None:
+            _create_private(settings.home / "tailor.db")
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

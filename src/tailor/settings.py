@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1, le=178_956_970)
     # Bytes a model.tar.gz may unpack to, in total (counted while streaming; nothing is left when refused).
     max_artifact_bytes: int = Field(default=DEFAULT_MAX_ARTIFACT_BYTES, ge=1)
+    # Own training code (ContainerEntrypoint, or a TrainingImage that is not the built-in algorithm) is refused
+    # unless this is true; callers over HTTP also need `tailor:RunCustomCode` on the job's ARN.
+    allow_own_code: bool = False
+    # Where own code runs: "process" (a sandboxed local process) or "podman"/"docker" (a container of
+    # TrainingImage, the job dir mounted at /opt/ml, as SageMaker does); network for own-code containers.
+    own_code_engine: Literal["process", "podman", "docker"] = "process"
+    own_code_network: bool = False
+    # When the server runs as root, training processes drop to uids from this reserved range: the first for the
+    # built-in algorithm, one of the others per own-code job (unused by systemd's and distributions' ranges).
+    job_uid_base: int = Field(default=1_900_000_000, ge=1000, le=2_147_000_000)
+    job_uid_count: int = Field(default=65_536, ge=2, le=1 << 20)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -140,9 +151,36 @@ class Settings(BaseSettings):
     def zoo_dir(self) -> Path:
         return self.model_zoo or self.home / "zoo"
 
+    def ensure_home(self) -> Path:
+        """The home directory, created (0700) if missing; only its last level is ever created, so a mistyped
+        TAILOR_HOME is an error, not a new tree somewhere."""
+        home = self.home
+        if home.is_dir():
+            return home
+        if home.exists():
+            raise ValidationError(f"Tailor home {home} is not a directory: set TAILOR_HOME (or --home) to a directory")
+        if not home.parent.is_dir():
+            raise ValidationError(
+                f"Tailor home {home}: its parent {home.parent} does not exist; create it or choose another home"
+            )
+        try:
+            home.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # another process created it meanwhile
+        except OSError as err:
+            raise ValidationError(f"cannot create Tailor home {home}: {err.strerror or err}") from None
+        return home
+
     def ensure_dirs(self) -> Settings:
-        for d in (self.home, self.buckets_dir, self.jobs_dir, self.models_dir, self.cache_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """The home and its folders; each created 0700 (owner only: the home holds keys, the database, jobs)."""
+        self.ensure_home()
+        for d in (self.buckets_dir, self.jobs_dir, self.models_dir, self.cache_dir):
+            if d.is_dir():
+                continue
+            try:
+                d.mkdir(mode=0o700, exist_ok=True)
+            except OSError as err:
+                raise ValidationError(f"cannot create {d}: {err.strerror or err}") from None
         return self
 
 

@@ -240,7 +240,10 @@ class Storage:
     def download_file(self, uri: str, dest: Path, progress: Progress | None = None) -> Path:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.open_read(uri) as src, atomic_write(dest) as out:
+        local = self.local_path(uri)
+        # A copy of a local file is never more open than its source (a 0600 file stays 0600).
+        mode = local.stat().st_mode & 0o666 if local is not None and local.is_file() else None
+        with self.open_read(uri) as src, atomic_write(dest, mode) as out:
             _copy_stream(src, out, progress)
         return dest
 
@@ -305,8 +308,9 @@ def _copy_stream(src: IO[bytes], out: IO[bytes], progress: Progress | None) -> N
 
 
 @contextmanager
-def atomic_write(path: Path) -> Iterator[IO[bytes]]:
-    """Write to a temp file beside ``path`` and rename it into place; on any error nothing is left behind."""
+def atomic_write(path: Path, mode: int | None = None) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside ``path`` and rename it into place; on any error nothing is left behind.
+    The file gets the mode a plain open() would (0666 minus the umask), narrowed to ``mode`` when given."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,7 +323,7 @@ def atomic_write(path: Path) -> Iterator[IO[bytes]]:
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus the umask).
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask() & (0o666 if mode is None else mode))
         os.replace(tmp, path)
     except OSError as err:
         _unlink_quietly(tmp)

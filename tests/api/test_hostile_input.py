@@ -39,10 +39,12 @@ def raw(client: Client, method: str, path: str, content: bytes, content_type: st
 
 
 def test_bomb_and_nested_json_lines_are_refused_at_once_on_the_invocation_route(
-    api_server: str, model_tar: Path
+    settings: Settings, api_server: str, model_tar: Path
 ) -> None:
+    # A remote caller names objects in buckets, never local paths: the artifact goes to a bucket first.
+    Storage(settings).upload_file(model_tar, "s3://models/fm/model.tar.gz")
     with Client(url=api_server, timeout=10) as client:
-        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": str(model_tar)})
+        client.create_model(ModelName="fm", PrimaryContainer={"ModelDataUrl": "s3://models/fm/model.tar.gz"})
         client.create_endpoint_config(
             EndpointConfigName="fm", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "fm"}]
         )

@@ -131,3 +131,39 @@ def test_list_actions_need_star_resource() -> None:
 def test_invalid_documents_are_refused_with_the_reason(document: object, fragment: str) -> None:
     with pytest.raises(ValidationError, match=fragment):
         parse_policy(document)  # type: ignore[arg-type]
+
+
+JOB = "arn:aws:sagemaker:us-east-1:000000000000:training-job/mine-1"
+
+
+def _allow(action: str | list[str], key: str = "Action") -> dict:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", key: action, "Resource": "*"}]}
+
+
+@pytest.mark.parametrize(
+    ("document", "granted"),
+    [
+        (ADMIN_POLICY, True),  # the full wildcard "*" (admin)
+        (_allow("tailor:RunCustomCode"), True),
+        (_allow("tailor:*"), True),
+        (_allow("TAILOR:runcustomcode"), True),  # action names compare case-insensitively
+        (_allow("sagemaker:*"), False),
+        (_allow(["*:*", "t*:*", "*:RunCustomCode", "tailor?:*"]), False),  # look-alikes do not name tailor
+        (_allow("sagemaker:DeleteEndpoint", key="NotAction"), False),  # never granted by exclusion
+    ],
+)
+def test_tailor_actions_are_granted_only_by_naming_them(document: dict, granted: bool) -> None:
+    policy = parse_policy(document)
+    assert policy.evaluate("tailor:RunCustomCode", JOB).allowed is granted
+
+
+def test_sagemaker_wildcards_still_grant_sagemaker_actions() -> None:
+    assert parse_policy(_allow(["sagemaker:*"])).evaluate("sagemaker:CreateTrainingJob", JOB).allowed
+    assert parse_policy(_allow(["*:*"])).evaluate("sagemaker:CreateTrainingJob", JOB).allowed
+
+
+def test_a_deny_of_a_look_alike_pattern_still_denies_tailor_actions() -> None:
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*:*", "Resource": JOB}]}
+    assert evaluate([parse_policy(ADMIN_POLICY), parse_policy(deny)], "tailor:RunCustomCode", JOB) is (
+        Decision.EXPLICIT_DENY
+    )

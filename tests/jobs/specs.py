@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from tailor.settings import Settings
 from tailor.storage import Storage
 
-FAKE_ALGO = str(Path(__file__).with_name("fake_algo.py"))
+
+def _readable_copy(script: Path) -> str:
+    """A copy of the script where any uid can read it: as root the job runs under its own uid, which cannot
+    enter a checkout kept in a private directory (e.g. a clone under /root)."""
+    folder = Path(tempfile.mkdtemp(prefix="tailor-fake-algo-"))
+    folder.chmod(0o755)
+    copy = folder / script.name
+    shutil.copyfile(script, copy)
+    copy.chmod(0o644)
+    atexit.register(shutil.rmtree, folder, True)
+    return str(copy)
+
+
+FAKE_ALGO = _readable_copy(Path(__file__).with_name("fake_algo.py"))
 TRAIN_URI = "s3://data/train"
 
 

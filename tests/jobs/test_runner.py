@@ -34,7 +34,7 @@ def builtin_spec(image: str, instances: int = 1) -> dict[str, Any]:
         ],
         "OutputDataConfig": {"S3OutputPath": "s3://out/jobs"},
         "ResourceConfig": {"InstanceCount": instances},
-        "Environment": {"MY_FLAG": "1", "OMP_WAIT_POLICY": "ACTIVE"},
+        "Environment": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"},
         "HyperParameters": {"num_classes": "10"},
     }
 
@@ -63,11 +63,12 @@ def test_builtin_command_runs_the_registered_entry_point_with_the_image_s_profil
     settings: Settings, image: str, profile: str
 ) -> None:
     r = runner(settings, builtin_spec(image))
-    assert r.command() == [
+    assert r.command()[:7] == [
         sys.executable,
         *["-m", "tailor.algorithms.image_classification", "--job-dir", str(settings.jobs_dir / "builtin")],
         *["--defaults", profile],
     ]
+    assert r.command()[7] == "--cache-dir"
 
 
 def test_several_instances_run_under_torchrun(settings: Settings) -> None:
@@ -88,7 +89,7 @@ def test_environment_follows_sagemaker_and_the_spec_wins(settings: Settings) -> 
     assert env["SM_CHANNEL_TRAIN"] == str(job / "input" / "data" / "train")
     assert env["SM_CHANNEL_VAL_1_X"] == str(job / "input" / "data" / "val-1.x")
     assert env["SM_HOSTS"] == '["algo-1", "algo-2"]' and env["SM_HPS"] == '{"num_classes": "10"}'
-    assert env["MY_FLAG"] == "1" and env["OMP_WAIT_POLICY"] == "ACTIVE"  # the job's own Environment wins
+    assert env["OMP_NUM_THREADS"] == "1" and env["OMP_WAIT_POLICY"] == "ACTIVE"  # the job's own Environment wins
 
 
 @pytest.mark.parametrize(
@@ -151,7 +152,7 @@ def test_the_job_s_process_is_started_signalled_and_sampled_through_the_backend(
     finally:
         jobs.close()
     ((cmd, cwd),) = backend.started
-    assert cmd[1].endswith("fake_algo.py") and cwd == fast.jobs_dir / "seam"
+    assert any(arg.endswith("fake_algo.py") for arg in cmd) and cwd == fast.jobs_dir / "seam"  # (maybe sandboxed)
     assert backend.sampled and backend.signals == [signal.SIGKILL]  # the group is cleaned up at the end
 
 

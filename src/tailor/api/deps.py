@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from fastapi import Body, Query, Request
 
+from tailor.auth.policy import RUN_CUSTOM_CODE
 from tailor.core import Tailor
 from tailor.resources import arn
 from tailor.storage import check_remote_uris
@@ -66,6 +67,11 @@ def remote_spec(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     ``s3://bucket/key`` only (``tailor.storage.check_remote_uri``). Solved after the route's ``require``."""
     check_remote_uris(spec)
     return spec
+
+
+def own_code_grant(request: Request) -> Callable[[str], Any]:
+    """For CreateTrainingJob on a remote surface: own code also needs ``tailor:RunCustomCode`` on the job."""
+    return lambda arn: request.app.state.authorizer.authorize(request, RUN_CUSTOM_CODE, arn)
 
 
 def list_filters(

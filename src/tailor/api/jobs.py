@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from tailor.api.deps import get_tailor, list_filters, remote_spec, require, training_job_arn
+from tailor.api.deps import get_tailor, list_filters, own_code_grant, require, training_job_arn
 from tailor.core import Tailor
+from tailor.resources import NAME_PATTERN
+from tailor.storage import check_remote_uris
 
 router = APIRouter(prefix="/api/v1/training-jobs", tags=["training-jobs"])
 
@@ -20,11 +23,16 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(jsonable_encoder(data), status_code=status)
 
 
-@router.post("", dependencies=[Depends(require("sagemaker:CreateTrainingJob"))])
+@router.post("")
 def create_training_job(
-    spec: dict[str, Any] = Depends(remote_spec), tailor: Tailor = Depends(get_tailor)
+    request: Request, spec: dict[str, Any] = Body(...), tailor: Tailor = Depends(get_tailor)
 ) -> JSONResponse:
-    return _json(tailor.jobs.create(spec), status=201)
+    # On the job's ARN, as the SageMaker protocol does, so a policy scoped to training-job/<prefix>* works here too.
+    name = spec.get("TrainingJobName")
+    arn = tailor.jobs.arn(name) if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) else None
+    request.app.state.authorizer.authorize(request, "sagemaker:CreateTrainingJob", arn)
+    check_remote_uris(spec)
+    return _json(tailor.jobs.create(spec, authorize_own_code=own_code_grant(request)), status=201)
 
 
 @router.get("", dependencies=[Depends(require("sagemaker:ListTrainingJobs"))])

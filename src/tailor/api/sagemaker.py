@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from tailor.api.auth import Authorizer
+from tailor.api.deps import own_code_grant
 from tailor.api.errors import AWS_JSON, aws_error
 from tailor.api.limits import MAX_CONTROL_BODY_BYTES
 from tailor.core import Tailor
@@ -75,8 +76,10 @@ def _host(method: str, *, name: str | None = None, empty: bool = False) -> Calla
     return call
 
 
-def _create_training_job(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
-    return {"TrainingJobArn": tailor.jobs.create(body)["TrainingJobArn"]}
+def _create_training_job(
+    tailor: Tailor, body: dict[str, Any], authorize_own_code: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    return {"TrainingJobArn": tailor.jobs.create(body, authorize_own_code=authorize_own_code)["TrainingJobArn"]}
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -144,7 +147,8 @@ async def _handle(request: Request) -> Response:
     authorizer.authorize(request, f"sagemaker:{op_name}", arn)
     check_remote_uris(body)
     tailor: Tailor = request.app.state.tailor
-    result = await run_in_threadpool(op.call, tailor, body)
+    extra = {"authorize_own_code": own_code_grant(request)} if op_name == "CreateTrainingJob" else {}
+    result = await run_in_threadpool(op.call, tailor, body, **extra)
     return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
 
 

@@ -11,6 +11,12 @@ a matching ``Allow`` grants; otherwise the request is implicitly denied. ``*`` m
 (``:`` and ``/`` included) and ``?`` exactly one, in actions and resources. Action names compare case-
 insensitively (as on AWS), ARNs case-sensitively. Elements Tailor cannot honour (``Condition``, ``Principal``)
 are refused when the policy is stored rather than silently ignored, so a policy never grants more than it reads.
+
+Tailor's own actions (``tailor:RunCustomCode``: run a caller's own training code) are granted only by an Allow
+that names them: an ``Action`` pattern whose service part is literally ``tailor`` (``tailor:RunCustomCode``,
+``tailor:*``) or the full wildcard ``"*"`` (the admin policy). Patterns that merely happen to match the name
+(``*:*``, ``t*:*``, ``sagemaker:*``) and ``NotAction`` Allows never grant them, so a policy written for
+SageMaker's actions cannot start running code on the server by accident. A Deny matches them as usual.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from tailor.json_input import parse_json
 from tailor.resources import arn
 
 VERSIONS = ("2012-10-17", "2008-10-17")
+TAILOR_NAMESPACE = "tailor:"
+RUN_CUSTOM_CODE = "tailor:RunCustomCode"
 _STATEMENT_KEYS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource"}
 # AWS caps managed policies at 6,144 characters; a bit of room for pretty-printed documents.
 MAX_POLICY_CHARS = 10_240
@@ -56,7 +64,12 @@ class Statement:
     sid: str | None = None
 
     def matches(self, action: str, resource: str) -> bool:
-        hit_action = any(wildcard_match(p, action, ignore_case=True) for p in self.actions)
+        patterns = self.actions
+        if self.effect == "Allow" and _is_tailor_action(action):
+            if self.not_action:
+                return False  # an Allow never grants a tailor: action by exclusion
+            patterns = tuple(p for p in patterns if p == "*" or p.lower().startswith(TAILOR_NAMESPACE))
+        hit_action = any(wildcard_match(p, action, ignore_case=True) for p in patterns)
         hit_resource = any(wildcard_match(p, resource) for p in self.resources)
         return (hit_action != self.not_action) and (hit_resource != self.not_resource)
 
@@ -72,6 +85,10 @@ class Policy:
 
     def to_json(self) -> str:
         return json.dumps(self.document, sort_keys=True)
+
+
+def _is_tailor_action(action: str) -> bool:
+    return action.lower().startswith(TAILOR_NAMESPACE)
 
 
 @lru_cache(maxsize=4096)
@@ -134,7 +151,9 @@ def _statement(raw: Any, index: int) -> Statement:
     actions = _strings(raw[akey], f"{where}.{akey}")
     bad = [a for a in actions if not _action_ok(a)]
     if bad:
-        raise ValidationError(f"policy {where}.{akey} has invalid action(s) {bad}: use 'sagemaker:<Operation>' or '*'")
+        raise ValidationError(
+            f"policy {where}.{akey} has invalid action(s) {bad}: use 'sagemaker:<Operation>', 'tailor:<Action>' or '*'"
+        )
     resources = _strings(raw[rkey], f"{where}.{rkey}")
     sid = raw.get("Sid")
     if sid is not None and not (isinstance(sid, str) and re.fullmatch(r"[A-Za-z0-9]*", sid)):

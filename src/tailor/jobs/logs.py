@@ -6,10 +6,13 @@ server keeping per-reader state.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 LOG_NAME = "training.log"
 # One read returns at most this much; followers simply ask again from next_offset.
@@ -22,11 +25,25 @@ class LogChunk:
     next_offset: int
 
 
+def _open(path: Path) -> BinaryIO | None:
+    """The log for reading, or None when it is missing or not a regular file. The job owns its dir and could
+    put a link (to a server secret) or a FIFO where its log was: neither is followed nor waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
 def read_log(path: Path, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
     """Bytes [offset, offset+limit) of the log, cut back to the last full line so UTF-8 is never split."""
-    if not path.is_file():
+    fh = _open(path)
+    if fh is None:
         return LogChunk("", offset)
-    with path.open("rb") as fh:
+    with fh:
         fh.seek(max(0, offset))
         data = fh.read(max(0, min(limit, MAX_CHUNK)))
     if len(data) == limit and b"\n" in data:
@@ -36,9 +53,10 @@ def read_log(path: Path, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
 
 def tail(path: Path, lines: int = 20) -> str:
     """The last lines of the log (for a FailureReason when the algorithm wrote no output/failure)."""
-    if not path.is_file():
+    fh = _open(path)
+    if fh is None:
         return ""
-    with path.open("rb") as fh:
+    with fh:
         fh.seek(0, 2)
         size = fh.tell()
         fh.seek(max(0, size - 16384))

@@ -15,9 +15,11 @@ The training contract (as SageMaker containers, rooted at ``<jobs_dir>/<name>/``
 The built-in algorithm runs as ``python -m tailor.algorithms.image_classification --job-dir DIR``; a user's
 command (``ContainerEntrypoint`` + ``ContainerArguments``) runs unchanged with the job dir as its working
 directory and SageMaker's environment variables (SM_MODEL_DIR, SM_CHANNEL_<NAME>, SM_CHANNELS, SM_HPS,
-SM_OUTPUT_DATA_DIR, SM_CHECKPOINT_DIR, ...) plus TAILOR_JOB_DIR. With InstanceCount > 1 the command is
-launched through ``torchrun --standalone --nproc_per_node=<InstanceCount>``. Every algorithm runs in its own
-process group, so stop and timeouts reach every process it started.
+SM_OUTPUT_DATA_DIR, SM_CHECKPOINT_DIR, ...) plus TAILOR_JOB_DIR, or as a container of ``TrainingImage``
+(``tailor.jobs.container``). With InstanceCount > 1 the command is launched through
+``torchrun --standalone --nproc_per_node=<InstanceCount>``. Every algorithm runs in its own process group, so
+stop and timeouts reach every process it started. No training process sees the server's environment or
+secrets; as root each runs under its own uid in a sandbox (``tailor.jobs.isolation``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from typing import Any
 
 from tailor.backends import Backend, TrainingProcess
 from tailor.db import Database, utcnow
-from tailor.errors import NotFoundError, StorageError, TailorError
+from tailor.errors import NotFoundError, ServiceUnavailableError, StorageError, TailorError
+from tailor.jobs import container, isolation
 from tailor.jobs.logs import LOG_NAME, LogWriter, tail
 from tailor.jobs.metrics import MetricParser
 from tailor.jobs.spec import TrainingJobSpec
@@ -79,6 +82,7 @@ class JobRunner:
         self.spec = spec
         self.name = spec.TrainingJobName
         self.dir = settings.jobs_dir / self.name
+        self.dir.mkdir(mode=0o700, exist_ok=True)  # before the log opens in it: owner only, like the home
         self.slots = slots
         self.stop_event = stop_event
         self.on_done = on_done
@@ -86,6 +90,7 @@ class JobRunner:
         self.log = LogWriter(self.dir / LOG_NAME)
         self.parser = MetricParser(spec.metric_definitions())
         self._last_db_poll = 0.0
+        self.uid: int | None = None  # the own-code uid this job claimed (released when it ends)
 
     # The job's whole life. Every path ends in exactly one terminal transition.
     def run(self) -> None:
@@ -105,6 +110,7 @@ class JobRunner:
         finally:
             if have_slot:
                 self.slots.release()
+            isolation.release(self.uid)
             self.log.close()
             if self.on_done:
                 self.on_done(self.name)
@@ -209,7 +215,8 @@ class JobRunner:
         algo = spec.AlgorithmSpecification
         selected = algo.algorithm()
         if selected is not None:
-            body = selected.arguments(self.dir)
+            cache = isolation.builtin_dirs(self.settings)[0]
+            body = [*selected.arguments(self.dir), "--cache-dir", str(cache)]
             if spec.ResourceConfig.InstanceCount > 1:
                 return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), *body]
             return [sys.executable, *body]
@@ -222,10 +229,16 @@ class JobRunner:
         return ["--standalone", f"--nproc_per_node={self.spec.ResourceConfig.InstanceCount}"]
 
     def environment(self) -> dict[str, str]:
-        d = self.dir
+        """The training process's whole environment: the scrubbed base (``isolation``) and the job's own."""
+        return {**isolation.base_environment(self.dir), **self.job_variables(self.dir)}
+
+    def job_variables(self, root: Path) -> dict[str, str]:
+        """SageMaker's SM_* contract for a job dir seen at ``root``, and the spec's Environment."""
+        d = root
         channels = [c.ChannelName for c in self.spec.InputDataConfig]
-        env = dict(os.environ)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # docs/MEASURED.md: spinning OpenMP threads collapse 4x
+        env: dict[str, str] = {}
+        if self.spec.AlgorithmSpecification.builtin:
+            env["TAILOR_MODEL_ZOO"] = str(isolation.builtin_dirs(self.settings)[1])
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
@@ -249,13 +262,85 @@ class JobRunner:
         env.update(self.spec.Environment)
         return env
 
+    # -- isolation -----------------------------------------------------------------------------------
+    def _isolate(self, cmd: list[str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that actually start the job: sandboxed, as a container, or (not
+        root) as the server's user with the scrubbed environment."""
+        algo = self.spec.AlgorithmSpecification
+        engine = self.settings.own_code_engine
+        if algo.own_code and engine != "process":
+            return self._container(engine)
+        env = self.environment()
+        problem = isolation.sandbox_problem()
+        if problem is not None:
+            if algo.own_code and isolation.is_root():
+                raise ServiceUnavailableError(f"own code cannot be isolated on this machine: {problem}")
+            self.log.system(f"isolation: {problem}: the job runs as the server's user, with a scrubbed environment")
+            return cmd, env
+        if algo.own_code:
+            self.uid = uid = isolation.claim_own_code_uid(self.settings, self.name)
+        else:
+            uid = isolation.builtin_uid(self.settings)
+            self._own_builtin_dirs(uid)
+        isolation.own_dirs([self.dir], uid)
+        plan = isolation.plan(self.settings, self.dir, uid, builtin=algo.builtin)
+        self.log.system(f"isolation: uid {uid}, hidden: {', '.join(plan['covers'])}")
+        return isolation.wrap(cmd, plan), env
+
+    def _own_builtin_dirs(self, uid: int) -> None:
+        """The built-in algorithm's cache (and the zoo under the home) belong to its uid."""
+        cache, zoo = isolation.builtin_dirs(self.settings)
+        mine = [cache] + ([zoo] if zoo.parent == self.settings.home else [])
+        for d in mine:
+            d.mkdir(mode=0o700, exist_ok=True)
+            if d.stat().st_uid != uid:
+                isolation.own_dirs([d], uid)
+
+    def _container(self, engine: str) -> tuple[list[str], dict[str, str]]:
+        exe = container.require_engine(engine)
+        algo = self.spec.AlgorithmSpecification
+        root = isolation.is_root()
+        if root:
+            self.uid = isolation.claim_own_code_uid(self.settings, self.name)
+            isolation.own_dirs([self.dir], self.uid)
+        job_vars = self.job_variables(Path(container.CONTAINER_ROOT))
+        cmd = container.command(
+            exe,
+            job_name=self.name,
+            image=algo.TrainingImage or "",
+            entrypoint=algo.ContainerEntrypoint,
+            arguments=algo.ContainerArguments,
+            job_dir=self.dir,
+            env_keys=list(job_vars),
+            uid=self.uid,
+            network=self.settings.own_code_network,
+        )
+        self.log.system(f"isolation: {engine} container, uid {self.uid if root else 'of the engine'}")
+        # The engine client is Tailor's own process: it gets the server's environment (engine sockets); the
+        # container receives only the job's variables, named on the command line.
+        return cmd, {**os.environ, **job_vars}
+
+    def _reclaim(self) -> None:
+        if self.settings.own_code_engine != "process" and self.spec.AlgorithmSpecification.own_code:
+            container.remove(self.settings.own_code_engine, self.name)
+        removed = isolation.reclaim(self.dir, self.uid)
+        if removed:
+            self.log.system(f"removed links and special files the job left in its dir: {', '.join(removed[:10])}")
+
     def _train(self, start: datetime) -> tuple[int, str | None]:
         if self._stop_reason():
             raise JobStopped
+        try:
+            return self._run_process(start)
+        finally:
+            self._reclaim()
+
+    def _run_process(self, start: datetime) -> tuple[int, str | None]:
         cmd = self.command()
         self.log.system("launching: " + " ".join(cmd))
+        cmd, env = self._isolate(cmd)
         try:
-            proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=self.environment())
+            proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=env)
         except OSError as err:
             raise TailorError(f"AlgorithmError: cannot start {cmd[0]!r}: {err.strerror or err}") from None
         transition(
@@ -457,6 +542,18 @@ class JobRunner:
 
     def _final_metrics(self, end: datetime) -> list[dict[str, Any]]:
         return final_metrics(self.db, self.name)
+
+
+def reclaim_orphan(settings: Settings, job_dir: Path) -> None:
+    """A job dir left by a server that died mid-job: stop what its own-code uid still runs, hand it back."""
+    try:
+        owner = job_dir.stat().st_uid
+    except OSError:
+        return
+    if owner == os.geteuid():
+        return
+    base = settings.job_uid_base
+    isolation.reclaim(job_dir, owner if base < owner < base + settings.job_uid_count else None)
 
 
 def _relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:

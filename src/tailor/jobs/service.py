@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from tailor.backends import Backend, local
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ValidationError
+from tailor.jobs import container, isolation
 from tailor.jobs.logs import LOG_NAME, read_log
-from tailor.jobs.runner import JobRunner
-from tailor.jobs.spec import TrainingJobSpec, parse_spec
+from tailor.jobs.runner import JobRunner, reclaim_orphan
+from tailor.jobs.spec import TrainingJobSpec, builtin_images, parse_spec
 from tailor.jobs.state import TERMINAL, transition, update
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.resources import arn, fetch, list_request, paginate, row_of
@@ -63,6 +65,7 @@ class TrainingJobService:
             if owner != self._me[0] and self.backend.same_process(owner, owner_start):
                 continue  # another live Tailor process supervises it
             self.backend.end_training(pid, pstart, pgid)
+            reclaim_orphan(self.settings, self.settings.jobs_dir / name)
             transition(
                 self.db,
                 name,
@@ -88,9 +91,19 @@ class TrainingJobService:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- create --------------------------------------------------------------------------------------
-    def create(self, raw: dict[str, Any] | TrainingJobSpec) -> dict[str, Any]:
-        """Validate everything first; then write the whole row at once and start the job's thread."""
-        spec = self._resolve(parse_spec(raw))
+    def create(
+        self, raw: dict[str, Any] | TrainingJobSpec, *, authorize_own_code: Callable[[str], object] | None = None
+    ) -> dict[str, Any]:
+        """Validate everything first; then write the whole row at once and start the job's thread.
+
+        Own code (see ``TrainingJobSpec``) needs ``allow_own_code``. A remote surface passes
+        ``authorize_own_code``, which raises ``AccessDeniedError`` unless the caller may run code on the job's
+        ARN (``tailor:RunCustomCode``); without it (the in-process SDK and CLI, run by the machine's own user)
+        the setting alone decides.
+        """
+        spec = parse_spec(raw)
+        self._check_own_code(spec, authorize_own_code)
+        spec = self._resolve(spec)
         name = spec.TrainingJobName
         now = utcnow()
         row = TrainingJobRow(
@@ -122,6 +135,36 @@ class TrainingJobService:
             raise ConflictError(f"Training job {name!r} already exists: choose another TrainingJobName") from None
         self._launch(spec)
         return self.describe(name)
+
+    def _check_own_code(self, spec: TrainingJobSpec, authorize: Callable[[str], object] | None) -> None:
+        algo = spec.AlgorithmSpecification
+        if not algo.own_code:
+            return
+        what = (
+            "ContainerEntrypoint (own code)"
+            if algo.ContainerEntrypoint
+            else f"TrainingImage {algo.TrainingImage!r} is not a built-in algorithm: it"
+        )
+        if not self.settings.allow_own_code:
+            raise ValidationError(
+                f"{what} cannot run: own training code is disabled on this server (its operator enables it with "
+                "allow_own_code = true in config.toml or TAILOR_ALLOW_OWN_CODE=1); use TrainingImage "
+                + builtin_images()
+            )
+        if authorize is not None:
+            authorize(self.arn(spec.TrainingJobName))
+        engine = self.settings.own_code_engine
+        if engine == "process":
+            if not algo.ContainerEntrypoint:
+                raise ValidationError(
+                    f"TrainingImage {algo.TrainingImage!r} is not a built-in algorithm: this server runs own code as "
+                    "local processes (own_code_engine = 'process'), so give ContainerEntrypoint, the command to run"
+                )
+            isolation.require_own_code_isolation()
+            return
+        if algo.builtin_image:
+            raise ValidationError(f"own_code_engine = {engine!r} runs TrainingImage: name the image of your code")
+        container.require_engine(engine)
 
     def _resolve(self, spec: TrainingJobSpec) -> TrainingJobSpec:
         selected = spec.AlgorithmSpecification.algorithm()

@@ -5,9 +5,11 @@ Field names, patterns and limits follow botocore's SageMaker service model (2017
 * a built-in one: ``AlgorithmSpecification.TrainingImage`` names an image an algorithm registered for
   (``tailor.algorithms.registry``), e.g. ``tailor/image-classification`` or SageMaker's
   ``<account>.dkr.ecr.<region>.amazonaws.com/image-classification:<tag>``;
-* a user's own command: ``AlgorithmSpecification.ContainerEntrypoint`` (+ ``ContainerArguments``) is run as a
-  local process in the job dir under the same contract (see ``tailor.jobs.runner``); ``TrainingImage`` is
-  then only recorded.
+* own code: ``AlgorithmSpecification.ContainerEntrypoint`` (+ ``ContainerArguments``), or any other
+  ``TrainingImage``. It runs under the same contract (see ``tailor.jobs.runner``) as a sandboxed local process
+  (``TrainingImage`` then only recorded) or, with a container engine, as a container of ``TrainingImage``.
+  Whether a request may run it at all is decided by the service (``allow_own_code`` and
+  ``tailor:RunCustomCode``), not here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tailor.algorithms import registry
 from tailor.errors import ValidationError
 from tailor.resources import NAME_PATTERN
+
+_BUILTIN_ENV_RE = re.compile(r"^(OMP|MKL|OPENBLAS|KMP|CUDA|NCCL)_[A-Z0-9_]+$")
+
+
+def builtin_images() -> str:
+    """The registered algorithms' training images, for messages: ``'tailor/image-classification'``."""
+    return " or ".join(repr(a.image) for a in registry.algorithms())
 
 
 class _Shape(BaseModel):
@@ -56,17 +65,22 @@ class AlgorithmSpecificationShape(_Shape):
         if self.ContainerEntrypoint:
             return self
         if not self.TrainingImage:
-            images = " or ".join(repr(a.image) for a in registry.algorithms())
-            raise ValueError(f"give TrainingImage ({images}) or ContainerEntrypoint (your own command)")
-        try:
-            registry.select(self.TrainingImage)
-        except ValidationError as err:
-            raise ValueError(str(err)) from None
+            raise ValueError(f"give TrainingImage ({builtin_images()}) or ContainerEntrypoint (your own command)")
         return self
 
     @property
     def builtin(self) -> bool:
-        return not self.ContainerEntrypoint
+        return not self.own_code
+
+    @property
+    def own_code(self) -> bool:
+        """A command or image the caller brings (anything but the built-in algorithm)."""
+        return bool(self.ContainerEntrypoint) or not self.builtin_image
+
+    @property
+    def builtin_image(self) -> bool:
+        """TrainingImage selects a registered algorithm (tailor.algorithms.registry)."""
+        return registry.find(self.TrainingImage) is not None
 
     def algorithm(self) -> registry.Selection | None:
         """The built-in algorithm and default profile the TrainingImage selects; None for a user's command.
@@ -153,6 +167,19 @@ class TrainingJobSpec(_Shape):
             if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]{0,511}", key) or len(value) > 512:
                 raise ValueError(f"environment variable {key[:40]!r}: name [a-zA-Z_][a-zA-Z0-9_]*, value <= 512")
         return v
+
+    @pydantic.model_validator(mode="after")
+    def _builtin_environment(self) -> TrainingJobSpec:
+        # Variables such as PYTHONPATH or LD_PRELOAD would make the built-in algorithm run the caller's code
+        # without the own-code permission: it takes only thread and device settings.
+        if self.AlgorithmSpecification.builtin:
+            for key in self.Environment:
+                if not _BUILTIN_ENV_RE.match(key):
+                    raise ValueError(
+                        f"Environment {key!r}: the built-in algorithm accepts only thread and device variables "
+                        "(OMP_*, MKL_*, OPENBLAS_*, KMP_*, CUDA_*, NCCL_*)"
+                    )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _channels(self) -> TrainingJobSpec:

@@ -63,27 +63,27 @@ def test_builtin_command_runs_the_registered_entry_point_with_the_image_s_profil
     settings: Settings, image: str, profile: str
 ) -> None:
     r = runner(settings, builtin_spec(image))
-    assert r.command()[:7] == [
+    assert r.contract.command()[:7] == [
         sys.executable,
         *["-m", "tailor.algorithms.image_classification", "--job-dir", str(settings.jobs_dir / "builtin")],
         *["--defaults", profile],
     ]
-    assert r.command()[7] == "--cache-dir"
+    assert r.contract.command()[7] == "--cache-dir"
 
 
 def test_several_instances_run_under_torchrun(settings: Settings) -> None:
-    cmd = runner(settings, builtin_spec("tailor/image-classification", instances=2)).command()
+    cmd = runner(settings, builtin_spec("tailor/image-classification", instances=2)).contract.command()
     assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     assert cmd[5:7] == ["-m", "tailor.algorithms.image_classification"]
     own = fake_spec("own")
     own["ResourceConfig"]["InstanceCount"] = 3
-    cmd = runner(settings, own).command()
+    cmd = runner(settings, own).contract.command()
     assert cmd[3:6] == ["--standalone", "--nproc_per_node=3", "--no-python"]
     assert cmd[6:] == own["AlgorithmSpecification"]["ContainerEntrypoint"]
 
 
 def test_environment_follows_sagemaker_and_the_spec_wins(settings: Settings) -> None:
-    env = runner(settings, builtin_spec("tailor/image-classification", instances=2)).environment()
+    env = runner(settings, builtin_spec("tailor/image-classification", instances=2)).contract.environment()
     job = settings.jobs_dir / "builtin"
     assert env["SM_MODEL_DIR"] == str(job / "model") and env["TAILOR_JOB_DIR"] == str(job)
     assert env["SM_CHANNEL_TRAIN"] == str(job / "input" / "data" / "train")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tailor.cli.main import cli
 from tailor.settings import Settings
 from tests.api.conftest import ServerProcess, server, server_factory  # noqa: F401 - fixtures
-from tests.jobs.specs import fake_spec, put_train_data
+from tests.jobs.specs import fake_spec, put_train_data, wait_for
 
 pytestmark = pytest.mark.slow  # a server and training jobs (13 s set-up)
 
@@ -81,6 +81,8 @@ def test_cli_against_a_server_stop_and_follow(
     code, out, err, exc = run("train", "--spec", str(spec_file), "--url", server.url)
     assert code == 0, (out, err, exc)
     assert "Status            InProgress" in out
+    # Stop once the command has set its SIGTERM handler (it prints epochs after that), not while it still starts.
+    wait_for(lambda: "Epoch[" in run("jobs", "logs", "cli-remote", "--url", server.url)[1], timeout=60)
     code, out, err, exc = run("jobs", "stop", "cli-remote", "--wait", "--url", server.url)
     assert code == 0, (out, err, exc)
     assert "Status            Stopped (Stopped)" in out

@@ -15,30 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
 
-FLOWERS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flower_photos"
+from tailor.data.split import split_folders
 
-
-def stratified_split(
-    root: Path, dest: Path, *, val_fraction: float = 0.2, seed: int = 0, per_class: int | None = None
-) -> tuple[Path, Path]:
-    """``dest/train/<class>/`` and ``dest/validation/<class>/`` of symlinks: each class shuffled with ``seed``,
-    its first ``val_fraction`` to validation (``per_class`` keeps only that many images of each class)."""
-    rng = random.Random(seed)
-    for cls in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        files = sorted((root / cls).glob("*.jpg"))
-        rng.shuffle(files)
-        files = files[:per_class] if per_class else files
-        n_val = round(len(files) * val_fraction)
-        for split, part in (("validation", files[:n_val]), ("train", files[n_val:])):
-            (dest / split / cls).mkdir(parents=True, exist_ok=True)
-            for f in part:
-                (dest / split / cls / f.name).symlink_to(f)
-    return dest / "train", dest / "validation"
+# The Makefile's file:// dataset mirror when set (any checkout or worktree), else ../shared beside the repository.
+_MIRROR = os.environ.get("TAILOR_DATASET_MIRROR", "")
+_DATASETS = Path(_MIRROR.removeprefix("file://")) if _MIRROR.startswith("file://") else None
+FLOWERS = (_DATASETS or Path(__file__).resolve().parents[2] / "shared" / "datasets") / "flower_photos"
 
 
 def load_flowers(split_dir: Path, size: int, cache: Path):  # noqa: ANN201 - tailor.data.loader.ImageSet
@@ -90,7 +76,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
-        train_dir, val_dir = stratified_split(FLOWERS, Path(tmp) / "split", seed=0)
+        split = split_folders(FLOWERS, Path(tmp) / "split", ratio=0.8, seed=0)  # `tailor data split`
+        train_dir, val_dir = split.train, split.validation
         t0 = time.perf_counter()
         train = load_flowers(train_dir, args.size, Path(tmp) / "cache")
         val = load_flowers(val_dir, args.size, Path(tmp) / "cache")

@@ -15,7 +15,7 @@ import tailor
 
 SRC = Path(tailor.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_version"),
+    ("errors", "_version", "progress"),
     ("settings", "asgi", "json_input"),
     ("storage", "db", "resources", "artifact"),
     ("data",),

@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 from typing import IO, Any
 
+from tailor.algorithms.image_classification import ALGORITHM as IMAGE_CLASSIFICATION
 from tailor.errors import (
     ConflictError,
     InternalError,
@@ -27,6 +28,8 @@ from tailor.errors import (
 from tailor.settings import Settings, load_settings
 
 TERMINAL = ("Completed", "Failed", "Stopped")
+# What the SDK's create_training_job runs when the request names no algorithm.
+BUILTIN_ALGORITHM = {"TrainingImage": IMAGE_CLASSIFICATION.image, "TrainingInputMode": "File"}
 _TIME_KEYS = {
     "CreationTime",
     "LastModifiedTime",
@@ -53,7 +56,7 @@ def _error_class(code: str, status: int) -> type[TailorError]:
     for cls in vars(errors).values():
         if isinstance(cls, type) and issubclass(cls, TailorError) and cls.code == code and cls.http_status == status:
             return cls
-    return InternalError
+    return errors.AuthError if status in (401, 403) else InternalError
 
 
 def _revive(obj: Any) -> Any:
@@ -137,6 +140,7 @@ class Client:
         self._tailor: Any = None
         self._http: Any = None
         self._credentials: Any = None
+        self._credentials_path: Any = None
         if self.url is None:
             from tailor.core import Tailor
 
@@ -149,6 +153,7 @@ class Client:
             resolved = settings or load_settings()
             # SigV4 credentials: settings / TAILOR_ACCESS_KEY_ID+TAILOR_SECRET_ACCESS_KEY, else the profile file.
             self._credentials = resolve_credentials(resolved)
+            self._credentials_path = resolved.credentials_path
             self._region = resolved.region
             self._http = httpx.Client(base_url=self.url, timeout=timeout)
 
@@ -180,8 +185,18 @@ class Client:
                 code, message = error["code"], error["message"]
             except (ValueError, KeyError, TypeError):
                 code, message = "HTTPError", resp.text[:200] or resp.reason_phrase
-            raise _error_class(code, resp.status_code)(message)
+            raise _error_class(code, resp.status_code)(self._with_hint(code, message))
         return _revive(resp.json())
+
+    def _with_hint(self, code: str, message: str) -> str:
+        """An unsigned request refused for want of a key: say where a key was looked for and how to make one."""
+        if code != "MissingAuthenticationTokenException" or self._credentials is not None or self.embedded:
+            return message
+        return (
+            f"{message.rstrip('.')}; this client has no access key (TAILOR_ACCESS_KEY_ID and "
+            f"TAILOR_SECRET_ACCESS_KEY unset, no {self._credentials_path}): run `tailor server init` with the "
+            "server's TAILOR_HOME to write that file"
+        )
 
     def _signed(self, request: Any) -> Any:
         """Sign with SigV4 (service ``sagemaker``) when credentials are configured; the server refuses otherwise."""
@@ -218,8 +233,13 @@ class Client:
 
     # -- training jobs -------------------------------------------------------------------------------
     def create_training_job(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> TrainingJob:
-        """CreateTrainingJob: a spec dict and/or its members as keyword arguments (keywords win)."""
+        """CreateTrainingJob: a spec dict and/or its members as keyword arguments (keywords win).
+
+        Without ``AlgorithmSpecification`` the job runs the built-in algorithm (``BUILTIN_ALGORITHM``); the
+        SageMaker-compatible API, like SageMaker's, requires it.
+        """
         body = {**(spec or {}), **kwargs}
+        body.setdefault("AlgorithmSpecification", dict(BUILTIN_ALGORITHM))
         if self.embedded:
             desc = self._tailor.jobs.create(body)
         else:
@@ -366,7 +386,7 @@ class Client:
                 code, message = err.get("__type", "HTTPError"), err.get("message", "")
             except ValueError:
                 code, message = "HTTPError", data[:200].decode("utf-8", "replace")
-            raise _invoke_error(code, status)(message)
+            raise _invoke_error(code, status)(self._with_hint(code, message))
         return {"Body": data, "ContentType": ctype, "InvokedProductionVariant": variant}
 
 

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     secret_access_key: str | None = None
     credentials_file: Path | None = Field(default=None, description="Default home/credentials.")
     profile: str = "default"
+    # The Tailor server the CLI talks to when a command gets no --url (TAILOR_URL); unset: in-process on home.
+    url: str | None = Field(default=None, pattern=r"^https?://", description="e.g. http://127.0.0.1:8023")
     # Lifetime of `Authorization: Bearer` tokens (12 h: a working day of console use; revocable any time).
     token_ttl_seconds: int = Field(default=43_200, ge=60, le=7 * 86_400)
     # /metrics names endpoints, jobs and workers: it needs a caller allowed tailor:GetMetrics unless this opens it

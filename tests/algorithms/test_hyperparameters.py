@@ -120,3 +120,6 @@ def test_profiles() -> None:
         None,
     )
     assert pinned.resolved()["num_layers"] == "20"
+    # The fast net has no depth: "num_layers 152" beside it would misstate what runs.
+    assert "num_layers" not in tailor.resolved() and parse_hyperparameters(tailor.resolved()) == tailor
+    assert "300 s of training" in tailor.stopping_rule() and pinned.stopping_rule() == "30 epochs"

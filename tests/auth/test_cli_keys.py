@@ -53,9 +53,11 @@ def test_keys_lifecycle(settings: Settings, tmp_path: Path) -> None:
     run("keys", "disable", "app")
     assert "Inactive" in run("keys", "list") and KeyStore(settings).secret_of(key_id) is None
     run("keys", "enable", key_id)
-    token = json.loads(run("keys", "token", "app"))["Token"]
+    token = run("keys", "token", "app").strip()  # the bare token, ready for `Authorization: Bearer $(…)`
     assert KeyStore(settings).principal_for_token(token) is not None
-    assert "revoked 1" in run("keys", "revoke-tokens", "app")
+    issued = json.loads(run("keys", "token", "app", "--json"))
+    assert KeyStore(settings).principal_for_token(issued["Token"]) is not None and "Expiration" in issued
+    assert "revoked 2" in run("keys", "revoke-tokens", "app")
     run("keys", "delete", "app")
     assert key_id not in run("keys", "list")
 

@@ -1,4 +1,5 @@
-"""The `--follow` bar counts training seconds of a time budget, or epochs when no budget is set."""
+"""The `--follow` bar counts training seconds of a time budget, or epochs completed when no budget is set;
+`tailor jobs plot`'s epoch axis."""
 
 from __future__ import annotations
 
@@ -28,3 +29,26 @@ def test_epoch_job_counts_epochs() -> None:
     assert (bar.total, bar.unit) == (3, "epoch")
     moved = [bar.advance(f"Epoch[{e}] Train-accuracy=0.5") for e in (0, 0, 1, 2)]
     assert moved == [1, 0, 1, 1] and bar.done == 3
+
+
+def test_an_epoch_counts_when_it_ends_not_when_its_first_batch_logs() -> None:
+    bar = Progress({"epochs": "2"})
+    assert bar.advance("Epoch[1] Batch [50]\tSpeed: 900.00 samples/sec\taccuracy=0.700000") == 0
+    assert bar.advance("Epoch[0] Time cost=3.2") == 1 and bar.done == 1  # epoch 0 done; the last one only started
+    assert bar.advance("Epoch[1] Validation-accuracy=0.8") == 0
+    assert bar.advance("Epoch[1] Train-accuracy=0.8") == 1 and bar.done == bar.total
+
+
+def test_axis_of_a_one_epoch_curve_spans_whole_epochs() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tailor.cli.jobs import _epoch_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([0], [0.5], marker="o")
+    _epoch_axis(ax, [0])
+    assert ax.get_xlim() == (-0.5, 0.5) and [t for t in ax.get_xticks() if -0.5 <= t <= 0.5] == [0.0]
+    plt.close(fig)

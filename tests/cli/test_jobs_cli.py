@@ -56,6 +56,7 @@ def test_train_from_a_spec_file_with_flags_then_inspect_it(settings: Settings, t
     code, out, err, exc = run("jobs", "plot", "cli-ok", "--out", str(png))
     assert code == 0, (out, err, exc)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "confusion matrix: skipped" in out
+    assert "plotting 6 metric points of cli-ok" in err  # it says what it does before the slow part
 
 
 def test_failed_training_raises_with_its_reason(settings: Settings, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,13 @@ def test_builtin_algorithm_job_completes_and_plots(settings: Settings, dataset_m
             OutputDataConfig={"S3OutputPath": "s3://out/models"},
         )
         desc = job.wait(timeout=170)
+        log = job.logs()
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     assert desc["HyperParameters"]["architecture"] == "fast"  # resolved with Tailor's defaults, recorded
+    # What ran, stated: no ResNet depth beside the fast net; the log gives its size and what ends training.
+    assert "num_layers" not in desc["HyperParameters"]
+    network = next(line for line in log.splitlines() if "Network fastnet:" in line)
+    assert re.search(r"0\.\d\d M parameters \([\d,]+\).*trains for 300 s of training \(time_budget; epochs=2", network)
     final = {m["MetricName"] for m in desc["FinalMetricDataList"]}
     assert {"train:accuracy", "validation:accuracy"} <= final
     out = tmp_path / "curves.png"

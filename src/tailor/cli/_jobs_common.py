@@ -13,14 +13,17 @@ import click
 from tailor.client import Client, TrainingJob
 from tailor.settings import Settings
 
-_EPOCH = re.compile(r"Epoch\[(\d+)\]")
+# An epoch is done when its training ends (its Train-accuracy / Time cost line), not when its first batch logs.
+_EPOCH_DONE = re.compile(r"Epoch\[(\d+)\] (?:Train-accuracy|Time cost)=")
 # Training seconds so far, as the built-in algorithm logs them (progress lines and each epoch's end).
 _TRAIN_SECONDS = re.compile(r"[Tt]rain[-_]seconds=([\d.]+)")
 _BUDGET_REACHED = re.compile(r"Time budget of [\d.]+ s reached")
 
 
 def open_client(settings: Settings, url: str | None) -> Client:
-    return Client(url=url) if url else Client(settings=settings)
+    """The server at --url (else TAILOR_URL / settings.url), or this machine's Tailor home in-process."""
+    url = url or settings.url
+    return Client(url=url, settings=settings) if url else Client(settings=settings)
 
 
 def to_json(data: Any) -> str:
@@ -77,25 +80,25 @@ class Progress:
                 self.done = max(self.done, min(float(m.group(1)), self.budget))
             elif _BUDGET_REACHED.search(line):
                 self.done = self.budget
-        elif (m := _EPOCH.search(line)) and int(m.group(1)) > self._epoch:
+        elif (m := _EPOCH_DONE.search(line)) and int(m.group(1)) > self._epoch:
             self.done += int(m.group(1)) - self._epoch
             self._epoch = int(m.group(1))
         return self.done - before
 
 
 def follow(job: TrainingJob, *, progress: bool = True, poll: float = 0.5) -> dict[str, Any]:
-    """Stream the job log to stdout with a progress bar (tqdm on stderr) until the job ends: seconds of training
-    out of the time budget for time-budgeted jobs, epochs otherwise."""
+    """Stream the job log to stdout with a progress display on stderr (tailor.progress: a bar on a terminal,
+    periodic lines otherwise) until the job ends: seconds of the time budget, else epochs completed."""
     import time
 
-    from tqdm import tqdm
+    from tailor.progress import progress_bar
 
     desc = job.describe()
     state = Progress(desc.get("HyperParameters", {}))
     fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of training budget [{elapsed}]"
-    bar = tqdm(
-        total=state.total,
-        desc=job.name,
+    bar = progress_bar(
+        state.total,
+        job.name,
         unit=state.unit,
         file=sys.stderr,
         disable=not progress,

@@ -1,4 +1,4 @@
-"""`tailor data` commands: fetch, import-idx, im2rec, inspect, cp."""
+"""`tailor data` commands: fetch, import-idx, im2rec, split, inspect, cp."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ def _settings(ctx: click.Context):  # noqa: ANN202 - avoids importing the CLI ro
 
 
 def _bar(total: int | None, desc: str, unit: str = "img", unit_scale: bool = False):  # noqa: ANN202
-    from tqdm import tqdm
+    from tailor.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, dynamic_ncols=True, leave=False)
+    return progress_bar(total, desc, unit=unit, unit_scale=unit_scale)
 
 
 @click.group("data")
 def data() -> None:
-    """Prepare images for training: datasets, class folders, .lst/.rec (im2rec), inspect, copy to buckets."""
+    """Prepare images for training: datasets, class folders, .lst/.rec (im2rec), split, inspect, copy to buckets."""
 
 
 @data.command("fetch")
@@ -178,12 +178,30 @@ def im2rec_cmd(
             b.close()
     skipped = 0
     for res in results:
-        click.echo(f"wrote {res.rec} ({res.written} records) and {res.idx}")
+        extra = f" and {res.classes.name} (class names)" if res.classes else ""
+        click.echo(f"wrote {res.rec} ({res.written} records), {res.idx.name}{extra}")
         for _, reason in res.skipped[:5]:
             click.echo(f"warning: skipped {reason}", err=True)
         skipped += len(res.skipped)
     if skipped:
         click.echo(f"warning: {skipped} unreadable images skipped in total", err=True)
+
+
+@data.command("split")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ratio", type=float, default=0.8, show_default=True, help="Share of each class that goes to train.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed: same seed, same split.")
+@click.option("--copy", is_flag=True, help="Copy the images instead of linking to them.")
+@click.option("--per-class", type=click.IntRange(min=1), help="Only N images of each class (a quick try).")
+def split_cmd(src: Path, dst: Path, ratio: float, seed: int, copy: bool, per_class: int | None) -> None:
+    """SRC/<class>/ images → DST/train/<class>/ and DST/validation/<class>/, stratified (symlinks by default)."""
+    from tailor.data.split import split_folders
+
+    res = split_folders(src, dst, ratio=ratio, seed=seed, copy=copy, per_class=per_class)
+    how = "copies" if copy else "symlinks"
+    for folder, n in zip((res.train, res.validation), res.totals(), strict=True):
+        click.echo(f"{folder}: {n} images in {len(res.counts)} class folders ({how})")
 
 
 @data.command("inspect")
@@ -224,11 +242,23 @@ def cp_cmd(ctx: click.Context, src: str, dst: str, recursive: bool) -> None:
         if not storage.exists(src):
             raise DataError("no such file or object", path=src)
         target = join_uri(dst, src.rstrip("/").rsplit("/", 1)[-1]) if dst.endswith("/") or _is_dir(dst) else dst
-        pairs = [(src, target, storage.size(src))]
+        pairs = [(src, target, storage.size(src)), *_companion_pairs(storage, src, target)]
     with _bar(sum(p[2] for p in pairs), "cp", "B", True) as bar:
         for s, d, _ in pairs:
             _copy_one(storage, s, d, bar.update)
-    click.echo(f"copied {len(pairs)} file(s) to {dst}")
+    names = ", ".join(d.rsplit("/", 1)[-1] for _, d, _ in pairs)
+    click.echo(f"copied {len(pairs)} file(s) to {dst}" + (f" ({names})" if len(pairs) > 1 else ""))
+
+
+def _companion_pairs(storage, src: str, target: str) -> list[tuple[str, str, int]]:  # noqa: ANN001
+    """A local .rec takes its .idx and class-name map along (tailor.data.classes), renamed as the target is."""
+    from tailor.data.classes import companions
+
+    local = storage.local_path(src)
+    if local is None or local.suffix != ".rec" or not target.endswith(".rec"):
+        return []
+    stem = target[: -len(".rec")]
+    return [(str(p), stem + p.name[len(local.stem) :], p.stat().st_size) for p in companions(local)]
 
 
 def _is_dir(uri: str) -> bool:

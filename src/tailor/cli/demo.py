@@ -97,10 +97,8 @@ def _upload(ctx: click.Context, recs: dict[str, Path], run: str) -> dict[str, st
     uris = {}
     for channel in ("train", "validation"):
         uri = f"s3://{BUCKET}/{run}/{channel}/"
-        # The .lst beside the .rec carries the class folder names, so the model answers "Shirt", not "6".
-        for suffix in (".rec", ".idx", ".lst"):
-            name = recs[channel].with_suffix(suffix).name
-            _run_cli(ctx, "data", "cp", name, uri + name)
+        # cp takes the .idx and the class-name map (.classes.json) along, so the model answers "Shirt", not "6".
+        _run_cli(ctx, "data", "cp", recs[channel].name, uri)
         uris[channel] = uri
     return uris
 

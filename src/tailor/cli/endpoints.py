@@ -1,8 +1,10 @@
 """`tailor endpoints …`, `tailor deploy JOB`, `tailor invoke ENDPOINT IMAGE…`, `tailor serve-model DIR`.
 
-Without ``--url`` the commands run in-process against this machine's Tailor home. Endpoint workers belong to
-the Tailor process that started them: run ``tailor server`` to keep endpoints warm; in-process, ``tailor
-invoke`` relaunches an endpoint's workers when their owner has exited (a few seconds).
+Without ``--url`` (or ``TAILOR_URL``) the commands run in-process against this machine's Tailor home. Endpoint
+workers belong to the Tailor process that started them, so the commands that start workers (deploy, endpoints
+create/update) need a running ``tailor server`` and refuse without one rather than report an InService
+endpoint that nothing serves; in-process, ``tailor invoke`` relaunches an endpoint's workers when their owner
+has exited (a few seconds).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import click
 
 from tailor.cli.root import settings_of
 
-_url = click.option("--url", help="Tailor server URL (default: this machine's Tailor home, in-process).")
+_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 _wait = click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the endpoint to settle.")
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -24,6 +26,35 @@ _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"
 @click.group("endpoints")
 def endpoints() -> None:
     """Endpoints: running model servers behind one name."""
+
+
+def _server_client(ctx: click.Context, url: str | None, what: str) -> Any:
+    """A client for commands that start endpoint workers. Workers live as long as the Tailor process that
+    started them, so one started by this short-lived command would be gone when it exits while the endpoint
+    still read InService: such commands need a server (--url or TAILOR_URL), and say so otherwise."""
+    from tailor.cli._jobs_common import open_client
+    from tailor.errors import ValidationError
+
+    settings = settings_of(ctx)
+    if url or settings.url:
+        return open_client(settings, url)
+    local = f"http://{settings.host}:{settings.port}"
+    if _answers(local):
+        hint = f"a Tailor server answers at {local}: pass --url {local} or export TAILOR_URL={local}"
+    else:
+        hint = f"start `tailor server` (it listens on {local}) and pass --url {local}, or set TAILOR_URL"
+    raise ValidationError(
+        f"{what} needs a running Tailor server to keep the endpoint's workers alive after this command exits: {hint}"
+    )
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _settle(client: Any, name: str, wait: bool) -> None:
@@ -50,10 +81,8 @@ def _settle(client: Any, name: str, wait: bool) -> None:
 @_url
 @click.pass_context
 def create_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
-    """CreateEndpoint: start the workers; InService once every worker answers /ping."""
-    from tailor.cli._jobs_common import open_client
-
-    with open_client(settings_of(ctx), url) as client:
+    """CreateEndpoint: start the workers; InService once every worker answers /ping (needs a server)."""
+    with _server_client(ctx, url, "tailor endpoints create") as client:
         client.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
         _settle(client, name, wait)
 
@@ -66,9 +95,7 @@ def create_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool,
 @click.pass_context
 def update_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
     """UpdateEndpoint: new workers start, traffic switches atomically, old workers drain; no request fails."""
-    from tailor.cli._jobs_common import open_client
-
-    with open_client(settings_of(ctx), url) as client:
+    with _server_client(ctx, url, "tailor endpoints update") as client:
         client.update_endpoint(name, config_name)
         _settle(client, name, wait)
 
@@ -204,12 +231,12 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
 def deploy(
     ctx: click.Context, job: str, name: str | None, instance_count: int, instance_type: str, wait: bool, url: str | None
 ) -> None:
-    """Model + endpoint config + endpoint from a completed training job, in one step."""
-    from tailor.cli._jobs_common import open_client
+    """Model + endpoint config + endpoint from a completed training job, in one step (needs a server:
+    --url or TAILOR_URL)."""
     from tailor.errors import ValidationError
 
     name = name or job
-    with open_client(settings_of(ctx), url) as client:
+    with _server_client(ctx, url, "tailor deploy") as client:
         desc = client.describe_training_job(job)
         artifact = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         if desc.get("TrainingJobStatus") != "Completed" or not artifact:

@@ -12,7 +12,7 @@ import click
 
 from tailor.cli.root import settings_of
 
-_url = click.option("--url", help="Tailor server URL (default: this machine's Tailor home, in-process).")
+_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 
 
@@ -151,19 +151,20 @@ def metrics(ctx: click.Context, name: str, metric: str | None, url: str | None, 
 @click.pass_context
 def plot(ctx: click.Context, name: str, out: str, confusion: bool, url: str | None) -> None:
     """Accuracy and loss per epoch (train/validation); confusion matrix of the validation set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from tailor.cli._jobs_common import open_client
 
     settings = settings_of(ctx)
     with open_client(settings, url) as client:
         desc = client.describe_training_job(name)
         points = client.training_job_metrics(name)
+    click.echo(f"plotting {len(points)} metric points of {name}", err=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
     curves = plot_curves(points, Path(out), title=name)
     click.echo(f"curves: {curves}")
     if confusion:
-        path = plot_confusion(settings, desc, Path(out))
+        path = plot_confusion(settings, desc, Path(out), say=lambda msg: click.echo(msg, err=True))
         click.echo(f"confusion matrix: {path}" if path else "confusion matrix: skipped (no model or validation data)")
 
 
@@ -184,7 +185,7 @@ def plot_curves(points: list[dict[str, Any]], out: Path, title: str) -> Path:
             if metric.endswith(kind):
                 epochs = sorted(values)
                 ax.plot(epochs, [values[e] for e in epochs], marker="o", label=metric)
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax, [e for values in series.values() for e in values])
         ax.set_ylabel(kind)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -197,12 +198,23 @@ def plot_curves(points: list[dict[str, Any]], out: Path, title: str) -> Path:
     return out
 
 
-def plot_confusion(settings: Any, desc: dict[str, Any], out: Path) -> Path | None:
-    """Predict the validation channel with the job's model (tailor.serving.loader) and plot the matrix."""
+def _epoch_axis(ax: Any, epochs: list[int]) -> None:
+    """Whole epochs, with half an epoch of margin: one epoch alone otherwise spans -0.04..0.04."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlabel("epoch (as logged: Epoch[0] is the first)")
+
+
+def plot_confusion(settings: Any, desc: dict[str, Any], out: Path, say: Any = lambda msg: None) -> Path | None:
+    """Predict the validation channel with the job's model (tailor.serving.loader) and plot the matrix;
+    ``say`` reports each step (loading takes seconds, predicting ~18k images several more)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     from tailor.data.loader import load_channel
+    from tailor.progress import progress_bar
     from tailor.serving.loader import load_model
     from tailor.storage import Storage
 
@@ -212,6 +224,7 @@ def plot_confusion(settings: Any, desc: dict[str, Any], out: Path) -> Path | Non
         return None
     storage = Storage(settings)
     with tempfile.TemporaryDirectory(prefix="tailor-plot-") as tmp:
+        say(f"confusion matrix: loading the model {artifact}")
         model_file = storage.download_file(artifact, Path(tmp) / "model.tar.gz")
         data_dir = settings.jobs_dir / desc["TrainingJobName"] / "input" / "data" / "validation"
         if not data_dir.is_dir():
@@ -221,24 +234,30 @@ def plot_confusion(settings: Any, desc: dict[str, Any], out: Path) -> Path | Non
                 storage.download_file(obj.uri, data_dir / Path(obj.key).name)
         model = load_model(model_file)
         c, h, w = model.meta.image_shape
+        say(f"confusion matrix: decoding the validation channel {channel['DataSource']['S3DataSource']['S3Uri']}")
         data = load_channel(data_dir, channel.get("ContentType"), channels=c, size=(h, w))
-        preds = np.concatenate(
-            [model.predict(np.ascontiguousarray(data.images[i : i + 256])).argmax(1) for i in range(0, len(data), 256)]
-        )
+        batches = []
+        with progress_bar(len(data), f"predicting {len(data):,} validation images", unit="img") as bar:
+            for i in range(0, len(data), 256):
+                batches.append(model.predict(np.ascontiguousarray(data.images[i : i + 256])).argmax(1))
+                bar.update(len(batches[-1]))
+        preds = np.concatenate(batches)
         model.close()
     labels = data.labels.astype(int)
     k = model.meta.num_classes
     matrix = np.zeros((k, k), dtype=int)
     np.add.at(matrix, (labels, preds), 1)
     accuracy = float((preds == labels).mean())
-    names = model.meta.class_names or [str(i) for i in range(k)]
-    fig, ax = plt.subplots(figsize=(7, 6))
+    names = next((n for n in (model.meta.class_names, data.class_names) if n and len(n) == k), None)
+    names = names or [str(i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), names, rotation=45, ha="right")
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{desc['TrainingJobName']}: validation accuracy {accuracy:.4f} ({len(labels)} images)")
+    # Two short lines: one long title was cut off at the figure's edge.
+    ax.set_title(f"{desc['TrainingJobName']}\nvalidation accuracy {accuracy:.4f} ({len(labels):,} images)")
     for i in range(k):
         for j in range(k):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7)

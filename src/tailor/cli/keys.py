@@ -7,6 +7,7 @@ are printed once, at creation, and never again.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -101,11 +102,20 @@ def set_policy(ctx: click.Context, key: str, policy_file: str) -> None:
 @keys.command("token")
 @click.argument("key")
 @click.option("--ttl", type=int, default=None, help="Lifetime in seconds (default settings.token_ttl_seconds).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"Token": …, "Expiration": …} instead of the token.')
 @click.pass_context
-def token(ctx: click.Context, key: str, ttl: int | None) -> None:
-    """Issue a bearer token for a key (for curl and the web console)."""
+def token(ctx: click.Context, key: str, ttl: int | None, as_json: bool) -> None:
+    """Issue a bearer token for a key (for curl and the web console).
+
+    Prints the bare token, so `curl -H "Authorization: Bearer $(tailor keys token admin)"` works as written.
+    """
     value, expires = _store(ctx).issue_token(key, ttl)
-    click.echo(json.dumps({"Token": value, "Expiration": expires.isoformat()}))
+    if as_json:
+        click.echo(json.dumps({"Token": value, "Expiration": expires.isoformat()}))
+        return
+    click.echo(value)
+    if sys.stderr.isatty():  # a person reading it; scripts capturing $(…) get the token alone
+        click.echo(f"expires {expires.isoformat()}", err=True)
 
 
 @keys.command("revoke-tokens")

@@ -6,7 +6,7 @@ import click
 
 from tailor.cli.root import settings_of
 
-_url = click.option("--url", help="Tailor server URL (default: this machine's Tailor home, in-process).")
+_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 
 

@@ -84,4 +84,31 @@ def _holder(raw: bytes) -> str:
         return "pid unknown"
 
 
+@server.command("wait")
+@click.option("--url", help="Server URL (default: $TAILOR_URL, else http://<settings.host>:<settings.port>).")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60, show_default=True, help="Seconds.")
+@click.pass_context
+def wait(ctx: click.Context, url: str | None, timeout: float) -> None:
+    """Wait until a server answers (after `tailor server &`): exit 0 once GET /healthz answers 200."""
+    import time
+
+    import httpx
+
+    from tailor.errors import ServiceUnavailableError
+
+    settings = settings_of(ctx)
+    url = (url or settings.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                click.echo(f"Tailor server at {url} is up")
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(f"no Tailor server answered at {url} within {timeout:g} s")
+        time.sleep(0.2)
+
+
 commands: list[click.Command] = [server]

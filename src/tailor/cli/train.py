@@ -79,7 +79,7 @@ def build_spec(
 @click.option("--instance-type", help="InstanceType, recorded as given.")
 @click.option("--max-runtime", type=int, help="StoppingCondition.MaxRuntimeInSeconds.")
 @click.option("--follow", "-f", is_flag=True, help="Stream the log with an epoch progress bar.")
-@click.option("--url", help="Tailor server URL; default runs the job in this process (and waits for it).")
+@click.option("--url", help="Tailor server URL (default $TAILOR_URL); none: the job runs in this process (and waits).")
 @click.option(
     "--local",
     "local_dir",
@@ -132,7 +132,7 @@ def train(
     with open_client(settings_of(ctx), url) as client:
         job = client.create_training_job(spec)
         click.echo(f"created training job {job.name}", err=True)
-        if url and not follow:
+        if not client.embedded and not follow:
             echo_result(job.describe(), as_json)
             return
         # In-process jobs live in this process: wait for the end, streaming when asked.

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tailor.data import images as _img
+from tailor.data.classes import map_path, read_class_map
 from tailor.data.lst import LstItem, class_names_from_items, list_images, read_lst
 from tailor.data.recordio import IR_SIZE, RecordReader, unpack
 from tailor.errors import DataError, ValidationError
@@ -151,8 +152,13 @@ def _plan(channel_dir: Path, content_type: str | None, lst_dir: Path | None, att
 
 def _plan_rec(recs: list[Path]) -> _Plan:
     """Entries (record offsets) are filled by :func:`_expand` only on a cache miss: scanning 70k headers
-    costs ~0.1 s, more than the whole cache hit."""
-    names = None
+    costs ~0.1 s, more than the whole cache hit. Class names come from the ``.classes.json`` beside the
+    ``.rec`` files (all the same), else from a single ``.rec``'s ``.lst``."""
+    maps = [map_path(rec) for rec in recs if map_path(rec).is_file()]
+    found = [read_class_map(m) for m in maps]
+    names = found[0] if found and len(found) == len(recs) and all(f == found[0] for f in found) else None
+    if names:
+        return _Plan("rec", [], None, names, [*recs, *maps])
     if len(recs) == 1:
         lst = recs[0].with_suffix(".lst")
         if lst.is_file():
@@ -413,7 +419,7 @@ def _expand(plan: _Plan) -> dict[str, RecordReader]:
     """Fill a .rec plan's entries with (file, offset, payload start, end); returns the open readers."""
     readers: dict[str, RecordReader] = {}
     if plan.kind == "rec" and not plan.entries:
-        for rec in plan.sources:
+        for rec in (src for src in plan.sources if src.suffix == ".rec"):  # not the class maps beside them
             r = readers[str(rec)] = RecordReader(rec, idx_path=os.devnull)
             offs, starts, ends = r.spans()
             name = str(rec)
@@ -492,9 +498,9 @@ def _header_labels(plan: _Plan, by_start: dict[int, list[Any]], starts: list[int
 def _progress(total: int, enabled: bool, desc: str) -> Callable[..., None]:
     if not enabled:
         return lambda k, close=False: None
-    from tqdm import tqdm
+    from tailor.progress import progress_bar
 
-    bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
+    bar = progress_bar(total, desc, unit="img")
 
     def step(k: int, close: bool = False) -> None:
         bar.update(k)

@@ -1,6 +1,7 @@
 """``.lst`` → ``.rec`` + ``.idx`` with MXNet ``im2rec.py``'s options and semantics, on simplejpeg + Pillow.
 
-Every ``PREFIX*.lst`` beside PREFIX is packed into a ``.rec``/``.idx`` of the same stem, in list order; each
+Every ``PREFIX*.lst`` beside PREFIX is packed into a ``.rec``/``.idx`` of the same stem, in list order, with
+the label → class-folder map as ``<stem>.classes.json`` (``tailor.data.classes``) when the list has one; each
 record is ``IRHeader(0, label, index, 0)`` + the image (``--pack-label`` with 2+ label columns stores them all).
 Pixels: decode with ``color`` (1 colour, 0 grey, -1 as stored), ``center_crop`` to a square, ``resize`` the
 shorter side, encode ``.jpg`` (``quality`` 1-100) or ``.png`` (compression min(quality, 9)). ``pass_through``
@@ -38,7 +39,8 @@ import numpy as np
 from PIL import Image
 
 from tailor.data import images as _img
-from tailor.data.lst import LstItem, read_lst
+from tailor.data.classes import write_class_map
+from tailor.data.lst import LstItem, class_names_from_items, read_lst
 from tailor.data.recordio import _HEAD, _IR, MAGIC, MAX_LENGTH, IRHeader, RecordWriter, encode_record, pack
 from tailor.errors import DataError, ValidationError
 
@@ -77,6 +79,7 @@ class PackResult:
     lst: Path
     rec: Path
     idx: Path
+    classes: Path | None = None  # <stem>.classes.json, when the list's paths name class folders
     written: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image path, reason)
 
@@ -340,9 +343,14 @@ def pack_prefix(
     lists = find_lists(prefix)
     if not lists:
         raise DataError(f"no .lst file with prefix {prefix}: create one with `tailor data im2rec --list`")
+    # Names from all of the prefix's lists together: a small validation list may lack a class.
+    names = class_names_from_items(item for lst in lists for item in read_lst(lst))
     results = []
     for lst in lists:
         if on_list:
             on_list(lst, sum(1 for line in lst.read_text().splitlines() if line.strip()))
-        results.append(pack_list(lst, root, opts, num_thread=num_thread, progress=progress))
+        res = pack_list(lst, root, opts, num_thread=num_thread, progress=progress)
+        if names:
+            res.classes = write_class_map(res.rec, names)
+        results.append(res)
     return results

@@ -54,6 +54,7 @@ class HostingService:
         self.endpoints = Endpoints(settings, db, self.models, self.configs, self.instances, locks, self.router)
         self.supervisor = Supervisor(db, self.instances, locks, self.router, self.metrics_store)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
         # The plain-method API below is what every surface calls.
         self.create_model, self.describe_model = self.models.create, self.models.describe
@@ -109,7 +110,8 @@ class HostingService:
         with self._loop_lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="tailor-hosting-loop", daemon=True).start()
+                self._loop_thread = threading.Thread(target=loop.run_forever, name="tailor-hosting-loop", daemon=True)
+                self._loop_thread.start()
                 self._loop = loop
             return self._loop
 
@@ -128,8 +130,17 @@ class HostingService:
         if stop_workers:
             self.instances.stop_owned()
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+            loop, self._loop = self._loop, None
+            # The in-process SDK's worker connections end on their own loop before it stops, so the process
+            # exits without "Task was destroyed but it is pending!" / "Event loop is closed" on stderr.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.router.close(), loop).result(5)
+            loop.call_soon_threadsafe(loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(5)
+                self._loop_thread = None
+            if not loop.is_running():
+                loop.close()
 
 
 __all__ = ["ENDPOINT_STATUSES", "HostingService"]

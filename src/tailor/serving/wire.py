@@ -20,6 +20,7 @@ Response frame: !IIHH   body_len, request_id, status, content_type_len, then con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -150,10 +151,15 @@ class WorkerConnection:
             self._pending.pop(req_id, None)
 
     async def close(self) -> None:
+        """Close the connection and wait for its reader task to end, so no task outlives its event loop
+        (Python prints "Task was destroyed but it is pending!" at exit otherwise)."""
+        task, self._reader_task = self._reader_task, None
         if self._writer is not None:
             self._writer.close()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 # -- blocking one-shot calls (health checks and counters from the control plane) -------------------------

@@ -169,13 +169,26 @@ class Hyperparameters(BaseModel):
         return [int(p) for p in self.lr_scheduler_step.split(",")] if self.lr_scheduler_step else []
 
     def resolved(self) -> dict[str, str]:
-        """Every key as the string SageMaker would show (None omitted), for hyperparameters.json / model.json."""
+        """Every key that applies, as the string SageMaker would show, for hyperparameters.json / model.json.
+
+        ``None`` values are omitted, and so is ``num_layers`` unless the network is a ResNet: the fast net and
+        EfficientNet have no such depth, and a recorded "num_layers 152" beside them would misstate what ran.
+        """
         out: dict[str, str] = {}
         for key, value in self.model_dump().items():
-            if value is None:
+            if value is None or (key == "num_layers" and self.architecture != "resnet"):
                 continue
             out[key] = str(value)
         return out
+
+    def stopping_rule(self) -> str:
+        """When training ends, in words (the log says it beside the network, so `epochs` is read right)."""
+        if self.time_budget:
+            return (
+                f"{self.time_budget:g} s of training (time_budget; epochs={self.epochs} is only an upper bound "
+                "that a faster machine could reach first)"
+            )
+        return f"{self.epochs} epochs"
 
 
 def sagemaker_defaults() -> dict[str, str]:

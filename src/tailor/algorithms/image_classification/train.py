@@ -143,7 +143,10 @@ def build(
     mean, std = kwargs["mean"], kwargs["std"]
     model = model.to(device).to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
-    log(f"Network {name}: {params / 1e6:.2f} M parameters, input {c}x{h}x{w}, normalisation mean={mean} std={std}")
+    log(
+        f"Network {name}: {params / 1e6:.2f} M parameters ({params:,}), input {c}x{h}x{w}, normalisation "
+        f"mean={mean} std={std}; trains for {hp.stopping_rule()}"
+    )
     return model, name, kwargs, make_optimizer(hp, model)
 
 

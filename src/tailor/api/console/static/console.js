@@ -33,6 +33,14 @@
     const s = Math.max(0, Math.round(((b ? new Date(b) : new Date()) - new Date(a)) / 1000));
     return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
   }
+  // What ends training, in words: under a time budget `epochs` is only an upper bound (as the job log says).
+  function trainsFor(hp) {
+    if (!hp.architecture) return ""; // a user's own training command: its hyperparameters are its own
+    const net = hp.architecture === "resnet" ? `ResNet-${hp.num_layers}` : (hp.architecture || "");
+    const stop = hp.time_budget ? `${Number(hp.time_budget)} s of training (time_budget; epochs ${hp.epochs} is an upper bound)`
+      : `${hp.epochs} epochs`;
+    return h("p", { class: "muted", id: "trains-for" }, `${net} trains for ${stop}.`);
+  }
   function kv(pairs) {
     return h("dl", { class: "kv" }, pairs.filter((p) => p[1] !== undefined).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   }
@@ -122,7 +130,7 @@
       input, h("button", { type: "submit" }, "Sign in"));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      sessionStorage.setItem(TOKEN_KEY, tokenFrom(input.value));
       try {
         await start();
         if (!location.hash || location.hash === "#/signin") location.hash = "#/jobs"; else route();
@@ -133,6 +141,12 @@
     });
     main.replaceChildren(form);
     input.focus();
+  }
+  // `tailor keys token --json` prints {"Token": …, "Expiration": …}: a pasted JSON signs in with its Token.
+  function tokenFrom(text) {
+    const value = text.trim();
+    if (!value.startsWith("{")) return value;
+    try { return String(JSON.parse(value).Token || value); } catch (e) { return value; }
   }
   async function start() {
     const me = await api("/console/api/whoami");
@@ -265,7 +279,8 @@
         h("li", { class: i === trs.length - 1 && !running ? "last" : null }, h("strong", {}, t.Status), " ",
           h("span", { class: "when" }, when(t.StartTime), t.EndTime ? ` · ${duration(t.StartTime, t.EndTime)}` : ""),
           h("div", { class: "muted" }, t.StatusMessage)))));
-      hyper.replaceChildren(h("h2", {}, "Hyperparameters"), kv(Object.entries(d.HyperParameters || {}).sort()));
+      hyper.replaceChildren(h("h2", {}, "Hyperparameters"), trainsFor(d.HyperParameters || {}),
+        kv(Object.entries(d.HyperParameters || {}).sort()));
       channels.replaceChildren(h("h2", {}, "Input channels"), h("table", {}, h("tbody", {}, (d.InputDataConfig || []).map((c) =>
         h("tr", {}, h("td", {}, h("strong", {}, c.ChannelName)), h("td", {}, ((c.DataSource || {}).S3DataSource || {}).S3Uri),
           h("td", { class: "muted" }, c.ContentType || ""))))));

@@ -15,10 +15,10 @@ from typing import Any
 
 import click
 
+from tailor.cli.root import json_option as _json
 from tailor.cli.root import settings_of
+from tailor.cli.root import url_option as _url
 
-_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
-_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 _wait = click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the endpoint to settle.")
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -124,13 +124,11 @@ def list_endpoints(
     ctx: click.Context, name_contains: str | None, status: str | None, url: str | None, as_json: bool
 ) -> None:
     """List endpoints, newest first."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import call, echo_json, table, when
 
     filters = {k: v for k, v in {"NameContains": name_contains, "StatusEquals": status}.items() if v}
-    with open_client(settings_of(ctx), url) as client:
-        out = client.list_endpoints(**filters, MaxResults=100)
-    if as_json:
-        click.echo(to_json(out))
+    out = call(ctx, url, lambda client: client.list_endpoints(**filters, MaxResults=100))
+    if echo_json(out, as_json):
         return
     rows = [[e["EndpointName"], e["EndpointStatus"], when(e["CreationTime"])] for e in out["Endpoints"]]
     click.echo(table(rows, ["NAME", "STATUS", "CREATED"]))
@@ -143,12 +141,10 @@ def list_endpoints(
 @click.pass_context
 def describe_endpoint(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
     """DescribeEndpoint."""
-    from tailor.cli._jobs_common import open_client, table, to_json
+    from tailor.cli._jobs_common import call, echo_json, table
 
-    with open_client(settings_of(ctx), url) as client:
-        desc = client.describe_endpoint(name)
-    if as_json:
-        click.echo(to_json(desc))
+    desc = call(ctx, url, lambda client: client.describe_endpoint(name))
+    if echo_json(desc, as_json):
         return
     click.echo(f"EndpointName      {desc['EndpointName']}\nStatus            {desc['EndpointStatus']}")
     click.echo(f"EndpointConfig    {desc['EndpointConfigName']}")
@@ -177,12 +173,10 @@ def _num(value: float | None, fmt: str) -> str:
 @click.pass_context
 def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
     """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's)."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import call, echo_json, table, when
 
-    with open_client(settings_of(ctx), url) as client:
-        out = client.endpoint_metrics(name)
-    if as_json:
-        click.echo(to_json(out))
+    out = call(ctx, url, lambda client: client.endpoint_metrics(name))
+    if echo_json(out, as_json):
         return
     rows = [
         [

@@ -6,6 +6,12 @@ import click
 
 from tailor.settings import Settings, load_settings
 
+# Options most commands share.
+url_option = click.option(
+    "--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
 
 class _Root(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -51,23 +51,6 @@ def merge_histogram(into: dict[int, int], other: dict[int, int]) -> dict[int, in
 
 
 @dataclass
-class Bucket:
-    invocations: int = 0
-    errors_4xx: int = 0
-    errors_5xx: int = 0
-    model_latency_us: float = 0.0
-    overhead_latency_us: float = 0.0
-    max_model_latency_us: float = 0.0
-    cpu_percent: float = 0.0
-    memory_bytes: float = 0.0
-    samples: int = 0
-    instances: int = 0
-    latency_histogram: dict[int, int] = field(default_factory=dict)  # ModelLatency bin -> invocations
-    batches: int = 0  # batches the variant's workers ran (sampled deltas)
-    batched_images: int = 0  # images in those batches
-
-
-@dataclass
 class Totals:
     """Cumulative counters since this process started (Prometheus counters)."""
 
@@ -76,7 +59,20 @@ class Totals:
     errors_5xx: int = 0
     model_latency_us: float = 0.0
     overhead_latency_us: float = 0.0
-    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class Bucket(Totals):
+    """One endpoint variant's minute: the invocation counters plus the sampled worker figures."""
+
+    max_model_latency_us: float = 0.0
+    cpu_percent: float = 0.0
+    memory_bytes: float = 0.0
+    samples: int = 0
+    instances: int = 0
+    latency_histogram: dict[int, int] = field(default_factory=dict)  # ModelLatency bin -> invocations
+    batches: int = 0  # batches the variant's workers ran (sampled deltas)
+    batched_images: int = 0  # images in those batches
 
 
 Key = tuple[str, str, datetime]

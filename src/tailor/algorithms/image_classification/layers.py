@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+# Per-channel mean or std in pixel units (None: the network's default).
+Stats = Sequence[float] | None
+
 
 class Normalize(nn.Module):
     """Pixels 0..255 -> (x - mean) / std per channel. ``mean``/``std`` are in pixel units."""

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tailor.algorithms.image_classification.efficientnet import efficientnet_lite0
-from tailor.algorithms.image_classification.layers import Normalize
+from tailor.algorithms.image_classification.layers import Normalize, Stats
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -136,17 +136,12 @@ _IMAGENET_UNITS = {
 
 
 def preact_resnet(
-    num_layers: int,
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    depth: int, num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
 ) -> nn.Module:
-    """Pre-activation ResNet of ``num_layers`` (MXNet example's layouts)."""
-    if num_layers in _IMAGENET_UNITS:
-        units = _IMAGENET_UNITS[num_layers]
-        bottleneck = num_layers >= 50
+    """Pre-activation ResNet of ``depth`` (MXNet example's layouts)."""
+    if depth in _IMAGENET_UNITS:
+        units = _IMAGENET_UNITS[depth]
+        bottleneck = depth >= 50
         widths = [256, 512, 1024, 2048] if bottleneck else [64, 128, 256, 512]
         stem_width = 64
         if image_size <= 32:
@@ -158,14 +153,14 @@ def preact_resnet(
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),
             ]
-    elif num_layers >= 8 and (num_layers - 2) % 6 == 0:
-        units = [(num_layers - 2) // 6] * 3
+    elif depth >= 8 and (depth - 2) % 6 == 0:
+        units = [(depth - 2) // 6] * 3
         bottleneck = False
         widths = [16, 32, 64]
         stem_width = 16
         stem = [nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)]
     else:
-        raise ValueError(f"num_layers {num_layers} is neither ImageNet-style nor (n-2) % 6 == 0")
+        raise ValueError(f"num_layers {depth} is neither ImageNet-style nor (n-2) % 6 == 0")
     unit = _Bottleneck if bottleneck else _Basic
     layers: list[nn.Module] = list(stem)
     cin = stem_width
@@ -241,8 +236,8 @@ def fastnet(
     num_classes: int,
     in_channels: int = 3,
     image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    mean: Stats = None,
+    std: Stats = None,
     widths: Sequence[int] = FASTNET_WIDTHS,
     stem_width: int = FASTNET_STEM,
     activation: str = FASTNET_ACTIVATION,
@@ -266,11 +261,7 @@ def fastnet(
 
 @register_model("fastnet_wide")
 def fastnet_wide(
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
 ) -> nn.Module:
     """The fast net at airbench94's GPU widths (64/256/256, stem 32; ~2 M parameters): ~7x the CPU default's
     compute, for GPUs (``python -m bench train_gpu``), where the small net leaves the card idle."""
@@ -369,19 +360,14 @@ TORCHVISION_STD = [58.395, 57.12, 57.375]
 
 
 def torchvision_resnet(
-    num_layers: int,
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    depth: int, num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
 ) -> nn.Module:
     """torchvision's ResNet (the layout ImageNet checkpoints exist for), normalising as torchvision does."""
     rgb = in_channels == 3
     normalize = _defaults(
         in_channels, mean or (TORCHVISION_MEAN if rgb else None), std or (TORCHVISION_STD if rgb else None)
     )
-    return TorchvisionResNet(normalize, num_layers, num_classes, in_channels)
+    return TorchvisionResNet(normalize, depth, num_classes, in_channels)
 
 
 for _depth in TORCHVISION_DEPTHS:

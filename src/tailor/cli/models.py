@@ -120,20 +120,18 @@ def _describe_and_delete(group: click.Group, noun: str, describe: str, delete: s
     @_url
     @click.pass_context
     def describe_cmd(ctx: click.Context, name: str, url: str | None) -> None:
-        from tailor.cli._jobs_common import open_client, to_json
+        from tailor.cli._jobs_common import call, to_json
 
-        with open_client(settings_of(ctx), url) as client:
-            click.echo(to_json(getattr(client, describe)(name)))
+        click.echo(to_json(call(ctx, url, lambda client: getattr(client, describe)(name))))
 
     @group.command("delete", help=f"Delete{noun.title().replace(' ', '')}.")
     @click.argument("name")
     @_url
     @click.pass_context
     def delete_cmd(ctx: click.Context, name: str, url: str | None) -> None:
-        from tailor.cli._jobs_common import open_client
+        from tailor.cli._jobs_common import call
 
-        with open_client(settings_of(ctx), url) as client:
-            getattr(client, delete)(name)
+        call(ctx, url, lambda client: getattr(client, delete)(name))
         click.echo(f"deleted {noun} {name}")
 
 

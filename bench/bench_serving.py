@@ -382,7 +382,7 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="bench_serving")
     p.add_argument("--seconds", type=float, default=5.0, help="wrk duration per concurrency level")
     p.add_argument("--only", choices=["tailor", "naive", "bentoml"], action="append")
-    args = p.parse_args([a for a in argv if a.startswith("--")] if argv else [])
+    args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (the Makefile's bench target does it)")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

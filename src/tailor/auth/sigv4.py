@@ -230,7 +230,8 @@ def verify(
 
     body_hash = hashlib.sha256(body).hexdigest()
     claimed = hmap.get("x-amz-content-sha256", [body_hash])[0].strip().lower()
-    if not hmac.compare_digest(claimed, body_hash):
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError), and headers can hold any byte.
+    if not hmac.compare_digest(claimed.encode("utf-8", "surrogatepass"), body_hash.encode()):
         # Covers UNSIGNED-PAYLOAD too: Tailor always checks the body it acts on.
         raise InvalidSignatureError("The provided 'x-amz-content-sha256' header does not match what was computed.")
     creq = canonical_request(method, raw_path, query_string, hmap, cred.signed_headers, claimed)

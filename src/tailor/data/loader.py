@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -200,22 +201,25 @@ def _plan_manifest(channel_dir: Path, files: list[Path], attrs: Sequence[str] | 
     names: dict[int, str] = {}
     sources: list[Path] = list(manifests)
     for man in manifests:
-        for n, line in enumerate(man.read_text().splitlines(), 1):
+        try:
+            text = man.read_bytes().decode()
+        except UnicodeDecodeError as err:
+            raise DataError(f"manifest is not UTF-8 text (byte {err.start})", path=man) from None
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not JSON ({err.msg})", path=man, where=f"line {n}") from None
+            obj = _json_line(line, man, n)
             if not isinstance(obj, dict):
                 raise DataError("each line must be a JSON object", path=man, where=f"line {n}")
             ref_key, label_key = _manifest_keys(obj, attrs, man, n)
             ref = obj[ref_key]
+            if not isinstance(ref, str) or not ref or "\0" in ref:
+                raise DataError(f"{ref_key} must be a non-empty path or s3:// URI", path=man, where=f"line {n}")
             label = _manifest_label(obj[label_key], man, n)
             meta = obj.get(f"{label_key}-metadata")
             if isinstance(meta, dict) and isinstance(label, float) and isinstance(meta.get("class-name"), str):
                 names[int(label)] = meta["class-name"]
-            resolved = _resolve_ref(str(ref), channel_dir)
+            resolved = _resolve_ref(ref, channel_dir)
             refs.append(resolved)
             labels.append(label)
             if not resolved.startswith("s3://"):
@@ -245,19 +249,40 @@ def _manifest_keys(obj: dict[str, Any], attrs: Sequence[str] | None, man: Path, 
     return ref_key, label_key
 
 
+def _json_line(line: str, man: Path, n: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"not JSON ({err.msg})", path=man, where=f"line {n}") from None
+    except ValueError:  # an integer of more than 4300 digits (Python's int-from-string limit)
+        raise DataError("not JSON (a number too long to read)", path=man, where=f"line {n}") from None
+    except RecursionError:  # '[' x 100000 exhausts the decoder's stack
+        raise DataError("not JSON (nested too deeply)", path=man, where=f"line {n}") from None
+
+
+def _number(v: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (bool, NaN, Infinity, 1e999, 10**400)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _manifest_label(value: Any, man: Path, n: int) -> float | list[float]:
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise DataError(f"label {value!r} is not a number or a list", path=man, where=f"line {n}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
-        raise DataError(f"label {value!r} is not a class id or a multi-hot list", path=man, where=f"line {n}")
+        value = _json_line(value, man, n)
     if isinstance(value, list):
-        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise DataError("multi-hot label must be a non-empty list of numbers", path=man, where=f"line {n}")
-        return [float(v) for v in value]
-    return float(value)
+        labels = [_number(v) for v in value]
+        if not labels or None in labels:
+            raise DataError("multi-hot label must be a non-empty list of finite numbers", path=man, where=f"line {n}")
+        return labels  # type: ignore[return-value]
+    label = _number(value)
+    if label is None:
+        raise DataError(f"label {value!r:.80} is not a class id or a multi-hot list", path=man, where=f"line {n}")
+    return label
 
 
 def _resolve_ref(ref: str, channel_dir: Path) -> str:

@@ -9,6 +9,7 @@ shuffled with ``random.seed(100)`` (as im2rec does, so the same folder gives the
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Iterable, Sequence
@@ -107,7 +108,11 @@ def read_lst(path: str | Path, root: str | Path | None = None) -> list[LstItem]:
             raise DataError(
                 f"index must be an integer and labels numbers: {line[:80]!r}", path=path, where=f"line {n}"
             ) from None
+        if not all(map(math.isfinite, labels)):  # float() reads 'nan' and 'inf'; no class id is either
+            raise DataError(f"labels must be finite numbers: {line[:80]!r}", path=path, where=f"line {n}")
         rel = cols[-1].strip()
+        if "\0" in rel:  # no file name holds a NUL; os.stat() would raise ValueError on it
+            raise DataError(f"image path {rel!r} contains a NUL byte", path=path, where=f"line {n}")
         # Only a path with '..', a leading '/' or nothing but dots and slashes can leave the root: check those.
         if root_s is not None and (".." in rel or rel.startswith("/") or not rel.strip("./")):
             full = os.path.normpath(os.path.join(root_s, rel))

@@ -364,9 +364,11 @@ def read_idx(path: str | Path) -> dict[int | str, int]:
     path = Path(path)
     out: dict[int | str, int] = {}
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode()
     except OSError as err:
         raise DataError(f"cannot read index: {err.strerror}", path=path) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"index is not UTF-8 text (byte {err.start})", path=path) from None
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

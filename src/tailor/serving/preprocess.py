@@ -134,9 +134,10 @@ def decode_jsonlines(body: bytes, image_shape: tuple[int, int, int], max_pixels:
         elif "data" in obj:
             try:
                 arr = np.asarray(obj["data"], dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
                 raise ValidationError(f"JSON Lines line {lineno}: 'data' is not a numeric array") from None
-            if arr.shape != tuple(image_shape) or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            # NaN passes both bounds (every comparison with it is false): check finiteness first.
+            if arr.shape != tuple(image_shape) or not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
                 raise ValidationError(
                     f"JSON Lines line {lineno}: 'data' must be {list(image_shape)} values in 0..255, "
                     f"got shape {list(arr.shape)}"

@@ -112,6 +112,7 @@ def test_create_model_refuses_the_bomb_by_uri_with_nothing_left(settings: Settin
     assert [p for p in settings.cache_dir.rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.slow
 def test_default_limit_is_twice_the_largest_networks_artifact() -> None:
     """Recount the parameters of every registered network at 1,000 classes (on the meta device: no memory),
     take the largest artifact (float32 weights in safetensors + the same again in model.onnx) and check the

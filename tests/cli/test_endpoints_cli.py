@@ -20,6 +20,8 @@ from tests.conftest import free_port
 from tests.hosting.conftest import model_tar  # noqa: F401 - fixture
 from tests.serving.artifacts import png_bytes
 
+pytestmark = pytest.mark.slow  # model workers
+
 
 def tailor_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(

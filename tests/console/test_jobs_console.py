@@ -28,15 +28,18 @@ def test_sign_in_shows_the_key_and_bad_tokens_are_refused(
     page.wait_for_selector("#error:not([hidden])")
     assert "not valid" in page.inner_text("#error")
     assert page.is_visible("#signin")
+    assert not page.is_visible("#nav") and not page.is_visible("#signout")  # nothing to navigate to yet
     sign_in(page, server.url, token_for(settings, admin_credentials.access_key_id))
     page.wait_for_selector("#jobs")
     assert admin_credentials.access_key_id in page.inner_text("#who")
+    assert page.is_visible("#nav")
     # The token lives in sessionStorage: a reload stays signed in; signing out forgets (and revokes) it.
     page.reload()
     page.wait_for_selector("#jobs")
     page.click("#signout")
     page.wait_for_selector("#signin")
     assert page.evaluate("sessionStorage.getItem('tailor.token')") is None
+    assert not page.is_visible("#nav")
 
 
 def test_a_key_without_permission_sees_access_denied_plainly(

@@ -3,7 +3,11 @@
 ``POST /endpoints/{name}/invocations`` is SageMaker Runtime's InvokeEndpoint path (boto3's ``sagemaker-runtime``
 client calls it as is): the body goes to a model worker chosen by the router; the answer carries
 ``x-Amzn-Invoked-Production-Variant``. Its errors use AWS's shape (``__type``, ``message``, header
-``x-amzn-ErrorType``) as well as the REST envelope, since boto3 reads the former.
+``x-amzn-ErrorType``) as well as the REST envelope, since boto3 reads the former. Its codes are those botocore's
+``sagemaker-runtime`` model lists for InvokeEndpoint: every client error is ``ValidationError`` (400), a missing
+endpoint too ("Endpoint X of account Y not found.", as SageMaker words it); a body over 6 MB and an unsupported
+media type keep their HTTP statuses (413, 415) under the same code; ``ModelError`` 424, 429, 503 and 500 keep
+their own; auth failures stay 403.
 """
 
 from __future__ import annotations
@@ -23,7 +27,18 @@ from tailor.api.errors import aws_error_parts
 from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
-from tailor.errors import InternalError, TailorError
+from tailor.errors import (
+    AuthError,
+    InternalError,
+    ModelError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    TailorError,
+    ThrottlingError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 from tailor.resources import arn
 from tailor.serving.preprocess import MAX_BODY_BYTES
 
@@ -152,9 +167,9 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
             content_type = v
         elif k == b"accept":
             accept = v
+    app = scope["app"]
+    settings = app.state.settings
     try:
-        app = scope["app"]
-        settings = app.state.settings
         endpoint = arn(settings.region, settings.account_id, "endpoint", name)
         scope.setdefault("path_params", {})["name"] = name
         app.state.authorizer.authorize(Request(scope, receive), "sagemaker:InvokeEndpoint", endpoint)
@@ -169,11 +184,20 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
     except TailorError as err:
         if err.http_status >= 500:
             log.warning("invoke %s: %s: %s", name, type(err).__name__, err)
-        return aws_error_parts(err, rest_envelope=True)
+        return aws_error_parts(runtime_error(err, name, settings.account_id), rest_envelope=True)
     except Exception:
         log.exception("invoke %s crashed", name)
         return aws_error_parts(InternalError("unexpected error"), rest_envelope=True)
     reply = result.reply
+    if reply.status == 400:  # the worker's own ValidationException (an undecodable image): SageMaker's code
+        message = ""
+        with contextlib.suppress(ValueError, AttributeError):
+            message = str(json.loads(reply.body).get("message", ""))
+        status, headers, body = aws_error_parts(
+            InvocationError(message or "the request was not valid"), rest_envelope=True
+        )
+        headers.append((b"x-amzn-invoked-production-variant", result.variant.encode("latin-1")))
+        return status, headers, body
     headers = [
         (b"content-type", reply.content_type.encode("latin-1")),
         (b"x-amzn-invoked-production-variant", result.variant.encode("latin-1")),
@@ -182,6 +206,34 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
         with contextlib.suppress(ValueError):
             headers.append((b"x-amzn-errortype", json.loads(reply.body).get("__type", "").encode("latin-1")))
     return reply.status, headers, reply.body
+
+
+class InvocationError(ValidationError):
+    """SageMaker Runtime's client error: code ``ValidationError`` (the control plane says ValidationException)."""
+
+    code = "ValidationError"
+
+
+# Errors InvokeEndpoint answers under their own code (botocore's sagemaker-runtime model, plus AWS's auth errors
+# and ThrottlingException, which every AWS API may answer). 413 and 415 already say ValidationError.
+_RUNTIME_OWN_CODES = (
+    AuthError,
+    ModelError,
+    ThrottlingError,
+    ServiceUnavailableError,
+    InternalError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+
+
+def runtime_error(err: TailorError, name: str, account_id: str) -> TailorError:
+    """A Tailor error as SageMaker Runtime's InvokeEndpoint answers it."""
+    if isinstance(err, NotFoundError):
+        return InvocationError(f"Endpoint {name} of account {account_id} not found.")
+    if isinstance(err, _RUNTIME_OWN_CODES) or err.http_status >= 500:
+        return err
+    return InvocationError(err.message)
 
 
 class InvocationFastPath:

@@ -10,6 +10,11 @@ Order of checks, so nothing is learnt or changed before the caller is known: aut
 parse the body, validate the resource name, authorize ``sagemaker:<Operation>`` on the resource's ARN, refuse
 S3 URIs that could leave their bucket, then act. As on AWS, Describe/Delete of a missing resource answers
 ``ValidationException`` (400), which is what the ``endpoint_deleted`` waiter waits for.
+
+Error codes per operation follow botocore's service model: an operation answers only the error shapes its model
+lists (``OPERATION_ERRORS``: e.g. ``ResourceInUse`` for CreateTrainingJob, none for CreateModel) or AWS's common
+JSON-protocol errors (auth, throttling, unknown operation, serialization, internal); any other client error is
+``ValidationException`` (400), as SageMaker answers "Cannot create already existing model".
 """
 
 from __future__ import annotations
@@ -31,13 +36,10 @@ from tailor.api.limits import MAX_CONTROL_BODY_BYTES
 from tailor.core import Tailor
 from tailor.errors import (
     AuthError,
-    ConflictError,
     InternalError,
-    LimitExceededError,
     NotFoundError,
     PayloadTooLargeError,
     TailorError,
-    ThrottlingError,
     ValidationError,
 )
 from tailor.json_input import parse_json
@@ -50,6 +52,34 @@ router = APIRouter(tags=["sagemaker"])
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
+
+
+# botocore/data/sagemaker/2017-07-24/service-2.json, ``operations.<name>.errors`` (tests compare the two).
+OPERATION_ERRORS: dict[str, frozenset[str]] = {
+    "CreateTrainingJob": frozenset({"ResourceNotFound", "ResourceInUse", "ResourceLimitExceeded"}),
+    "DescribeTrainingJob": frozenset({"ResourceNotFound"}),
+    "StopTrainingJob": frozenset({"ResourceNotFound"}),
+    "CreateModel": frozenset({"ResourceLimitExceeded"}),
+    "CreateEndpointConfig": frozenset({"ResourceLimitExceeded"}),
+    "CreateEndpoint": frozenset({"ResourceLimitExceeded"}),
+    "UpdateEndpoint": frozenset({"ResourceLimitExceeded"}),
+}
+# AWS's JSON-protocol errors that any operation may answer (not listed per operation in service models).
+COMMON_ERRORS = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ThrottlingException",
+        "UnknownOperationException",
+        "SerializationException",
+        "ValidationException",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
 
 
 class UnknownOperationError(ValidationError):
@@ -117,7 +147,7 @@ async def sagemaker_protocol(request: Request) -> Response:
     except TailorError as err:
         if err.http_status >= 500:
             log.error("SageMaker %s failed: %s: %s", request.headers.get("x-amz-target"), type(err).__name__, err)
-        return error_response(err)
+        return error_response(err, request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX))
     except Exception:
         log.exception("SageMaker %s crashed", request.headers.get("x-amz-target"))
         return error_response(InternalError("unexpected server error"))
@@ -181,21 +211,18 @@ def to_wire(obj: Any) -> Any:
     return obj
 
 
-def error_response(err: TailorError) -> Response:
-    """SageMaker's codes and statuses: client errors are 400 (auth 403), not-found is ValidationException."""
-    if isinstance(err, NotFoundError):
-        return _aws(_as(ValidationError, err), 400)
-    if isinstance(err, AuthError):
+def error_response(err: TailorError, operation: str = "") -> Response:
+    """SageMaker's codes and statuses for ``operation``: auth 403, server errors 5xx, client errors 400 (a body
+    over the limit 413) under a code the operation's model lists, else ``ValidationException``; not-found is
+    ``ValidationException`` ("Requested resource not found" on AWS) for every operation."""
+    if isinstance(err, AuthError) or err.http_status >= 500:
         return _aws(err)
-    if isinstance(err, ConflictError | LimitExceededError | ThrottlingError):
-        return _aws(err, 400)
-    if isinstance(err, PayloadTooLargeError):
-        return _aws(err, 413)
-    if isinstance(err, UnknownOperationError | SerializationError):
-        return _aws(err, 400)
-    if isinstance(err, ValidationError):
-        return _aws(_as(ValidationError, err), 400)
-    return _aws(err)
+    status = 413 if isinstance(err, PayloadTooLargeError) else 400
+    if isinstance(err, NotFoundError):
+        return _aws(_as(ValidationError, err), status)
+    if err.code in COMMON_ERRORS or err.code in OPERATION_ERRORS.get(operation, frozenset()):
+        return _aws(err, status)
+    return _aws(_as(ValidationError, err), status)
 
 
 def _aws(err: TailorError, status: int | None = None) -> Response:

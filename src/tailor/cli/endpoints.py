@@ -172,7 +172,8 @@ def _num(value: float | None, fmt: str) -> str:
 @_json
 @click.pass_context
 def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
-    """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's)."""
+    """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's). MISMATCHED counts
+    images whose size or colour mode differed from the model's (resized or converted before they ran)."""
     from tailor.cli._jobs_common import call, echo_json, table, when
 
     out = call(ctx, url, lambda client: client.endpoint_metrics(name))
@@ -190,6 +191,7 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
             _num(p.get("ModelLatencyP99"), "{:.0f}"),
             f"{p['OverheadLatency']:.0f}",
             _num(p.get("BatchSize"), "{:.1f}"),
+            str(p.get("MismatchedInputs", 0)),
             f"{p['InvocationsPerInstance']:.1f}",
             "-" if p["CPUUtilization"] is None else f"{p['CPUUtilization']:.1f}",
             "-" if p["MemoryUtilization"] is None else f"{p['MemoryUtilization']:.2f}",
@@ -207,6 +209,7 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
         "P99_US",
         "OVERHEAD_US",
         "BATCH",
+        "MISMATCHED",
         "PER_INSTANCE",
         "CPU%",
         "MEM%",

@@ -18,7 +18,7 @@ import psutil
 from sqlalchemy import select
 
 from tailor.db import Database
-from tailor.hosting.store import EndpointMetricDetailRow, EndpointMetricRow, WorkerRow
+from tailor.hosting.store import EndpointInputMismatchRow, EndpointMetricDetailRow, EndpointMetricRow, WorkerRow
 from tailor.resources import as_datetime
 from tailor.serving import wire
 from tailor.serving.metrics import EndpointMetrics, merge_histogram, percentile
@@ -28,8 +28,8 @@ from tailor.serving.metrics import EndpointMetrics, merge_histogram, percentile
 class MetricsStore:
     db: Database
     metrics: EndpointMetrics
-    # worker id -> (pid, batches, images) at the last sample
-    _batch_seen: dict[str, tuple[int | None, int, int]] = field(default_factory=dict, init=False)
+    # worker id -> (pid, batches, images, mismatched inputs): the counters at the previous sample
+    _batch_seen: dict[str, tuple[int | None, int, int, int]] = field(default_factory=dict, init=False)
 
     def flush(self) -> None:
         """Add this process's invocation and sample deltas into the per-minute rows."""
@@ -68,6 +68,15 @@ class MetricsStore:
                 row.instances = max(row.instances, b.instances)
                 if b.latency_histogram or b.batches:
                     self._flush_details(s, (endpoint, variant, minute), b)
+                if b.mismatched_inputs:
+                    key = (endpoint, variant, minute)
+                    mm = s.get(EndpointInputMismatchRow, key)
+                    if mm is None:
+                        mm = EndpointInputMismatchRow(
+                            endpoint_name=endpoint, variant_name=variant, minute=minute, mismatched_inputs=0
+                        )
+                        s.add(mm)
+                    mm.mismatched_inputs += b.mismatched_inputs
 
     @staticmethod
     def _flush_details(s: Any, key: tuple[str, str, datetime], b: Any) -> None:
@@ -98,9 +107,11 @@ class MetricsStore:
         self.flush()
         q = select(EndpointMetricRow).where(EndpointMetricRow.endpoint_name == name)
         dq = select(EndpointMetricDetailRow).where(EndpointMetricDetailRow.endpoint_name == name)
+        mq = select(EndpointInputMismatchRow).where(EndpointInputMismatchRow.endpoint_name == name)
         if since is not None:
             q = q.where(EndpointMetricRow.minute >= as_datetime(since))
             dq = dq.where(EndpointMetricDetailRow.minute >= as_datetime(since))
+            mq = mq.where(EndpointInputMismatchRow.minute >= as_datetime(since))
         with self.db.session() as s:
             rows = list(s.scalars(q.order_by(EndpointMetricRow.minute, EndpointMetricRow.variant_name)))
             details = {
@@ -111,6 +122,7 @@ class MetricsStore:
                 )
                 for d in s.scalars(dq)
             }
+            mismatched = {(m.variant_name, as_datetime(m.minute)): m.mismatched_inputs for m in s.scalars(mq)}
         total_mem = psutil.virtual_memory().total
         points = []
         for r in rows:
@@ -130,6 +142,7 @@ class MetricsStore:
                     "BatchSize": images / batches if batches else None,
                     "Batches": batches,
                     "BatchedImages": images,
+                    "MismatchedInputs": mismatched.get((r.variant_name, as_datetime(r.minute)), 0),
                     "OverheadLatency": r.overhead_latency_us / n,
                     "InvocationsPerInstance": r.invocations / max(r.instances, 1),
                     "CPUUtilization": r.cpu_percent / r.samples if r.samples else None,
@@ -184,12 +197,20 @@ class MetricsStore:
             if st is None:
                 continue
             pid, batches, images = st.get("pid"), int(st.get("batches", 0)), int(st.get("images", 0))
-            last_pid, last_batches, last_images = self._batch_seen.get(w.id, (None, 0, 0))
+            mismatched = int(st.get("mismatched_inputs", 0))
+            last_pid, last_batches, last_images, last_mismatched = self._batch_seen.get(w.id, (None, 0, 0, 0))
             if last_pid != pid or batches < last_batches:
-                last_batches = last_images = 0
-            self._batch_seen[w.id] = (pid, batches, images)
-            if batches > last_batches:
-                self.metrics.batches(w.endpoint_name, w.variant_name, batches - last_batches, images - last_images, now)
+                last_batches = last_images = last_mismatched = 0
+            self._batch_seen[w.id] = (pid, batches, images, mismatched)
+            if batches > last_batches or mismatched > last_mismatched:
+                self.metrics.batches(
+                    w.endpoint_name,
+                    w.variant_name,
+                    batches - last_batches,
+                    images - last_images,
+                    now,
+                    mismatched - last_mismatched,
+                )
 
 
 _PRIMED: set[str] = set()

@@ -88,7 +88,8 @@ class HostingService:
     def endpoint_metrics(self, name: str, since: Any = None) -> dict[str, Any]:
         """Per variant and minute: Invocations, Invocation4XXErrors, Invocation5XXErrors, ModelLatency and
         OverheadLatency (mean µs), ModelLatencyP50/ModelLatencyP99 (µs, within 2.5 %), MaxModelLatency,
-        BatchSize (mean realised batch, images), Batches and BatchedImages, InvocationsPerInstance,
+        BatchSize (mean realised batch, images), Batches and BatchedImages, MismatchedInputs (images whose size or
+        colour mode differed from the model's and were resized or converted), InvocationsPerInstance,
         CPUUtilization (% of one core per worker) and MemoryUtilization (% of this machine's memory per worker).
         Percentiles and batch figures are None for a minute that has none."""
         self.endpoints.get(name)

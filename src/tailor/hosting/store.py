@@ -107,3 +107,17 @@ class EndpointMetricDetailRow(Base):
     latency_histogram: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     batches: Mapped[int] = mapped_column(Integer, default=0)
     batched_images: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EndpointInputMismatchRow(Base):
+    """Per endpoint, variant and minute: decoded inputs whose size or colour mode differed from the model's.
+
+    Its own table (like the details above) so existing databases gain it through ``create_all``.
+    """
+
+    __tablename__ = "hosting_endpoint_input_mismatches"
+
+    endpoint_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    variant_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    mismatched_inputs: Mapped[int] = mapped_column(Integer, default=0)

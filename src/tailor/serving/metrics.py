@@ -73,6 +73,7 @@ class Bucket(Totals):
     latency_histogram: dict[int, int] = field(default_factory=dict)  # ModelLatency bin -> invocations
     batches: int = 0  # batches the variant's workers ran (sampled deltas)
     batched_images: int = 0  # images in those batches
+    mismatched_inputs: int = 0  # decoded images whose size or colour mode differed from the model's (sampled)
 
 
 Key = tuple[str, str, datetime]
@@ -124,8 +125,9 @@ class EndpointMetrics:
             b.samples += 1
             b.instances = max(b.instances, instances)
 
-    def batches(self, endpoint: str, variant: str, batches: int, images: int, now: float) -> None:
-        """Batches run (and images in them) by one variant's workers since the previous sample."""
+    def batches(self, endpoint: str, variant: str, batches: int, images: int, now: float, mismatched: int = 0) -> None:
+        """Batches run (and images in them) by one variant's workers since the previous sample, and the inputs
+        whose size or colour mode they had to change."""
         key = (endpoint, variant, minute_of(now))
         with self._lock:
             b = self._pending.get(key)
@@ -133,6 +135,7 @@ class EndpointMetrics:
                 b = self._pending[key] = Bucket()
             b.batches += batches
             b.batched_images += images
+            b.mismatched_inputs += mismatched
 
     def drain(self) -> dict[Key, Bucket]:
         with self._lock:

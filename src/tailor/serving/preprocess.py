@@ -5,6 +5,10 @@ channel count, resize to (h, w) WITHOUT keeping the aspect ratio. Normalisation 
 so raw uint8 pixels go in. Bodies are capped at 6 MB (SageMaker's invocation limit) and the pixels one request
 may decode at ``max_pixels`` (setting ``max_image_pixels``), read from the PNG/JPEG header before any decoding:
 a 388 KB PNG of 20000x20000 pixels would otherwise expand into 1.2 GB and seconds of CPU.
+
+The answer stays SageMaker's whatever the input, but a 500x400 colour photo squeezed into a 28x28 grey model is
+rarely what the user meant: ``InputCounts`` counts images whose size or colour mode differed from the model's
+(the worker reports them; the endpoint's metrics show ``MismatchedInputs`` per minute).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -77,9 +82,27 @@ def _check_pixels(width: int, height: int, budget: int) -> None:
         )
 
 
-def decode_image(data: bytes, image_shape: tuple[int, int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
+@dataclass
+class InputCounts:
+    """Decoded images, and those whose size or colour mode had to change to fit the model (both: counted once)."""
+
+    images: int = 0
+    mismatched: int = 0
+    resized: int = 0
+    recoloured: int = 0
+
+    def add(self, resized: bool, recoloured: bool) -> None:
+        self.images += 1
+        self.mismatched += resized or recoloured
+        self.resized += resized
+        self.recoloured += recoloured
+
+
+def decode_image(
+    data: bytes, image_shape: tuple[int, int, int], max_pixels: int = MAX_PIXELS, counts: InputCounts | None = None
+) -> np.ndarray:
     """One JPEG/PNG -> uint8 (C,H,W) for ``image_shape`` = (c, h, w); over ``max_pixels`` is refused (413)
-    from the header alone."""
+    from the header alone; ``counts`` notes a size/colour mismatch."""
     c, h, w = image_shape
     size = image_size(data)
     if size is not None:
@@ -99,6 +122,8 @@ def decode_image(data: bytes, image_shape: tuple[int, int, int], max_pixels: int
     except Exception as exc:  # noqa: BLE001 - any other decoder failure on client bytes is still the client's 400
         raise ValidationError(f"cannot decode the request body as a JPEG or PNG image ({type(exc).__name__})") from None
     mode = "L" if c == 1 else "RGB"
+    if counts is not None:  # grey PNGs with an alpha channel or a palette still count as grey ("LA", "P" of greys)
+        counts.add(img.size != (w, h), _channels(img) != c)
     if img.mode != mode:
         img = img.convert(mode)
     if img.size != (w, h):
@@ -107,7 +132,19 @@ def decode_image(data: bytes, image_shape: tuple[int, int, int], max_pixels: int
     return arr[None, :, :] if c == 1 else arr.transpose(2, 0, 1)
 
 
-def decode_jsonlines(body: bytes, image_shape: tuple[int, int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def _channels(img: Image.Image) -> int:
+    """1 for grey images (modes L, LA, I, I;16, F, 1, and palettes whose colours are all grey), else 3."""
+    if img.mode in ("L", "LA", "I", "I;16", "F", "1"):
+        return 1
+    if img.mode == "P":
+        palette = np.frombuffer(bytes(img.getpalette() or []), np.uint8).reshape(-1, 3)
+        return 1 if (palette.max(1) == palette.min(1)).all() else 3
+    return 3
+
+
+def decode_jsonlines(
+    body: bytes, image_shape: tuple[int, int, int], max_pixels: int = MAX_PIXELS, counts: InputCounts | None = None
+) -> np.ndarray:
     """JSON Lines batch: each line ``{"b64": "<base64 JPEG/PNG>"}`` or ``{"data": <uint8 array (C,H,W)>}``; the
     encoded images share one ``max_pixels`` budget."""
     images = []
@@ -130,7 +167,7 @@ def decode_jsonlines(body: bytes, image_shape: tuple[int, int, int], max_pixels:
                     f"JSON Lines line {lineno}: the images so far hold {used:,} pixels; "
                     f"the limit is {max_pixels:,} pixels per request"
                 )
-            images.append(decode_image(raw, image_shape, max_pixels))
+            images.append(decode_image(raw, image_shape, max_pixels, counts))
         elif "data" in obj:
             try:
                 arr = np.asarray(obj["data"], dtype=np.float64)
@@ -151,15 +188,19 @@ def decode_jsonlines(body: bytes, image_shape: tuple[int, int, int], max_pixels:
 
 
 def decode_body(
-    content_type: str | None, body: bytes, image_shape: tuple[int, int, int], max_pixels: int = MAX_PIXELS
+    content_type: str | None,
+    body: bytes,
+    image_shape: tuple[int, int, int],
+    max_pixels: int = MAX_PIXELS,
+    counts: InputCounts | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Returns (images (N,C,H,W), is_batch). Raises 413/415/400 as SageMaker does."""
     check_body(body)
     ctype = media_type(content_type)
     if ctype in IMAGE_TYPES:
-        return decode_image(body, image_shape, max_pixels)[None], False
+        return decode_image(body, image_shape, max_pixels, counts)[None], False
     if ctype in JSONLINES_TYPES:
-        return decode_jsonlines(body, image_shape, max_pixels), True
+        return decode_jsonlines(body, image_shape, max_pixels, counts), True
     raise UnsupportedMediaTypeError(
         f"content type {ctype or '(none)'!r} is not supported: use application/x-image, image/jpeg, image/png "
         "or application/jsonlines"

@@ -135,12 +135,15 @@ class ModelService:
         self.labels = list(names) if names else [str(i) for i in range(int(meta.num_classes))]
         self.in_flight = 0
         self.ready = True
+        self.inputs = preprocess.InputCounts()
 
     async def invoke(self, content_type: str, accept: str, body: bytes, query: dict[str, str] | None = None):
         self.in_flight += 1
         try:
             out = parse_accept(accept, query)
-            images, is_batch = preprocess.decode_body(content_type, body, self.image_shape, self.max_pixels)
+            images, is_batch = preprocess.decode_body(
+                content_type, body, self.image_shape, self.max_pixels, self.inputs
+            )
             probs = await self.batcher.submit(images)
             return wire.Reply(200, JSONLINES if out.jsonlines else JSON, self._format(probs, is_batch, out))
         except TailorError as err:
@@ -182,6 +185,10 @@ class ModelService:
             "failed_batches": s.failed_batches,
             "queued_images": self.batcher.queued_images,
             "in_flight": self.in_flight,
+            # decoded images whose size or colour mode differed from the model's (resized / converted to fit)
+            "mismatched_inputs": self.inputs.mismatched,
+            "resized_inputs": self.inputs.resized,
+            "recoloured_inputs": self.inputs.recoloured,
         }
 
 

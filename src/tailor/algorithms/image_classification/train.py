@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tailor.algorithms.image_classification.augment import color_jitter, crop_flip, random_affine
+from tailor.algorithms.image_classification.batchnorm import recalibrate_batchnorm, recalibrates
 from tailor.algorithms.image_classification.checkpoints import (
     Checkpoint,
     latest_checkpoint,
@@ -457,6 +458,8 @@ def fit(
         log(f"Epoch[{epoch}] Time cost={tm['time']:.3f}")
         log(f"Epoch[{epoch}] Train-seconds={run.elapsed:.1f}")  # cumulative, evaluation excluded (the budget's clock)
         metrics = {"train:accuracy": tm["accuracy"], "train:cross-entropy": tm["cross-entropy"]}
+        if recalibrates(hp) and not ctx.active:
+            recalibrate_batchnorm(model, train.images, hp.mini_batch_size, hp.seed + epoch)
         if val is not None:
             vm = evaluate(model, val, hp, ctx=ctx)
             for key, value in vm.items():

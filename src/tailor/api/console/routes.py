@@ -17,8 +17,10 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from tailor.api.deps import get_tailor, require
+from tailor.api.hosting import endpoint_arn
 from tailor.core import Tailor
-from tailor.errors import NotFoundError
+from tailor.errors import AuthError, NotFoundError
+from tailor.hosting.store import EndpointConfigRow, EndpointRow, ModelRow
 from tailor.jobs.store import MetricPointRow, TrainingJobRow
 
 STATIC = Path(__file__).with_name("static")
@@ -125,3 +127,77 @@ def key_metrics(tailor: Tailor, names: list[str]) -> dict[str, dict[str, float]]
             for job, metric, value in rows:
                 out.setdefault(job, {})[metric] = value
     return out
+
+
+def _may(request: Request, action: str, arn: str | None = None) -> bool:
+    """Whether the signed-in key may ``action``: the models list shows job and endpoint names only then."""
+    try:
+        request.app.state.authorizer.authorize(request, action, arn)
+    except AuthError:
+        return False
+    return True
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+@router.get("/console/api/models", dependencies=[Depends(require("sagemaker:ListModels"))])
+def models_page(
+    request: Request,
+    tailor: Tailor = Depends(get_tailor),
+    max_results: int = Query(100, alias="MaxResults"),
+    next_token: str | None = Query(None, alias="NextToken"),
+) -> JSONResponse:
+    """One page of ListModels, each with what the list shows: the training job that made its artifact, input
+    shape, classes, size on disk and the endpoints serving it (job and endpoint names only for a key that may
+    list those)."""
+    page = tailor.hosting.list_models(MaxResults=max_results, NextToken=next_token or None)
+    names = [m["ModelName"] for m in page["Models"]]
+    show_jobs = _may(request, "sagemaker:ListTrainingJobs")
+    show_endpoints = _may(request, "sagemaker:ListEndpoints")
+    with tailor.db.session() as s:
+        rows = {r.name: r for r in s.scalars(select(ModelRow).where(ModelRow.name.in_(names)))}
+        urls = [r.spec["PrimaryContainer"]["ModelDataUrl"] for r in rows.values()]
+        jobs: dict[str, str] = {}
+        if show_jobs and urls:
+            made = select(TrainingJobRow.model_artifact, TrainingJobRow.name)
+            jobs = {url: job for url, job in s.execute(made.where(TrainingJobRow.model_artifact.in_(urls)))}
+        serving: dict[str, set[str]] = {}
+        if show_endpoints:
+            variants = {c.name: c.variants for c in s.scalars(select(EndpointConfigRow))}
+            for endpoint, config in s.execute(select(EndpointRow.name, EndpointRow.config_name)):
+                for v in variants.get(config, []):
+                    serving.setdefault(v.get("ModelName", ""), set()).add(endpoint)
+    for m in page["Models"]:
+        row = rows.get(m["ModelName"])
+        if row is None:  # deleted between the two reads
+            continue
+        meta = row.model_json or {}
+        m["SourceTrainingJob"] = jobs.get(row.spec["PrimaryContainer"]["ModelDataUrl"])
+        m["ImageShape"] = meta.get("image_shape")
+        m["NumClasses"] = meta.get("num_classes")
+        m["ClassNames"] = meta.get("class_names")
+        m["SizeBytes"] = _dir_bytes(tailor.settings.models_dir / row.model_id)
+        m["Endpoints"] = sorted(serving.get(m["ModelName"], ())) if show_endpoints else None
+    return JSONResponse(jsonable_encoder(page))
+
+
+@router.get(
+    "/console/api/endpoints/{name}/input",
+    dependencies=[Depends(require("sagemaker:DescribeEndpoint", endpoint_arn))],
+)
+def endpoint_input(name: str, tailor: Tailor = Depends(get_tailor)) -> JSONResponse:
+    """The input the endpoint's models expect (``image_shape`` of each variant's model), so the try-it box can
+    show an image as the model will see it."""
+    with tailor.db.session() as s:
+        endpoint = s.get(EndpointRow, name)
+        if endpoint is None:
+            raise NotFoundError(f"Endpoint {name!r} does not exist")
+        config = s.get(EndpointConfigRow, endpoint.config_name)
+        models = [v.get("ModelName") for v in (config.variants if config else [])]
+        rows = {r.name: r for r in s.scalars(select(ModelRow).where(ModelRow.name.in_(models)))}
+    variants = [
+        {"ModelName": m, "ImageShape": (rows[m].model_json or {}).get("image_shape")} for m in models if m in rows
+    ]
+    return JSONResponse({"EndpointName": name, "Variants": variants})

@@ -1,5 +1,6 @@
 // Plain SVG line charts for the Tailor console: no library, no network.
-// TailorCharts.line(el, {title, series: [{name, points: [[x, y], ...]}], xFormat, yFormat, yMin, yMax})
+// TailorCharts.line(el, {title, series: [{name, points: [[x, y], ...]}], xFormat, xTicks, yFormat, yMin, yMax, gap})
+// `gap`: the largest x step a line joins; a longer one (minutes without traffic) leaves the line broken.
 "use strict";
 (function () {
   const NS = "http://www.w3.org/2000/svg";
@@ -32,6 +33,15 @@
     return v.toFixed(a < 1 ? 2 : 1);
   }
 
+  // Clock-aligned ticks for epoch seconds: whole 1/2/5/10/15/30/60-minute (then hour) steps, at most ~6.
+  const TIME_STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  function timeTicks(lo, hi) {
+    const step = TIME_STEPS.find((s) => (hi - lo) / s <= 6) || 86400 * Math.ceil((hi - lo) / 86400 / 6);
+    const out = [];
+    for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) out.push(t);
+    return out;
+  }
+
   function line(el, opts) {
     const series = (opts.series || []).filter((s) => s.points && s.points.length);
     const total = series.reduce((n, s) => n + s.points.length, 0);
@@ -61,7 +71,7 @@
     const xs = series.flatMap((s) => s.points.map((p) => p[0]));
     const ys = series.flatMap((s) => s.points.map((p) => p[1]));
     let x0 = Math.min(...xs), x1 = Math.max(...xs);
-    if (x1 === x0) { x0 -= 1; x1 += 1; }
+    if (x1 === x0) { const pad = opts.gap || 1; x0 -= pad; x1 += pad; }
     let y0 = opts.yMin !== undefined ? opts.yMin : Math.min(...ys);
     let y1 = opts.yMax !== undefined ? Math.max(opts.yMax, ...ys) : Math.max(...ys);
     if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
@@ -83,9 +93,10 @@
     svg("line", { x1: M.left, x2: W - M.right, y1: M.top + ph, y2: M.top + ph, class: "axis" }, root);
     series.forEach((s, i) => {
       const color = s.color || COLORS[i % COLORS.length];
-      const d = s.points.map((p, j) => `${j ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
+      const joined = (j) => j > 0 && !(opts.gap && s.points[j][0] - s.points[j - 1][0] > opts.gap);
+      const d = s.points.map((p, j) => `${joined(j) ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
       svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "series" }, root);
-      if (s.points.length <= 60) {
+      if (s.points.length <= 60 || opts.gap) {  // broken lines need their dots: a lone minute has no segment
         for (const p of s.points) {
           const dot = svg("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 3, fill: color, class: "dot" }, root);
           svg("title", {}, dot).textContent = `${s.name}: ${yf(p[1])} at ${xf(p[0])}`;
@@ -94,5 +105,5 @@
     });
   }
 
-  window.TailorCharts = { line, fmt };
+  window.TailorCharts = { line, fmt, timeTicks };
 })();

@@ -9,6 +9,7 @@
   const scalar = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
 
   function listPage(kind, ui) {
+    if (kind === "models") return modelsList(ui);
     const k = KINDS[kind];
     const body = ui.h("tbody", { id: kind + "-body" });
     ui.main.replaceChildren(ui.h("h1", {}, k.title), ui.h("div", { class: "card" }, ui.h("table", { id: kind },
@@ -22,6 +23,35 @@
         ui.h("td", {}, ui.when(it.CreationTime)))));
       if (!items.length) body.replaceChildren(ui.h("tr", {}, ui.h("td", { colspan: 3, class: "muted" }, `No ${k.title.toLowerCase()} yet.`)));
       return k.status !== null && items.some((it) => ["Creating", "Updating", "Deleting"].includes(it[k.status]));
+    });
+  }
+
+  const bytes = (n) => (n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " kB");
+  // "1×28×28" reads as channels × height × width; grey or colour said in words.
+  const shapeText = (s) => (Array.isArray(s) ? `${s[1]}×${s[2]} ${s[0] === 1 ? "grayscale" : s[0] === 3 ? "RGB" : s[0] + "-channel"}` : "–");
+
+  // Models with what tells them apart: the job that trained each, its input, classes, size and who serves it.
+  function modelsList(ui) {
+    const body = ui.h("tbody", { id: "models-body" });
+    const cols = ["Name", "Training job", "Input", "Classes", "Size", "Endpoints", "Created"];
+    ui.main.replaceChildren(ui.h("h1", {}, "Models"), ui.h("div", { class: "card" }, ui.h("table", { id: "models" },
+      ui.h("thead", {}, ui.h("tr", {}, ...cols.map((c) => ui.h("th", {}, c)))), body)));
+    return ui.live(async () => {
+      const items = (await ui.api("/console/api/models?MaxResults=100")).Models || [];
+      const list = (names, to) => (names && names.length
+        ? names.map((n, i) => [i ? ", " : "", ui.h("a", { href: `#/${to}/${ui.enc(n)}` }, n)]).flat()
+        : [ui.h("span", { class: "muted" }, names ? "none" : "–")]);
+      body.replaceChildren(...items.map((m) => ui.h("tr", { "data-name": m.ModelName },
+        ui.h("td", {}, ui.h("a", { href: `#/models/${ui.enc(m.ModelName)}` }, m.ModelName)),
+        ui.h("td", { class: "job" }, ...list(m.SourceTrainingJob ? [m.SourceTrainingJob] : m.SourceTrainingJob === null ? [] : null, "jobs")),
+        ui.h("td", { class: "shape" }, shapeText(m.ImageShape)),
+        ui.h("td", { class: "classes", title: (m.ClassNames || []).join(", ") },
+          m.NumClasses == null ? "–" : `${m.NumClasses}${m.ClassNames ? ": " + m.ClassNames.slice(0, 4).join(", ") + (m.ClassNames.length > 4 ? ", …" : "") : ""}`),
+        ui.h("td", { class: "size num" }, m.SizeBytes == null ? "–" : bytes(m.SizeBytes)),
+        ui.h("td", { class: "endpoints" }, ...list(m.Endpoints, "endpoints")),
+        ui.h("td", {}, ui.when(m.CreationTime)))));
+      if (!items.length) body.replaceChildren(ui.h("tr", {}, ui.h("td", { colspan: cols.length, class: "muted" }, "No models yet.")));
+      return false;
     });
   }
 
@@ -63,14 +93,16 @@
   function endpointExtras(name, d, host, ui) {
     const charts = ["invocations", "latency", "errors", "batch"].map((id) => ui.h("div", { id: "chart-" + id }));
     const file = ui.h("input", { type: "file", id: "tryit-file", accept: "image/*" });
-    const preview = ui.h("img", { id: "tryit-preview", alt: "", hidden: true });
+    const preview = ui.h("canvas", { id: "tryit-preview", hidden: true });
+    const note = ui.h("div", { class: "tryit-note muted", id: "tryit-note" });
     const preds = ui.h("div", { class: "preds", id: "tryit-result" }, ui.h("span", { class: "muted" }, "Choose an image to classify it."));
+    const input = ui.api(`/console/api/endpoints/${ui.enc(name)}/input`).then((r) => (r.Variants[0] || {}).ImageShape).catch(() => null);
     file.addEventListener("change", async () => {
       const f = file.files[0];
       if (!f) return;
-      preview.src = URL.createObjectURL(f);
-      preview.hidden = false;
       preds.replaceChildren(ui.h("span", { class: "muted" }, "Classifying…"));
+      const shape = await input;
+      try { note.textContent = await showAsModelSees(f, shape, preview); } catch (err) { note.textContent = ""; }
       try {
         const out = await ui.api(`/endpoints/${ui.enc(name)}/invocations?verbose=1&top_k=5`, {
           method: "POST", body: f, headers: { "Content-Type": f.type || "application/x-image", Accept: "application/json" },
@@ -83,7 +115,7 @@
       }
     });
     host.replaceChildren(
-      ui.h("div", { class: "card" }, ui.h("h2", {}, "Try it"), ui.h("div", { class: "tryit" }, ui.h("div", {}, file, ui.h("div", { style: "margin-top:8px" }, preview)), preds)),
+      ui.h("div", { class: "card" }, ui.h("h2", {}, "Try it"), ui.h("div", { class: "tryit" }, ui.h("div", {}, file, ui.h("div", { style: "margin-top:8px" }, preview), note), preds)),
       ui.h("div", { class: "grid2" }, ...charts.map((c) => ui.h("div", { class: "card" }, c))),
       ui.h("div", { style: "height:16px" }));
     const mine = () => document.body.contains(host);
@@ -96,6 +128,43 @@
       if (mine()) setTimeout(tick, 2000);
     };
     tick();
+  }
+
+  // Draws the image as the server feeds it to the model (SageMaker's rule: resized to the model's height × width
+  // without keeping the aspect ratio, converted to grey with ITU-R 601 luma or to RGB) and says what changed.
+  async function showAsModelSees(file, shape, canvas) {
+    const img = await createImageBitmap(file);
+    const [c, h, w] = shape || [3, img.height, img.width];
+    const full = new OffscreenCanvas(img.width, img.height).getContext("2d");
+    full.drawImage(img, 0, 0);
+    const px = full.getImageData(0, 0, img.width, img.height).data;
+    let colour = false;
+    for (let i = 0; i < px.length && !colour; i += 4) colour = px[i] !== px[i + 1] || px[i + 1] !== px[i + 2];
+    canvas.width = w; canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, w, h);
+    if (c === 1) {
+      const d = ctx.getImageData(0, 0, w, h);
+      for (let i = 0; i < d.data.length; i += 4) {
+        const y = Math.round(0.299 * d.data[i] + 0.587 * d.data[i + 1] + 0.114 * d.data[i + 2]);
+        d.data[i] = d.data[i + 1] = d.data[i + 2] = y;
+      }
+      ctx.putImageData(d, 0, 0);
+    }
+    canvas.hidden = false;
+    canvas.title = `What the model sees: ${w}×${h}`;
+    if (!shape) return "";
+    const changes = [];
+    if (img.width !== w || img.height !== h) {
+      const kept = Math.abs(img.width / img.height - w / h) < 0.01;
+      changes.push(`resized ${img.width}×${img.height} → ${w}×${h}${kept ? "" : " (aspect ratio not kept)"}`);
+    }
+    if (c === 1 && colour) changes.push("colour → grayscale");
+    if (c === 3 && !colour) changes.push("grayscale → RGB");
+    const model = `${w}×${h} ${c === 1 ? "grayscale" : "RGB"}`;
+    return changes.length
+      ? `The model takes ${model} images: ${changes.join(", ")}. Shown as the model sees it; predictions on images unlike the training data may mean little.`
+      : `Matches the model's input (${model}).`;
   }
 
   // The answer of an image-classification endpoint: a list of probabilities (SageMaker's shape), or
@@ -127,21 +196,26 @@
       acc.n += n;
       minutes.set(t, acc);
     }
+    // Minutes without a row had no traffic: count charts show them as 0, latency and batch size leave a gap.
+    const known = [...minutes.keys()];
+    if (known.length) {
+      for (let t = Math.min(...known); t <= Math.max(...known); t += 60) if (!minutes.has(t)) minutes.set(t, { n: 0, Invocations: 0, Invocation4XXErrors: 0, Invocation5XXErrors: 0 });
+    }
     const rows = [...minutes.entries()].sort((a, b) => a[0] - b[0]);
     const val = (acc, k) => (acc["w_" + k] ? acc[k] / acc["w_" + k] : acc[k]);
     const pts = (k, scale = 1) => rows.filter(([, a]) => a[k] !== undefined).map(([t, a]) => [t, val(a, k) * scale]);
+    const time = { xFormat: (v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), xTicks: TailorCharts.timeTicks, gap: 60 };
     const ms = 1 / 1000; // the server reports microseconds
-    const xf = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const has = (k) => rows.some(([, a]) => a[k] !== undefined);
-    TailorCharts.line(inv, { title: "Invocations per minute", series: [{ name: "Invocations", points: pts("Invocations") }], xFormat: xf, yMin: 0 });
+    TailorCharts.line(inv, { title: "Invocations per minute", series: [{ name: "Invocations", points: pts("Invocations") }], ...time, yMin: 0 });
     const latency = has("ModelLatencyP50")
       ? [{ name: "p50", points: pts("ModelLatencyP50", ms) }, { name: "p99", points: pts("ModelLatencyP99", ms) }]
       : [{ name: "mean", points: pts("ModelLatency", ms) }, { name: "max", points: pts("MaxModelLatency", ms) }];
-    TailorCharts.line(lat, { title: "ModelLatency (ms)", series: latency, xFormat: xf, yMin: 0 });
-    TailorCharts.line(errs, { title: "Errors per minute", series: [{ name: "4XX", color: "#d97706", points: pts("Invocation4XXErrors") }, { name: "5XX", color: "#dc2626", points: pts("Invocation5XXErrors") }], xFormat: xf, yMin: 0 });
+    TailorCharts.line(lat, { title: "ModelLatency (ms)", series: latency, ...time, yMin: 0 });
+    TailorCharts.line(errs, { title: "Errors per minute", series: [{ name: "4XX", color: "#d97706", points: pts("Invocation4XXErrors") }, { name: "5XX", color: "#dc2626", points: pts("Invocation5XXErrors") }], ...time, yMin: 0 });
     TailorCharts.line(batch, has("BatchSize")
-      ? { title: "Realised batch size", series: [{ name: "mean batch", color: "#7c3aed", points: pts("BatchSize") }], xFormat: xf, yMin: 0 }
-      : { title: "Invocations per instance", series: [{ name: "per instance", color: "#7c3aed", points: pts("InvocationsPerInstance") }], xFormat: xf, yMin: 0 });
+      ? { title: "Realised batch size", series: [{ name: "mean batch", color: "#7c3aed", points: pts("BatchSize") }], ...time, yMin: 0 }
+      : { title: "Invocations per instance", series: [{ name: "per instance", color: "#7c3aed", points: pts("InvocationsPerInstance") }], ...time, yMin: 0 });
   }
 
   window.TailorHosting = { listPage, detailPage, topPredictions };

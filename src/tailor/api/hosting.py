@@ -22,23 +22,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from tailor import errors
 from tailor.api.deps import get_tailor, list_filters, path_arn, remote_spec, require
 from tailor.api.errors import aws_error_parts
 from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
-from tailor.errors import (
-    AuthError,
-    InternalError,
-    ModelError,
-    NotFoundError,
-    PayloadTooLargeError,
-    ServiceUnavailableError,
-    TailorError,
-    ThrottlingError,
-    UnsupportedMediaTypeError,
-    ValidationError,
-)
+from tailor.errors import InternalError, NotFoundError, TailorError, ValidationError
 from tailor.resources import arn
 from tailor.serving.preprocess import MAX_BODY_BYTES
 
@@ -217,13 +207,13 @@ class InvocationError(ValidationError):
 # Errors InvokeEndpoint answers under their own code (botocore's sagemaker-runtime model, plus AWS's auth errors
 # and ThrottlingException, which every AWS API may answer). 413 and 415 already say ValidationError.
 _RUNTIME_OWN_CODES = (
-    AuthError,
-    ModelError,
-    ThrottlingError,
-    ServiceUnavailableError,
-    InternalError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
+    errors.AuthError,
+    errors.ModelError,
+    errors.ThrottlingError,
+    errors.ServiceUnavailableError,
+    errors.InternalError,
+    errors.PayloadTooLargeError,
+    errors.UnsupportedMediaTypeError,
 )
 
 

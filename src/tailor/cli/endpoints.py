@@ -10,6 +10,7 @@ has exited (a few seconds).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,30 +75,34 @@ def _settle(client: Any, name: str, wait: bool) -> None:
         raise ServiceUnavailableError(f"endpoint {name} failed: {desc.get('FailureReason', 'see its worker logs')}")
 
 
-@endpoints.command("create")
-@click.argument("name")
-@click.option("--config", "config_name", required=True, help="Endpoint configuration name.")
-@_wait
-@_url
-@click.pass_context
-def create_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
-    """CreateEndpoint: start the workers; InService once every worker answers /ping (needs a server)."""
-    with _server_client(ctx, url, "tailor endpoints create") as client:
-        client.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
-        _settle(client, name, wait)
+def _deploy(verb: str, config_help: str, doc: str, send: Callable[[Any, str, str], Any]) -> None:
+    """``endpoints create`` / ``endpoints update``: send the request to a server, then report (or wait for) the
+    endpoint's status."""
+
+    @endpoints.command(verb, help=doc)
+    @click.argument("name")
+    @click.option("--config", "config_name", required=True, help=config_help)
+    @_wait
+    @_url
+    @click.pass_context
+    def command(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
+        with _server_client(ctx, url, f"tailor endpoints {verb}") as client:
+            send(client, name, config_name)
+            _settle(client, name, wait)
 
 
-@endpoints.command("update")
-@click.argument("name")
-@click.option("--config", "config_name", required=True, help="The new endpoint configuration.")
-@_wait
-@_url
-@click.pass_context
-def update_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
-    """UpdateEndpoint: new workers start, traffic switches atomically, old workers drain; no request fails."""
-    with _server_client(ctx, url, "tailor endpoints update") as client:
-        client.update_endpoint(name, config_name)
-        _settle(client, name, wait)
+_deploy(
+    "create",
+    "Endpoint configuration name.",
+    "CreateEndpoint: start the workers; InService once every worker answers /ping (needs a server).",
+    lambda client, name, config: client.create_endpoint(EndpointName=name, EndpointConfigName=config),
+)
+_deploy(
+    "update",
+    "The new endpoint configuration.",
+    "UpdateEndpoint: new workers start, traffic switches atomically, old workers drain; no request fails.",
+    lambda client, name, config: client.update_endpoint(name, config),
+)
 
 
 @endpoints.command("delete")

@@ -86,14 +86,11 @@ class EndpointMetrics:
         self.totals: dict[tuple[str, str], Totals] = {}
 
     def record(self, endpoint: str, variant: str, status: int, model_us: float, overhead_us: float, now: float) -> None:
-        key = (endpoint, variant, minute_of(now))
         with self._lock:
-            b = self._pending.get(key)
-            if b is None:
-                b = self._pending[key] = Bucket()
-            t = self.totals.get(key[:2])
+            b = self._bucket(endpoint, variant, now)
+            t = self.totals.get((endpoint, variant))
             if t is None:
-                t = self.totals[key[:2]] = Totals()
+                t = self.totals[(endpoint, variant)] = Totals()
             b.invocations += 1
             t.invocations += 1
             if 400 <= status < 500:
@@ -115,11 +112,8 @@ class EndpointMetrics:
         self, endpoint: str, variant: str, cpu_percent: float, memory_bytes: float, instances: int, now: float
     ) -> None:
         """One resource sample of one worker (CPU % of one core, RSS bytes) and the variant's instance count."""
-        key = (endpoint, variant, minute_of(now))
         with self._lock:
-            b = self._pending.get(key)
-            if b is None:
-                b = self._pending[key] = Bucket()
+            b = self._bucket(endpoint, variant, now)
             b.cpu_percent += cpu_percent
             b.memory_bytes += memory_bytes
             b.samples += 1
@@ -128,14 +122,19 @@ class EndpointMetrics:
     def batches(self, endpoint: str, variant: str, batches: int, images: int, now: float, mismatched: int = 0) -> None:
         """Batches run (and images in them) by one variant's workers since the previous sample, and the inputs
         whose size or colour mode they had to change."""
-        key = (endpoint, variant, minute_of(now))
         with self._lock:
-            b = self._pending.get(key)
-            if b is None:
-                b = self._pending[key] = Bucket()
+            b = self._bucket(endpoint, variant, now)
             b.batches += batches
             b.batched_images += images
             b.mismatched_inputs += mismatched
+
+    def _bucket(self, endpoint: str, variant: str, now: float) -> Bucket:
+        """This minute's bucket of a variant (created empty); the caller holds the lock."""
+        key = (endpoint, variant, minute_of(now))
+        b = self._pending.get(key)
+        if b is None:
+            b = self._pending[key] = Bucket()
+        return b
 
     def drain(self) -> dict[Key, Bucket]:
         with self._lock:

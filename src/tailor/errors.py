@@ -101,6 +101,13 @@ class PayloadTooLargeError(ValidationError):
     code = "ValidationError"
 
 
+class ControlPayloadTooLargeError(PayloadTooLargeError):
+    """A control-plane body over its limit: SageMaker's control plane knows no ``ValidationError`` code (that is
+    the runtime's), so boto3 sees its usual ``ValidationException``."""
+
+    code = "ValidationException"
+
+
 class UnsupportedMediaTypeError(ValidationError):
     http_status = 415
     code = "ValidationError"

@@ -24,7 +24,7 @@ def assert_413(resp: httpx.Response) -> None:
     assert resp.status_code == 413, resp.text[:300]
     body = resp.json()
     # Readable by both kinds of client: the REST envelope and AWS's shape.
-    assert body["error"]["code"] == body["__type"] == resp.headers["x-amzn-ErrorType"] == "ValidationError"
+    assert body["error"]["code"] == body["__type"] == resp.headers["x-amzn-ErrorType"] == "ValidationException"
     assert str(MAX_CONTROL_BODY_BYTES) in body["message"]
 
 
@@ -78,4 +78,4 @@ def test_invocations_keep_their_own_six_mb_limit(settings: Settings, api_server:
     auth = {**bearer(settings, admin_credentials.access_key_id), "Content-Type": "image/png"}
     # 2 MB of image passes the body limit and reaches hosting, which knows no such endpoint.
     resp = httpx.post(api_server + "/endpoints/none/invocations", content=b"\0" * 2_000_000, headers=auth)
-    assert resp.status_code == 404, resp.text
+    assert resp.status_code == 400 and "not found" in resp.json()["message"], resp.text

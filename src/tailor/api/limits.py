@@ -14,7 +14,7 @@ from typing import Any
 
 from tailor.api.errors import aws_error
 from tailor.asgi import content_length, read_body, replay
-from tailor.errors import PayloadTooLargeError
+from tailor.errors import ControlPayloadTooLargeError, PayloadTooLargeError
 
 MAX_CONTROL_BODY_BYTES = 1024 * 1024
 # SageMaker Runtime's InvokeEndpoint path (boto3's sagemaker-runtime calls it as is).
@@ -35,6 +35,6 @@ class ControlBodyLimit:
         try:
             body = await read_body(receive, content_length(scope["headers"]), self.limit)
         except PayloadTooLargeError as err:
-            await aws_error(err, rest_envelope=True)(scope, receive, send)
+            await aws_error(ControlPayloadTooLargeError(err.message), rest_envelope=True)(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)

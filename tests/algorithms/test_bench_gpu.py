@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from bench import bench_train_gpu
 
 pytestmark = pytest.mark.slow  # a benchmark run

@@ -10,14 +10,15 @@ SHARED_DATASETS := $(abspath ../shared/datasets)
 ifneq ($(wildcard $(SHARED_DATASETS)/fashion-mnist),)
 export TAILOR_DATASET_MIRROR ?= file://$(SHARED_DATASETS)
 endif
-# Two threads spinning in OpenMP collapse ~4x when the other core is busy (MEASURED.md).
+# Two threads spinning in OpenMP collapse ~4x when the other core is busy (docs/MEASURED.md).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv mxnet chromium bentoml wrk demo test lint format bench clean screenshots
+.PHONY: help venv mxnet chromium bentoml wrk demo test test-fast lint format bench clean screenshots
 
 help:
 	@echo "make demo   - set up .venv and run the Fashion-MNIST job end to end"
 	@echo "make test   - set up .venv (+ the MXNet peer venv) and run lint + the test suite"
+	@echo "make test-fast - lint + the tests not marked slow (the inner loop)"
 	@echo "make bench  - run the benchmarks in bench/ (long)"
 
 venv: $(VENV)/.installed
@@ -54,6 +55,10 @@ format: venv
 
 test: venv mxnet chromium lint
 	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/pytest -q
+
+# The inner loop: everything but the tests marked `slow` (training runs, browsers, whole servers, MXNet).
+test-fast: venv lint
+	$(BIN)/pytest -q -m "not slow"
 
 demo: venv
 	$(BIN)/python -m tailor.cli.main demo

@@ -9,6 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # executes the example notebook
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "classify-your-own-images.ipynb"
 # 1,000 images (700 train / 300 validation) and 10 epochs of the fast network: the whole walkthrough, both halves
 # (each trains, deploys, invokes), in about two minutes on 2 cores, and a model that works (87 % validation

@@ -6,6 +6,8 @@ import io
 import subprocess
 import sys
 
+import pytest
+
 from tailor.progress import PlainProgress, progress_bar
 
 
@@ -31,6 +33,7 @@ def test_quiet_between_intervals_and_bytes_scaled() -> None:
     assert out.getvalue().startswith("cp: 3.0 MB, ")
 
 
+@pytest.mark.slow
 def test_cli_progress_through_a_pipe_has_no_carriage_returns(tmp_path) -> None:  # noqa: ANN001
     from tests.data.conftest import make_tree
 

@@ -41,6 +41,7 @@ def test_unknown_key_in_config_file_is_rejected(tmp_path: Path) -> None:
         load_settings(home=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_setting_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys

@@ -93,6 +93,7 @@ def test_write_into_unwritable_place_is_a_storage_error(settings: Settings, tmp_
         Storage(settings).write_bytes(str(blocker / "child"), b"x")
 
 
+@pytest.mark.slow
 def test_s3_server_round_trip(s3_settings: Settings, tmp_path: Path) -> None:
     storage = Storage(s3_settings)
     bucket = f"tailor-{uuid.uuid4().hex[:8]}"

@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 from typing import IO, Any
 
+from tailor.algorithms.image_classification import ALGORITHM as IMAGE_CLASSIFICATION
 from tailor.errors import (
     ConflictError,
     InternalError,
@@ -24,12 +25,11 @@ from tailor.errors import (
     TailorError,
     ValidationError,
 )
-from tailor.jobs.spec import BUILTIN_IMAGE
 from tailor.settings import Settings, load_settings
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 # What the SDK's create_training_job runs when the request names no algorithm.
-BUILTIN_ALGORITHM = {"TrainingImage": BUILTIN_IMAGE, "TrainingInputMode": "File"}
+BUILTIN_ALGORITHM = {"TrainingImage": IMAGE_CLASSIFICATION.image, "TrainingInputMode": "File"}
 _TIME_KEYS = {
     "CreationTime",
     "LastModifiedTime",
@@ -346,17 +346,9 @@ class Client:
 
     def wait_endpoint(self, name: str, timeout: float = 300.0, poll: float = 0.25) -> dict[str, Any]:
         """Until the endpoint leaves Creating/Updating/Deleting; {} once a deleted endpoint is gone."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                desc = self.describe_endpoint(name)
-            except NotFoundError:
-                return {}
-            if desc["EndpointStatus"] not in ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack"):
-                return desc
-            if time.monotonic() > deadline:
-                raise ServiceUnavailableError(f"endpoint {name!r} still {desc['EndpointStatus']} after {timeout:g} s")
-            time.sleep(poll)
+        from tailor.hosting.endpoints import wait_settled
+
+        return wait_settled(self.describe_endpoint, name, timeout, poll)
 
     def endpoint_metrics(self, name: str) -> dict[str, Any]:
         return self._host("endpoint_metrics", name, http=("GET", f"/api/v1/endpoints/{name}/metrics"))

@@ -1,7 +1,8 @@
 """The Tailor container: settings, metadata database, storage and the services built on them.
 
 ``Tailor.open(settings)`` is the one place the pieces are wired; the server's lifespan and the in-process
-``tailor.Client`` both use it. Each domain adds its service as an attribute here.
+``tailor.Client`` both use it. Each domain adds its service as an attribute here; importing the services
+declares their tables, which ``Database.create_all`` then creates.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tailor.db import Database
+from tailor.hosting import HostingService
 from tailor.jobs.service import TrainingJobService
-from tailor.models.service import HostingService
 from tailor.settings import Settings
 from tailor.storage import Storage
 

@@ -1,30 +1,50 @@
 """Metadata store: SQLite (WAL) in TAILOR_HOME by default, any SQLAlchemy URL (PostgreSQL) by setting.
 
-Each domain declares its tables on ``Base`` in its own module (jobs, models, auth); ``Database.create_all``
-imports those modules so every table exists before the first query.
+Each domain declares its tables on ``Base`` in its own store module (``jobs.store``, ``hosting.store``,
+``auth.keys``); ``Database.create_all`` creates every table declared so far, and the container
+(``tailor.core``) imports every domain before calling it, so every table exists before the first query.
+Times are stored as UTC and always read back timezone-aware (``UTCDateTime``).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tailor.settings import Settings
 
-# Modules that declare tables on Base. Each domain adds its own line.
-TABLE_MODULES: tuple[str, ...] = ("tailor.jobs.store", "tailor.models.store")
-
 
 class Base(DeclarativeBase):
     pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """SQLite drops tzinfo; store naive UTC and attach UTC again on load."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -66,8 +86,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> Database:
-        for name in TABLE_MODULES:
-            importlib.import_module(name)
+        """Create every table declared on ``Base`` by the modules imported so far (existing ones are kept)."""
         Base.metadata.create_all(self.engine)
         return self
 

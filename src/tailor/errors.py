@@ -146,3 +146,18 @@ class AlgorithmError(TailorError):
     exit_code = 9
     http_status = 500
     code = "InternalFailure"
+
+
+# What a client reads when a server error must not show its message (it may name paths or hosts of the server).
+INTERNAL_MESSAGE = "An internal error occurred; see the server log."
+
+
+def public_message(err: TailorError, status: int | None = None) -> str:
+    """The message a client may read for ``err`` answered with ``status`` (default: its own).
+
+    Client errors (4xx) and "try again" (503) show their message unless the error says not to; any other server
+    error shows only that one happened. Every surface that answers a client (REST, the SageMaker protocol, the
+    runtime invocation route, the model worker) words it through here, so a 5xx reads the same everywhere.
+    """
+    status = status or err.http_status
+    return err.message if err.expose and (status < 500 or status == 503) else INTERNAL_MESSAGE

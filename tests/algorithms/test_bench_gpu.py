@@ -9,6 +9,8 @@ import torch
 
 from bench import bench_train_gpu
 
+pytestmark = pytest.mark.slow  # a benchmark run
+
 
 @pytest.mark.timeout(120)
 def test_gpu_bench_refuses_without_cuda_and_runs_its_path_on_cpu(

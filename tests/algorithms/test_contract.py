@@ -15,6 +15,8 @@ from tailor.algorithms.image_classification import run
 from tailor.serving.loader import load_model
 from tests.algorithms.helpers import fashion_subset
 
+pytestmark = pytest.mark.slow  # whole training jobs, 15-20 s each
+
 
 def _job(tmp_path: Path, hyperparameters: dict[str, str]) -> Path:
     job = tmp_path / "job"

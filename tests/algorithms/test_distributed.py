@@ -25,6 +25,8 @@ from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.algorithms.helpers import fashion_subset
 
+pytestmark = pytest.mark.slow  # torchrun process groups
+
 # 600 training images, 3 epochs: accuracies land around 0.6-0.7; per-rank BatchNorm statistics and a
 # different data order move them by a few points, so two runs agree to within 8 points. 1,000 validation
 # images keep the scoring noise of the difference near 2 points (with 200 it was ~5, and the test flaked).

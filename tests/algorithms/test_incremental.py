@@ -15,6 +15,8 @@ from tailor.algorithms.image_classification.export import write_model
 from tailor.algorithms.image_classification.networks import create_model, model_name
 from tests.algorithms.helpers import fashion_subset
 
+pytestmark = pytest.mark.slow  # trains twice
+
 BASE = {"num_classes": "10", "num_training_samples": "500", "image_shape": "1,28,28", "time_budget": ""}
 
 

@@ -9,9 +9,22 @@ from tailor.algorithms.image_classification.networks import create_model, list_m
 from tailor.errors import ValidationError
 
 
+def _bottleneck(name: str) -> bool:
+    depth = "".join(c for c in name.removeprefix("resnet").removesuffix("_v1") if c.isdigit())
+    return name.startswith("resnet") and int(depth or 0) >= 50
+
+
 # Each network once, grey and RGB alternating along the registry: the channel count only changes the stem's
 # input width, and building ResNet-152/200 twice cost ~8 s of the suite for nothing more.
-@pytest.mark.parametrize(("name", "channels"), [(n, 1 + 2 * (i % 2)) for i, n in enumerate(list_models())])
+# The bottleneck ResNets (50+ layers) take 1-6 s each to build and run: marked slow, so the inner loop keeps one
+# check per network family.
+@pytest.mark.parametrize(
+    ("name", "channels"),
+    [
+        pytest.param(n, 1 + 2 * (i % 2), marks=[pytest.mark.slow] if _bottleneck(n) else [])
+        for i, n in enumerate(list_models())
+    ],
+)
 def test_forward_shape(name: str, channels: int) -> None:
     model = create_model(name, num_classes=7, in_channels=channels, image_size=28).eval()
     with torch.inference_mode():

@@ -22,6 +22,8 @@ from tailor.algorithms.image_classification.train import fit
 from tailor.data.split import split_folders
 from tailor.errors import ValidationError
 
+pytestmark = pytest.mark.slow  # ImageNet-sized networks
+
 # Key names as torchvision's resnet18/resnet50 state dicts spell them (a sample across every kind of layer).
 TORCHVISION_KEYS_18 = [
     "conv1.weight",

@@ -11,6 +11,8 @@ from tailor.algorithms.image_classification.hyperparameters import parse_hyperpa
 from tailor.algorithms.image_classification.train import TrainingStopped, fit
 from tests.algorithms.helpers import fashion_subset
 
+pytestmark = pytest.mark.slow  # trains networks
+
 MIN_ACCURACY = 0.72  # 2,000 training images, 4 epochs of the fast net: 0.80 measured (BN momentum 0.4)
 
 

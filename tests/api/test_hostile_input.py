@@ -21,6 +21,8 @@ from tailor.storage import Storage
 from tests.api.test_sagemaker_auth import assert_aws_error, send, signed
 from tests.serving.artifacts import build_artifact, png_bomb, png_bytes
 
+pytestmark = pytest.mark.slow  # a server and model workers
+
 DEEP = b"[" * 100_000
 MEDIUM = json.dumps(
     {"ModelName": "m", "Tags": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}

@@ -20,6 +20,8 @@ from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
 
+pytestmark = pytest.mark.slow  # a server and model workers
+
 
 @pytest.fixture(scope="module")
 def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:

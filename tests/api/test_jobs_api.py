@@ -16,6 +16,8 @@ from tailor.settings import Settings
 from tests.api.conftest import ServerProcess
 from tests.jobs.specs import fake_spec, put_train_data, wait_for
 
+pytestmark = pytest.mark.slow  # servers killed and restarted mid-job (~30 s)
+
 
 def test_sdk_over_http_runs_a_job_to_completed(settings: Settings, server: ServerProcess) -> None:
     put_train_data(settings)

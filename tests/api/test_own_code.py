@@ -21,6 +21,8 @@ from tests.api.conftest import ServerProcess
 from tests.api.test_sagemaker_auth import new_key, sagemaker
 from tests.jobs.specs import wait_for
 
+pytestmark = pytest.mark.slow  # sandboxed training jobs behind a server
+
 ARN = "arn:aws:sagemaker:us-east-1:000000000000:training-job/mine-*"
 NARROW = {
     "Version": "2012-10-17",

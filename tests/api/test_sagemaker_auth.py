@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 from tailor.auth.keys import Credentials, KeyStore
 from tailor.settings import Settings
 
+pytestmark = pytest.mark.slow  # a server per test group
+
 TARGET = "SageMaker."
 
 

@@ -13,6 +13,8 @@ from tests.api.test_sagemaker_auth import sagemaker
 from tests.jobs.specs import fake_spec as _fake_spec
 from tests.jobs.specs import put_train_data, wait_for
 
+pytestmark = pytest.mark.slow  # a server and training jobs
+
 
 def fake_spec(name: str, **hp: str) -> dict:
     """The jobs tests' fake-algorithm spec plus the members boto3 requires."""

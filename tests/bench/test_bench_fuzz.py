@@ -6,8 +6,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 from tests.fuzz.targets import TARGETS
+
+pytestmark = pytest.mark.slow  # a bench run
 
 
 def test_bench_fuzz_runs_every_target_and_counts() -> None:

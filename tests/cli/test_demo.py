@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the whole demo
+
 
 def test_demo_runs_every_step_on_a_slice(tmp_path: Path, dataset_mirror: str) -> None:
     home = tmp_path / "home"

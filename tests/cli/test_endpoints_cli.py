@@ -17,8 +17,10 @@ from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.api.conftest import ServerProcess, server, server_factory  # noqa: F401 - fixtures
 from tests.conftest import free_port
-from tests.models.conftest import model_tar  # noqa: F401 - fixture
+from tests.hosting.conftest import model_tar  # noqa: F401 - fixture
 from tests.serving.artifacts import png_bytes
+
+pytestmark = pytest.mark.slow  # model workers
 
 
 def tailor_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

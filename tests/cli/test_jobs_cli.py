@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tailor.cli.main import cli
 from tailor.settings import Settings
 from tests.api.conftest import ServerProcess, server, server_factory  # noqa: F401 - fixtures
 from tests.jobs.specs import fake_spec, put_train_data, wait_for
+
+pytestmark = pytest.mark.slow  # a server and training jobs (13 s set-up)
 
 
 def run(*args: str) -> tuple[int, str, str, BaseException | None]:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tailor.settings import Settings
 from tests.api.conftest import _free_port, start_server, stop_server
 
@@ -19,6 +21,7 @@ def second_server(settings: Settings, port: int) -> subprocess.CompletedProcess[
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_a_second_server_on_the_same_home_refuses_with_the_first_ones_pid_and_port(
     settings: Settings, tmp_path: Path
 ) -> None:

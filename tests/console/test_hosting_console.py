@@ -8,16 +8,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tailor import Client
 from tailor.db import Database
-from tailor.models.store import EndpointMetricDetailRow, EndpointMetricRow
+from tailor.hosting.store import EndpointMetricDetailRow, EndpointMetricRow
 from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.console.conftest import Console
 from tests.jobs.specs import wait_for
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
+
+pytestmark = pytest.mark.slow  # a browser and a server
 
 
 def test_endpoint_page_charts_and_try_it(settings: Settings, console: Console, tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
 from tailor.db import Database
 from tailor.jobs.store import TrainingJobRow, utcnow
 from tailor.settings import Settings
 from tests.console.conftest import Console
 from tests.jobs.specs import fake_spec
+
+pytestmark = pytest.mark.slow  # a browser and a server
 
 
 def test_fast_network_job_page_names_the_time_budget(settings: Settings, console: Console) -> None:

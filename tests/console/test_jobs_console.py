@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+
 from tailor import Client
 from tailor.auth.keys import KeyStore
 from tailor.db import Database
@@ -14,6 +16,8 @@ from tailor.settings import Settings
 from tests.api.conftest import ServerProcess
 from tests.console.conftest import Console, sign_in, token_for
 from tests.jobs.specs import fake_spec, put_train_data, wait_for
+
+pytestmark = pytest.mark.slow  # a browser and a server
 
 
 def test_sign_in_shows_the_key_and_bad_tokens_are_refused(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tailor.settings import Settings
 from tests.api.conftest import ServerProcess
 from tests.console.conftest import token_for
+
+pytestmark = pytest.mark.slow  # a server with trained jobs (15 s set-up)
 
 STATIC = ("index.html", "console.css", "charts.js", "hosting.js", "console.js", "logo.svg")
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
 from click.testing import CliRunner
 
 from tailor.cli.main import cli
 from tests.api.conftest import ServerProcess
 from tests.console.conftest import sign_in
+
+pytestmark = pytest.mark.slow  # a browser and a server
 
 
 def test_pasting_the_json_of_keys_token_signs_in(

@@ -95,6 +95,7 @@ def test_idx_round_trip_and_corrupt_header(tmp_path: Path) -> None:
         read_idx(tmp_path / "short.gz")
 
 
+@pytest.mark.slow
 def test_fetch_and_import_fashion_mnist_slice(dataset_mirror: str, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("TAILOR_DATASET_MIRROR", dataset_mirror)
     res = _ok("data", "fetch", "fashion-mnist", "--dest", str(tmp_path / "raw"))

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -14,6 +15,8 @@ from tailor.cli.main import cli
 from tailor.data.loader import load_channel
 from tailor.data.lst import read_lst
 from tailor.data.recordio import RecordReader, unpack
+
+pytestmark = pytest.mark.slow  # the MXNet reference interpreter
 
 READ_WITH_MXNET = r"""
 import json, sys

@@ -32,6 +32,8 @@ from tailor.data.recordio import IRHeader, pack, write_records
 from tailor.settings import Settings, load_settings
 from tests.algorithms.helpers import fashion_subset
 
+pytestmark = pytest.mark.slow  # a server, moto and a training job
+
 BUILTIN_IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
 FAST = Config(retries={"max_attempts": 1}, read_timeout=120)
 

@@ -300,7 +300,7 @@ def build_artifact() -> st.SearchStrategy[bytes]:
 
 
 def run_artifact(data: bytes) -> None:
-    from tailor.models.artifact import read_model_json, safe_extract
+    from tailor.artifact import read_model_json, safe_extract
 
     path = scratch("artifact", "model.tar.gz")
     path.write_bytes(data)

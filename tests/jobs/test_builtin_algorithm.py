@@ -14,6 +14,8 @@ from tailor.cli.main import cli
 from tailor.settings import Settings
 from tests.algorithms.helpers import fashion_subset
 
+pytestmark = pytest.mark.slow  # trains the built-in algorithm (~40 s)
+
 
 def _folders(root: Path, x: object, y: object) -> None:
     for i, (img, label) in enumerate(zip(x, y, strict=True)):  # type: ignore[call-overload]

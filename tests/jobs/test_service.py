@@ -103,6 +103,7 @@ def test_stop_sends_sigterm_and_keeps_the_checkpoint(tailor: Tailor) -> None:
         tailor.jobs.stop("fake-stop")
 
 
+@pytest.mark.slow
 def test_max_runtime_stops_with_max_runtime_exceeded_and_sigkill_after_grace(tailor: Tailor) -> None:
     # ignore_term: the process ignores SIGTERM, so only the SIGKILL after the 1 s grace ends it
     tailor.jobs.create(fake_spec("fake-timeout", max_runtime=1, epochs="100", sleep="0.1", ignore_term="1"))
@@ -113,6 +114,7 @@ def test_max_runtime_stops_with_max_runtime_exceeded_and_sigkill_after_grace(tai
     assert desc["TrainingTimeInSeconds"] >= 1
 
 
+@pytest.mark.slow
 def test_concurrency_limit_makes_jobs_wait_visibly(tailor: Tailor) -> None:
     assert tailor.settings.max_concurrent_jobs == 1
     tailor.jobs.create(fake_spec("fake-first", epochs="4", sleep="0.25"))

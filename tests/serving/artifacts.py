@@ -21,7 +21,7 @@ def build_artifact(tar_path: Path, *, arch: str = "resnet20") -> Path:
 
     from tailor.algorithms.image_classification.export import export_onnx
     from tailor.algorithms.image_classification.networks import create_model
-    from tailor.models.artifact import write_artifact
+    from tailor.artifact import write_artifact
 
     torch.manual_seed(0)
     kwargs = {"num_classes": 10, "in_channels": 1, "image_size": 28, "mean": [72.9], "std": [90.0]}

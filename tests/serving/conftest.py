@@ -14,7 +14,7 @@ def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def model_dir(model_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tailor.models.artifact import safe_extract
+    from tailor.artifact import safe_extract
 
     dest = tmp_path_factory.mktemp("model")
     safe_extract(model_tar, dest)

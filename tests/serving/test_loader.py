@@ -14,8 +14,8 @@ import torch
 from tailor.algorithms.image_classification.export import write_model
 from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
 from tailor.algorithms.image_classification.networks import create_model, inference_model
+from tailor.artifact import read_model_json, safe_extract
 from tailor.errors import ValidationError
-from tailor.models.artifact import read_model_json, safe_extract
 from tailor.serving.loader import load_model
 
 
@@ -32,6 +32,7 @@ def _trained_like(name: str, channels: int) -> torch.nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "channels", "tta", "multi"), [("fastnet", 1, "1", "0"), ("resnet20", 3, "0", "1")])
 def test_round_trip_onnx_and_torch_match(tmp_path: Path, name: str, channels: int, tta: str, multi: str) -> None:
     hp = parse_hyperparameters(

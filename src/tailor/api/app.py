@@ -1,36 +1,30 @@
 """The HTTP server: ``create_app(settings)`` builds a FastAPI app over one Tailor container.
 
-Routers come from ``ROUTER_MODULES`` (each module exports ``router``); add yours there. Errors are translated
-here and only here into one envelope ``{"error": {"code", "message"}}`` with the error's HTTP status; 5xx
-details stay in the server log, never in the response. (The SageMaker-compatible routes render their own
-``__type`` errors on their router.)
+Each router module (REST jobs and hosting, the SageMaker protocol, the console) exports ``router``; errors
+leave through ``tailor.api.errors``, the one place they become responses (5xx details stay in the server log).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tailor.api import console, errors, hosting, jobs, sagemaker
 from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
 from tailor.api.limits import ControlBodyLimit
 from tailor.core import Tailor
-from tailor.errors import InternalError, TailorError
 from tailor.settings import Settings
 
 log = logging.getLogger("tailor.api")
 
-# Modules exporting `router` (an APIRouter); each is included once. Other domains append theirs.
-ROUTER_MODULES: list[str] = ["tailor.api.jobs", "tailor.api.sagemaker", "tailor.api.console", "tailor.api.hosting"]
+ROUTER_MODULES = (jobs, sagemaker, console, hosting)  # each exports `router` (an APIRouter), included once
 # The policy action that reads /metrics (Resource "*"); "*" and "tailor:*" include it, "sagemaker:*" does not.
 METRICS_ACTION = "tailor:GetMetrics"
 
@@ -52,16 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authorizer = AllowAll()
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(_JobCollector(app))
-    app.state.metrics_registry.register(importlib.import_module("tailor.api.hosting").HostingCollector(app))
-    _install_error_handlers(app)
+    app.state.metrics_registry.register(hosting.HostingCollector(app))
+    errors.install(app)
     # Closed by default: SigV4 or bearer tokens, then IAM-style policies (replaces the AllowAll above).
     # Inside authentication (added before it): InvokeEndpoint is answered without FastAPI's route matching.
-    app.add_middleware(importlib.import_module("tailor.api.hosting").InvocationFastPath)
+    app.add_middleware(hosting.InvocationFastPath)
     install_auth(app, settings)
     # Outermost: control-plane bodies over 1 MiB are refused before authentication reads them.
     app.add_middleware(ControlBodyLimit)
-    for name in ROUTER_MODULES:
-        app.include_router(importlib.import_module(name).router)
+    for module in ROUTER_MODULES:
+        app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -84,41 +78,6 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse(app.openapi())
 
     return app
-
-
-def error_response(err: TailorError) -> JSONResponse:
-    message = err.message if err.expose and err.http_status < 500 else _public_message(err)
-    return JSONResponse({"error": {"code": err.code, "message": message}}, status_code=err.http_status)
-
-
-def _public_message(err: TailorError) -> str:
-    # 5xx: the message may name paths or hosts of the server; the client gets the class of failure only.
-    return "the server failed to complete the request; see the server log"
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(TailorError)
-    async def tailor_error(request: Request, err: TailorError) -> JSONResponse:
-        if err.http_status >= 500:
-            log.error("%s %s failed: %s: %s", request.method, request.url.path, type(err).__name__, err)
-        return error_response(err)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        msg = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return JSONResponse({"error": {"code": "ValidationException", "message": msg}}, status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(err.status_code, "HTTPError")
-        return JSONResponse({"error": {"code": code, "message": str(err.detail)}}, status_code=err.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, err: Exception) -> JSONResponse:
-        log.exception("%s %s crashed", request.method, request.url.path)
-        return error_response(InternalError(str(err)))
 
 
 class _JobCollector:

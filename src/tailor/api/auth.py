@@ -27,11 +27,13 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tailor.api.errors import AWS_JSON, aws_error
 from tailor.asgi import content_length, read_body, replay
 from tailor.auth import sigv4
 from tailor.auth.keys import KeyStore, Principal
-from tailor.auth.policy import Decision, resource_arn
+from tailor.auth.policy import Decision
 from tailor.errors import AccessDeniedError, AuthError, PayloadTooLargeError, TailorError, UnrecognizedClientError
+from tailor.resources import arn
 from tailor.settings import Settings
 
 # SageMaker's invocation limit is 6 MB. 1 MiB of headroom lets the invocation route answer its own precise 413
@@ -48,30 +50,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class MissingAuthenticationTokenError(AuthError):
     code = "MissingAuthenticationTokenException"
-
-
-def aws_error_response(err: TailorError, status: int | None = None) -> JSONResponse:
-    """AWS's JSON error shape; ``x-amzn-ErrorType`` too, which rest-json clients (sagemaker-runtime) read."""
-    status = status or err.http_status
-    # 5xx messages may name server paths or hosts: the client gets the class of failure only.
-    message = err.message if err.expose and status < 500 else "An internal error occurred; see the server log."
-    return JSONResponse(
-        {"__type": err.code, "message": message},
-        status_code=status,
-        headers={"x-amzn-ErrorType": err.code, "x-amzn-RequestId": "tailor"},
-        media_type="application/x-amz-json-1.1",
-    )
-
-
-def envelope_response(err: TailorError) -> JSONResponse:
-    """A refusal made before or around routing, readable by every surface: AWS's ``__type``/``message`` and
-    ``x-amzn-ErrorType`` (boto3) together with the REST envelope ``{"error": {code, message}}`` (Tailor's SDK)."""
-    message = err.message if err.expose and err.http_status < 500 else "An internal error occurred."
-    return JSONResponse(
-        {"__type": err.code, "message": message, "error": {"code": err.code, "message": message}},
-        status_code=err.http_status,
-        headers={"x-amzn-ErrorType": err.code},
-    )
 
 
 class AuthenticationMiddleware:
@@ -128,7 +106,7 @@ class AuthenticationMiddleware:
         try:
             body = await read_body(receive, content_length(raw_headers), MAX_SIGNED_BODY_BYTES)
         except PayloadTooLargeError as err:
-            await aws_error_response(err)(scope, receive, send)
+            await aws_error(err, media_type=AWS_JSON)(scope, receive, send)
             return
         try:
             # The same exact SigV4 check either way; with the key's secret and principal cached it runs on the
@@ -194,7 +172,7 @@ class Authorizer:
         self.keys = keys
 
     def arn(self, resource_type: str, name: str) -> str:
-        return resource_arn(self.settings.region, self.settings.account_id, resource_type, name)
+        return arn(self.settings.region, self.settings.account_id, resource_type, name)
 
     def authenticate(self, request: Request) -> Principal:
         outcome = getattr(request.state, _STATE_KEY, None)
@@ -224,11 +202,6 @@ class Authorizer:
         return self.authenticate(request).decide(action, resource or "*").allowed
 
 
-async def _auth_error_handler(request: Request, err: Exception) -> JSONResponse:
-    assert isinstance(err, AuthError)
-    return envelope_response(err)
-
-
 def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> Authorizer:
     """Put authentication in front of every route and make ``app.state.authorizer`` the real one."""
     keys = keys or KeyStore(settings)
@@ -236,9 +209,6 @@ def install(app: FastAPI, settings: Settings, keys: KeyStore | None = None) -> A
     app.state.authorizer = authorizer
     app.state.keys = keys
     app.add_middleware(AuthenticationMiddleware, keys=keys, settings=settings)
-    # Auth failures from any route (REST, runtime invocations) carry AWS's shape as well as the REST envelope,
-    # so boto3 (which reads x-amzn-ErrorType / __type) and Tailor's REST clients both read the code.
-    app.add_exception_handler(AuthError, _auth_error_handler)
     app.include_router(_token_router())
     return authorizer
 
@@ -264,7 +234,7 @@ def _token_router() -> Any:
                 )
             token, expires = authorizer.keys.issue_token(principal.access_key_id)
         except TailorError as err:
-            return aws_error_response(err)
+            return aws_error(err, media_type=AWS_JSON)
         return JSONResponse({"Token": token, "Expiration": expires.isoformat(), "AccessKeyId": principal.access_key_id})
 
     @router.delete("/auth/tokens")
@@ -274,7 +244,7 @@ def _token_router() -> Any:
         try:
             authorizer.authenticate(request)
         except TailorError as err:
-            return aws_error_response(err)
+            return aws_error(err, media_type=AWS_JSON)
         token = _bearer(request)
         revoked = token is not None and authorizer.keys.revoke_token(token)
         return JSONResponse({"Revoked": bool(revoked)})

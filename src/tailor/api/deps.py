@@ -13,6 +13,7 @@ from fastapi import Body, Query, Request
 
 from tailor.auth.policy import RUN_CUSTOM_CODE
 from tailor.core import Tailor
+from tailor.resources import arn
 from tailor.storage import check_remote_uris
 
 
@@ -47,6 +48,20 @@ def require(action: str, resource: Callable[[Request], str | None] | None = None
     return dependency
 
 
+def path_arn(resource_type: str) -> Callable[[Request], str]:
+    """A ``require`` resource: the ARN of the ``resource_type`` named in the path (``{name}``)."""
+
+    def resource(request: Request) -> str:
+        s = request.app.state.settings
+        return arn(s.region, s.account_id, resource_type, request.path_params["name"])
+
+    resource.__name__ = f"{resource_type.replace('-', '_')}_arn"
+    return resource
+
+
+training_job_arn = path_arn("training-job")
+
+
 def remote_spec(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     """A request body (CreateTrainingJob, CreateModel, ... shapes) whose URIs obey the remote-caller policy:
     ``s3://bucket/key`` only (``tailor.storage.check_remote_uri``). Solved after the route's ``require``."""
@@ -57,11 +72,6 @@ def remote_spec(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
 def own_code_grant(request: Request) -> Callable[[str], Any]:
     """For CreateTrainingJob on a remote surface: own code also needs ``tailor:RunCustomCode`` on the job."""
     return lambda arn: request.app.state.authorizer.authorize(request, RUN_CUSTOM_CODE, arn)
-
-
-def training_job_arn(request: Request) -> str:
-    """The ARN of the training job named in the path (``{name}``)."""
-    return get_tailor(request).jobs.arn(request.path_params["name"])
 
 
 def list_filters(

@@ -22,22 +22,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tailor.api.deps import get_tailor, list_filters, remote_spec, require
+from tailor import errors
+from tailor.api.deps import get_tailor, list_filters, path_arn, remote_spec, require
+from tailor.api.errors import aws_error_parts
 from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
 from tailor.core import Tailor
-from tailor.errors import (
-    AuthError,
-    InternalError,
-    ModelError,
-    NotFoundError,
-    PayloadTooLargeError,
-    ServiceUnavailableError,
-    TailorError,
-    ThrottlingError,
-    UnsupportedMediaTypeError,
-    ValidationError,
-)
+from tailor.errors import InternalError, NotFoundError, TailorError, ValidationError
+from tailor.resources import arn
 from tailor.serving.preprocess import MAX_BODY_BYTES
 
 log = logging.getLogger("tailor.api.hosting")
@@ -49,15 +41,7 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(jsonable_encoder(data), status_code=status)
 
 
-def _arn(kind: str) -> Any:
-    def resource(request: Request) -> str:
-        s = request.app.state.settings
-        return f"arn:aws:sagemaker:{s.region}:{s.account_id}:{kind}/{request.path_params['name']}"
-
-    return resource
-
-
-model_arn, config_arn, endpoint_arn = _arn("model"), _arn("endpoint-config"), _arn("endpoint")
+model_arn, config_arn, endpoint_arn = path_arn("model"), path_arn("endpoint-config"), path_arn("endpoint")
 
 
 # -- models ---------------------------------------------------------------------------------------------
@@ -176,9 +160,9 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
     app = scope["app"]
     settings = app.state.settings
     try:
-        arn = f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:endpoint/{name}"
+        endpoint = arn(settings.region, settings.account_id, "endpoint", name)
         scope.setdefault("path_params", {})["name"] = name
-        app.state.authorizer.authorize(Request(scope, receive), "sagemaker:InvokeEndpoint", arn)
+        app.state.authorizer.authorize(Request(scope, receive), "sagemaker:InvokeEndpoint", endpoint)
         body = await read_body(receive, content_length(scope["headers"]), MAX_BODY_BYTES)
         accept_s = accept.decode("latin-1")
         qs: bytes = scope.get("query_string", b"")
@@ -190,16 +174,18 @@ async def invoke(name: str, scope: dict[str, Any], receive: Any) -> tuple[int, l
     except TailorError as err:
         if err.http_status >= 500:
             log.warning("invoke %s: %s: %s", name, type(err).__name__, err)
-        return aws_error_parts(runtime_error(err, name, settings.account_id))
+        return aws_error_parts(runtime_error(err, name, settings.account_id), rest_envelope=True)
     except Exception:
         log.exception("invoke %s crashed", name)
-        return aws_error_parts(InternalError("unexpected error"))
+        return aws_error_parts(InternalError("unexpected error"), rest_envelope=True)
     reply = result.reply
     if reply.status == 400:  # the worker's own ValidationException (an undecodable image): SageMaker's code
         message = ""
         with contextlib.suppress(ValueError, AttributeError):
             message = str(json.loads(reply.body).get("message", ""))
-        status, headers, body = aws_error_parts(InvocationError(message or "the request was not valid"))
+        status, headers, body = aws_error_parts(
+            InvocationError(message or "the request was not valid"), rest_envelope=True
+        )
         headers.append((b"x-amzn-invoked-production-variant", result.variant.encode("latin-1")))
         return status, headers, body
     headers = [
@@ -221,13 +207,13 @@ class InvocationError(ValidationError):
 # Errors InvokeEndpoint answers under their own code (botocore's sagemaker-runtime model, plus AWS's auth errors
 # and ThrottlingException, which every AWS API may answer). 413 and 415 already say ValidationError.
 _RUNTIME_OWN_CODES = (
-    AuthError,
-    ModelError,
-    ThrottlingError,
-    ServiceUnavailableError,
-    InternalError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
+    errors.AuthError,
+    errors.ModelError,
+    errors.ThrottlingError,
+    errors.ServiceUnavailableError,
+    errors.InternalError,
+    errors.PayloadTooLargeError,
+    errors.UnsupportedMediaTypeError,
 )
 
 
@@ -238,22 +224,6 @@ def runtime_error(err: TailorError, name: str, account_id: str) -> TailorError:
     if isinstance(err, _RUNTIME_OWN_CODES) or err.http_status >= 500:
         return err
     return InvocationError(err.message)
-
-
-def aws_error_parts(err: TailorError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    message = (
-        err.message
-        if err.expose and err.http_status < 500 or err.http_status in (503, 424, 429)
-        else ("the server failed to complete the request; see the server log")
-    )
-    body = {"__type": err.code, "message": message, "error": {"code": err.code, "message": message}}
-    headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", err.code.encode("latin-1"))]
-    return err.http_status, headers, json.dumps(body).encode()
-
-
-def aws_error(err: TailorError) -> Response:
-    status, headers, body = aws_error_parts(err)
-    return Response(body, status_code=status, headers={k.decode(): v.decode("latin-1") for k, v in headers})
 
 
 class InvocationFastPath:

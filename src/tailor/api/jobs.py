@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from tailor.api.deps import get_tailor, list_filters, own_code_grant, require, training_job_arn
 from tailor.core import Tailor
-from tailor.jobs.spec import NAME_PATTERN
+from tailor.resources import NAME_PATTERN
 from tailor.storage import check_remote_uris
 
 router = APIRouter(prefix="/api/v1/training-jobs", tags=["training-jobs"])

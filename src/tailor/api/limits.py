@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tailor.api.auth import envelope_response
+from tailor.api.errors import aws_error
 from tailor.asgi import content_length, read_body, replay
 from tailor.errors import ControlPayloadTooLargeError, PayloadTooLargeError
 
@@ -35,6 +35,6 @@ class ControlBodyLimit:
         try:
             body = await read_body(receive, content_length(scope["headers"]), self.limit)
         except PayloadTooLargeError as err:
-            await envelope_response(ControlPayloadTooLargeError(err.message))(scope, receive, send)
+            await aws_error(ControlPayloadTooLargeError(err.message), rest_envelope=True)(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)

@@ -20,7 +20,6 @@ JSON-protocol errors (auth, throttling, unknown operation, serialization, intern
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +29,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from tailor.api.auth import Authorizer, aws_error_response
+from tailor.api.auth import Authorizer
 from tailor.api.deps import own_code_grant
+from tailor.api.errors import AWS_JSON, aws_error
 from tailor.api.limits import MAX_CONTROL_BODY_BYTES
 from tailor.core import Tailor
 from tailor.errors import (
@@ -43,6 +43,8 @@ from tailor.errors import (
     ValidationError,
 )
 from tailor.json_input import parse_json
+from tailor.resources import NAME_RE
+from tailor.resources import arn as resource_arn
 from tailor.storage import check_remote_uris
 
 log = logging.getLogger("tailor.api.sagemaker")
@@ -50,7 +52,6 @@ router = APIRouter(tags=["sagemaker"])
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
-NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 # botocore/data/sagemaker/2017-07-24/service-2.json, ``operations.<name>.errors`` (tests compare the two).
@@ -96,16 +97,9 @@ class Operation:
     call: Callable[[Tailor, dict[str, Any]], dict[str, Any]]
 
 
-def _hosting(tailor: Tailor) -> Any:
-    hosting = getattr(tailor, "hosting", None)
-    if hosting is None:
-        raise UnknownOperationError("this Tailor server has no hosting service")
-    return hosting
-
-
 def _host(method: str, *, name: str | None = None, empty: bool = False) -> Callable[[Tailor, dict], dict]:
     def call(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
-        fn = getattr(_hosting(tailor), method)
+        fn = getattr(tailor.hosting, method)
         out = fn(body[name]) if name else fn(body)
         return {} if empty else out
 
@@ -118,28 +112,12 @@ def _create_training_job(
     return {"TrainingJobArn": tailor.jobs.create(body, authorize_own_code=authorize_own_code)["TrainingJobArn"]}
 
 
-def _list_training_jobs(tailor: Tailor, body: dict[str, Any]) -> dict[str, Any]:
-    allowed = {
-        "NameContains",
-        "StatusEquals",
-        "CreationTimeAfter",
-        "CreationTimeBefore",
-        "LastModifiedTimeAfter",
-        "LastModifiedTimeBefore",
-        "SortBy",
-        "SortOrder",
-        "MaxResults",
-        "NextToken",
-    }
-    return tailor.jobs.list(**{k: v for k, v in body.items() if k in allowed})
-
-
 OPERATIONS: dict[str, Operation] = {
     "CreateTrainingJob": Operation("training-job", "TrainingJobName", _create_training_job),
     "DescribeTrainingJob": Operation(
         "training-job", "TrainingJobName", lambda t, b: t.jobs.describe(b["TrainingJobName"])
     ),
-    "ListTrainingJobs": Operation(None, None, _list_training_jobs),
+    "ListTrainingJobs": Operation(None, None, lambda t, b: t.jobs.list(b)),
     "StopTrainingJob": Operation(
         "training-job", "TrainingJobName", lambda t, b: (t.jobs.stop(b["TrainingJobName"]), {})[1]
     ),
@@ -194,18 +172,14 @@ async def _handle(request: Request) -> Response:
                 f"1 validation error detected: Value {name!r} at '{op.name_member}' failed to satisfy constraint: "
                 f"Member must satisfy regular expression pattern: {NAME_RE.pattern}"
             )
-        arn = authorizer_arn(request, op.resource_type, name)
+        settings = request.app.state.settings
+        arn = resource_arn(settings.region, settings.account_id, op.resource_type, name)
     authorizer.authorize(request, f"sagemaker:{op_name}", arn)
     check_remote_uris(body)
     tailor: Tailor = request.app.state.tailor
     extra = {"authorize_own_code": own_code_grant(request)} if op_name == "CreateTrainingJob" else {}
     result = await run_in_threadpool(op.call, tailor, body, **extra)
     return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
-
-
-def authorizer_arn(request: Request, resource_type: str, name: str) -> str:
-    s = request.app.state.settings
-    return f"arn:aws:sagemaker:{s.region}:{s.account_id}:{resource_type}/{name}"
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -242,13 +216,17 @@ def error_response(err: TailorError, operation: str = "") -> Response:
     over the limit 413) under a code the operation's model lists, else ``ValidationException``; not-found is
     ``ValidationException`` ("Requested resource not found" on AWS) for every operation."""
     if isinstance(err, AuthError) or err.http_status >= 500:
-        return aws_error_response(err)
+        return _aws(err)
     status = 413 if isinstance(err, PayloadTooLargeError) else 400
     if isinstance(err, NotFoundError):
-        return aws_error_response(_as(ValidationError, err), status)
+        return _aws(_as(ValidationError, err), status)
     if err.code in COMMON_ERRORS or err.code in OPERATION_ERRORS.get(operation, frozenset()):
-        return aws_error_response(err, status)
-    return aws_error_response(_as(ValidationError, err), status)
+        return _aws(err, status)
+    return _aws(_as(ValidationError, err), status)
+
+
+def _aws(err: TailorError, status: int | None = None) -> Response:
+    return aws_error(err, status, media_type=AWS_JSON)
 
 
 def _as(cls: type[TailorError], err: TailorError) -> TailorError:

@@ -27,6 +27,7 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,32 +291,31 @@ class KeyStore:
     # -- request-time lookups -------------------------------------------------------------------------
     def secret_of(self, access_key_id: str) -> str | None:
         """The secret of an active key, or None for unknown and disabled keys alike."""
-        secret = self._secrets.get(access_key_id)
-        if secret is not None:
-            return secret
-        generation = _Generation.value
-        with self.db.session() as s:
-            row = s.get(AccessKeyRow, access_key_id)
-            if row is None or not row.enabled:
-                return None
-            secret = self._cipher.decrypt(row.secret_nonce, row.secret_ciphertext, row.access_key_id)
-        self._secrets.put(access_key_id, secret, generation)
-        return secret
+
+        def decrypt(row: AccessKeyRow) -> str:
+            return self._cipher.decrypt(row.secret_nonce, row.secret_ciphertext, row.access_key_id)
+
+        return self._read_through(self._secrets, access_key_id, decrypt)
 
     def cached_secret(self, access_key_id: str) -> str | None:
         """The secret if the cache holds it (no DB, safe on an event loop); None means "ask ``secret_of``"."""
         return self._secrets.get(access_key_id)
 
     def principal(self, access_key_id: str) -> Principal | None:
-        principal = self._principals.get(access_key_id)
-        if principal is not None:
-            return principal
+        return self._read_through(self._principals, access_key_id, self._principal)
+
+    def _read_through(self, cache: _TTLCache, access_key_id: str, load: Callable[[AccessKeyRow], Any]) -> Any:
+        """A cache hit, else ``load`` of the active key's row (None for unknown and disabled keys alike), cached
+        under the generation read before the database was (a change meanwhile leaves it uncached)."""
+        value = cache.get(access_key_id)
+        if value is not None:
+            return value
         generation = _Generation.value
         with self.db.session() as s:
             row = s.get(AccessKeyRow, access_key_id)
-            principal = self._principal(row) if row is not None and row.enabled else None
-        self._principals.put(access_key_id, principal, generation)
-        return principal
+            value = load(row) if row is not None and row.enabled else None
+        cache.put(access_key_id, value, generation)
+        return value
 
     def cached_principal(self, access_key_id: str) -> Principal | None:
         return self._principals.get(access_key_id)

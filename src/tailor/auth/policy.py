@@ -30,6 +30,7 @@ from typing import Any
 
 from tailor.errors import ValidationError
 from tailor.json_input import parse_json
+from tailor.resources import arn
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 TAILOR_NAMESPACE = "tailor:"
@@ -193,10 +194,4 @@ def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
     return Policy(version=version, statements=statements, document=document)
 
 
-def resource_arn(region: str, account_id: str, resource_type: str, name: str) -> str:
-    """ARN of a SageMaker resource, e.g. ``arn:aws:sagemaker:us-east-1:…:endpoint/x``.
-
-    The name keeps its case, exactly as Tailor's Describe* responses print the ARN, so a policy written from
-    what the server shows matches (AWS lower-cases names in ARNs; with lower-case names both read the same).
-    """
-    return f"arn:aws:sagemaker:{region}:{account_id}:{resource_type}/{name}"
+resource_arn = arn  # the one ARN builder (tailor.resources), under the name policy code reads

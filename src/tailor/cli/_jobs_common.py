@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import click
 
+from tailor.cli.root import settings_of
 from tailor.client import Client, TrainingJob
 from tailor.settings import Settings
 
@@ -24,6 +26,19 @@ def open_client(settings: Settings, url: str | None) -> Client:
     """The server at --url (else TAILOR_URL / settings.url), or this machine's Tailor home in-process."""
     url = url or settings.url
     return Client(url=url, settings=settings) if url else Client(settings=settings)
+
+
+def call(ctx: click.Context, url: str | None, fn: Callable[[Client], Any]) -> Any:
+    """One SDK call on the client that the command's settings and ``--url`` choose."""
+    with open_client(settings_of(ctx), url) as client:
+        return fn(client)
+
+
+def echo_json(data: Any, as_json: bool) -> bool:
+    """Print ``data`` as JSON when ``--json`` was given; True then (the command prints nothing else)."""
+    if as_json:
+        click.echo(to_json(data))
+    return as_json
 
 
 def to_json(data: Any) -> str:

@@ -12,7 +12,7 @@ from tailor.errors import DataError, ValidationError
 
 
 def _settings(ctx: click.Context):  # noqa: ANN202 - avoids importing the CLI root at module import
-    from tailor.cli.main import settings_of
+    from tailor.cli.root import settings_of
 
     return settings_of(ctx)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 from tailor.errors import ServiceUnavailableError
 from tailor.settings import Settings
 
@@ -35,11 +35,9 @@ def _step(title: str) -> None:
 
 def _run_cli(ctx: click.Context, *args: str) -> None:
     """Run a `tailor …` command in this process, echoing it first so the user can paste it later."""
-    from tailor.cli.main import cli
-
     home = str(settings_of(ctx).home)
     click.secho("$ tailor " + " ".join(shlex.quote(a) for a in args), fg="cyan")
-    cli.main(args=["--home", home, *args], prog_name="tailor", standalone_mode=False)
+    ctx.find_root().command.main(args=["--home", home, *args], prog_name="tailor", standalone_mode=False)
 
 
 def _free_port() -> int:

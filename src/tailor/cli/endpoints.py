@@ -10,15 +10,16 @@ has exited (a few seconds).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import json_option as _json
+from tailor.cli.root import settings_of
+from tailor.cli.root import url_option as _url
 
-_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
-_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 _wait = click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the endpoint to settle.")
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -74,30 +75,34 @@ def _settle(client: Any, name: str, wait: bool) -> None:
         raise ServiceUnavailableError(f"endpoint {name} failed: {desc.get('FailureReason', 'see its worker logs')}")
 
 
-@endpoints.command("create")
-@click.argument("name")
-@click.option("--config", "config_name", required=True, help="Endpoint configuration name.")
-@_wait
-@_url
-@click.pass_context
-def create_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
-    """CreateEndpoint: start the workers; InService once every worker answers /ping (needs a server)."""
-    with _server_client(ctx, url, "tailor endpoints create") as client:
-        client.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
-        _settle(client, name, wait)
+def _deploy(verb: str, config_help: str, doc: str, send: Callable[[Any, str, str], Any]) -> None:
+    """``endpoints create`` / ``endpoints update``: send the request to a server, then report (or wait for) the
+    endpoint's status."""
+
+    @endpoints.command(verb, help=doc)
+    @click.argument("name")
+    @click.option("--config", "config_name", required=True, help=config_help)
+    @_wait
+    @_url
+    @click.pass_context
+    def command(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
+        with _server_client(ctx, url, f"tailor endpoints {verb}") as client:
+            send(client, name, config_name)
+            _settle(client, name, wait)
 
 
-@endpoints.command("update")
-@click.argument("name")
-@click.option("--config", "config_name", required=True, help="The new endpoint configuration.")
-@_wait
-@_url
-@click.pass_context
-def update_endpoint(ctx: click.Context, name: str, config_name: str, wait: bool, url: str | None) -> None:
-    """UpdateEndpoint: new workers start, traffic switches atomically, old workers drain; no request fails."""
-    with _server_client(ctx, url, "tailor endpoints update") as client:
-        client.update_endpoint(name, config_name)
-        _settle(client, name, wait)
+_deploy(
+    "create",
+    "Endpoint configuration name.",
+    "CreateEndpoint: start the workers; InService once every worker answers /ping (needs a server).",
+    lambda client, name, config: client.create_endpoint(EndpointName=name, EndpointConfigName=config),
+)
+_deploy(
+    "update",
+    "The new endpoint configuration.",
+    "UpdateEndpoint: new workers start, traffic switches atomically, old workers drain; no request fails.",
+    lambda client, name, config: client.update_endpoint(name, config),
+)
 
 
 @endpoints.command("delete")
@@ -124,13 +129,11 @@ def list_endpoints(
     ctx: click.Context, name_contains: str | None, status: str | None, url: str | None, as_json: bool
 ) -> None:
     """List endpoints, newest first."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import call, echo_json, table, when
 
     filters = {k: v for k, v in {"NameContains": name_contains, "StatusEquals": status}.items() if v}
-    with open_client(settings_of(ctx), url) as client:
-        out = client.list_endpoints(**filters, MaxResults=100)
-    if as_json:
-        click.echo(to_json(out))
+    out = call(ctx, url, lambda client: client.list_endpoints(**filters, MaxResults=100))
+    if echo_json(out, as_json):
         return
     rows = [[e["EndpointName"], e["EndpointStatus"], when(e["CreationTime"])] for e in out["Endpoints"]]
     click.echo(table(rows, ["NAME", "STATUS", "CREATED"]))
@@ -143,12 +146,10 @@ def list_endpoints(
 @click.pass_context
 def describe_endpoint(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
     """DescribeEndpoint."""
-    from tailor.cli._jobs_common import open_client, table, to_json
+    from tailor.cli._jobs_common import call, echo_json, table
 
-    with open_client(settings_of(ctx), url) as client:
-        desc = client.describe_endpoint(name)
-    if as_json:
-        click.echo(to_json(desc))
+    desc = call(ctx, url, lambda client: client.describe_endpoint(name))
+    if echo_json(desc, as_json):
         return
     click.echo(f"EndpointName      {desc['EndpointName']}\nStatus            {desc['EndpointStatus']}")
     click.echo(f"EndpointConfig    {desc['EndpointConfigName']}")
@@ -178,12 +179,10 @@ def _num(value: float | None, fmt: str) -> str:
 def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bool) -> None:
     """Per-minute invocation metrics per variant (latencies in microseconds, as SageMaker's). MISMATCHED counts
     images whose size or colour mode differed from the model's (resized or converted before they ran)."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import call, echo_json, table, when
 
-    with open_client(settings_of(ctx), url) as client:
-        out = client.endpoint_metrics(name)
-    if as_json:
-        click.echo(to_json(out))
+    out = call(ctx, url, lambda client: client.endpoint_metrics(name))
+    if echo_json(out, as_json):
         return
     rows = [
         [

@@ -10,10 +10,9 @@ from typing import Any
 
 import click
 
-from tailor.cli.main import settings_of
-
-_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
-_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+from tailor.cli.root import json_option as _json
+from tailor.cli.root import settings_of
+from tailor.cli.root import url_option as _url
 
 
 @click.group("jobs")
@@ -41,7 +40,7 @@ def list_jobs(
     as_json: bool,
 ) -> None:
     """List training jobs, newest first."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import echo_json, open_client, table, when
 
     with open_client(settings_of(ctx), url) as client:
         out = client.list_training_jobs(
@@ -51,8 +50,7 @@ def list_jobs(
             SortBy=sort_by,
             SortOrder="Ascending" if ascending else "Descending",
         )
-    if as_json:
-        click.echo(to_json(out))
+    if echo_json(out, as_json):
         return
     rows = [
         [s["TrainingJobName"], s["TrainingJobStatus"], s["SecondaryStatus"], when(s["CreationTime"])]
@@ -124,12 +122,10 @@ def stop(ctx: click.Context, name: str, wait: bool, url: str | None, as_json: bo
 @click.pass_context
 def metrics(ctx: click.Context, name: str, metric: str | None, url: str | None, as_json: bool) -> None:
     """The metric time series parsed from the job log."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import call, echo_json, table, when
 
-    with open_client(settings_of(ctx), url) as client:
-        points = client.training_job_metrics(name, metric)
-    if as_json:
-        click.echo(to_json(points))
+    points = call(ctx, url, lambda client: client.training_job_metrics(name, metric))
+    if echo_json(points, as_json):
         return
     rows = [
         [p["MetricName"], "-" if p["Epoch"] is None else p["Epoch"], f"{p['Value']:.6g}", when(p["Timestamp"])]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 from tailor.cli.server import server
 
 
@@ -62,22 +62,21 @@ def show(ctx: click.Context, key: str) -> None:
     click.echo(json.dumps(_store(ctx).get(key).to_dict(), indent=2))
 
 
-@keys.command("disable")
-@click.argument("key")
-@click.pass_context
-def disable(ctx: click.Context, key: str) -> None:
-    """Disable a key (by id or name): its signatures stop working and its tokens are revoked, at once."""
-    info = _store(ctx).set_enabled(key, False)
-    click.echo(f"disabled {info.access_key_id} ({info.name})")
+def _switch(verb: str, enabled: bool, doc: str) -> None:
+    """``keys enable KEY`` / ``keys disable KEY``."""
+
+    @keys.command(verb, help=doc)
+    @click.argument("key")
+    @click.pass_context
+    def command(ctx: click.Context, key: str) -> None:
+        info = _store(ctx).set_enabled(key, enabled)
+        click.echo(f"{verb}d {info.access_key_id} ({info.name})")
 
 
-@keys.command("enable")
-@click.argument("key")
-@click.pass_context
-def enable(ctx: click.Context, key: str) -> None:
-    """Enable a disabled key again (the tokens revoked when it was disabled stay revoked)."""
-    info = _store(ctx).set_enabled(key, True)
-    click.echo(f"enabled {info.access_key_id} ({info.name})")
+_switch(
+    "disable", False, "Disable a key (by id or name): its signatures stop working and its tokens are revoked, at once."
+)
+_switch("enable", True, "Enable a disabled key again (the tokens revoked when it was disabled stay revoked).")
 
 
 @keys.command("delete")

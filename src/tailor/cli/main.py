@@ -2,67 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
+from tailor.cli import data, demo, endpoints, jobs, keys, models, server, train
+from tailor.cli.root import cli, settings_of
 from tailor.errors import TailorError
-from tailor.settings import Settings, load_settings
 
 # Each module defines `commands`: a list of click commands/groups added to the top level. Modules import heavy
 # libraries (torch, onnxruntime) inside their commands so `tailor --help` stays fast.
-COMMAND_MODULES = (
-    "data",
-    "train",
-    "jobs",
-    "models",
-    "endpoints",
-    "keys",
-    "server",
-    "demo",
-)
+COMMAND_MODULES = (data, train, jobs, models, endpoints, keys, server, demo)
 
-
-class _Root(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(super().list_commands(ctx))
-
-
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--home", type=click.Path(file_okay=False), help="Tailor home (default $TAILOR_HOME or ~/.tailor).")
-@click.version_option(package_name="tailor")
-@click.pass_context
-def cli(ctx: click.Context, home: str | None) -> None:
-    """Tailor: classify your own images on your own machines."""
-    ctx.obj = load_settings(home=home)
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
-
-
-@cli.command("config")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@click.pass_context
-def config_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Show the resolved settings (defaults < config.toml < TAILOR_* env < flags)."""
-    import json
-
-    values = settings_of(ctx).model_dump(mode="json")
-    for secret in [k for k in values if "secret" in k]:
-        values[secret] = "***" if values[secret] else None
-    if as_json:
-        click.echo(json.dumps(values, indent=2))
-        return
-    for key, value in values.items():
-        click.echo(f"{key:22} {value}")
-
-
-for _name in COMMAND_MODULES:
-    _mod = importlib.import_module(f"tailor.cli.{_name}")
-    for _cmd in getattr(_mod, "commands", []):
+for _module in COMMAND_MODULES:
+    for _cmd in _module.commands:
         cli.add_command(_cmd)
+
+__all__ = ["cli", "main", "settings_of"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from tailor.cli.main import settings_of
-
-_url = click.option("--url", help="Tailor server URL (default: $TAILOR_URL, else this machine's home in-process).")
-_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+from tailor.cli.root import json_option as _json
+from tailor.cli.root import settings_of
+from tailor.cli.root import url_option as _url
 
 
 @click.group("models")
@@ -40,39 +39,13 @@ def list_models(
     ctx: click.Context, name_contains: str | None, max_results: int, url: str | None, as_json: bool
 ) -> None:
     """List models, newest first."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import echo_json, open_client, table, when
 
     with open_client(settings_of(ctx), url) as client:
         out = client.list_models(**({"NameContains": name_contains} if name_contains else {}), MaxResults=max_results)
-    if as_json:
-        click.echo(to_json(out))
+    if echo_json(out, as_json):
         return
     click.echo(table([[m["ModelName"], when(m["CreationTime"])] for m in out["Models"]], ["NAME", "CREATED"]))
-
-
-@models.command("describe")
-@click.argument("name")
-@_url
-@click.pass_context
-def describe_model(ctx: click.Context, name: str, url: str | None) -> None:
-    """DescribeModel (JSON)."""
-    from tailor.cli._jobs_common import open_client, to_json
-
-    with open_client(settings_of(ctx), url) as client:
-        click.echo(to_json(client.describe_model(name)))
-
-
-@models.command("delete")
-@click.argument("name")
-@_url
-@click.pass_context
-def delete_model(ctx: click.Context, name: str, url: str | None) -> None:
-    """DeleteModel."""
-    from tailor.cli._jobs_common import open_client
-
-    with open_client(settings_of(ctx), url) as client:
-        client.delete_model(name)
-    click.echo(f"deleted model {name}")
 
 
 @click.group("endpoint-configs")
@@ -129,40 +102,40 @@ def parse_variant(text: str) -> dict[str, object]:
 @click.pass_context
 def list_endpoint_configs(ctx: click.Context, name_contains: str | None, url: str | None, as_json: bool) -> None:
     """List endpoint configurations, newest first."""
-    from tailor.cli._jobs_common import open_client, table, to_json, when
+    from tailor.cli._jobs_common import echo_json, open_client, table, when
 
     with open_client(settings_of(ctx), url) as client:
         out = client.list_endpoint_configs(**({"NameContains": name_contains} if name_contains else {}), MaxResults=100)
-    if as_json:
-        click.echo(to_json(out))
+    if echo_json(out, as_json):
         return
     rows = [[c["EndpointConfigName"], when(c["CreationTime"])] for c in out["EndpointConfigs"]]
     click.echo(table(rows, ["NAME", "CREATED"]))
 
 
-@endpoint_configs.command("describe")
-@click.argument("name")
-@_url
-@click.pass_context
-def describe_endpoint_config(ctx: click.Context, name: str, url: str | None) -> None:
-    """DescribeEndpointConfig (JSON)."""
-    from tailor.cli._jobs_common import open_client, to_json
+def _describe_and_delete(group: click.Group, noun: str, describe: str, delete: str) -> None:
+    """``describe NAME`` (the Describe* answer as JSON) and ``delete NAME`` for one kind of resource."""
 
-    with open_client(settings_of(ctx), url) as client:
-        click.echo(to_json(client.describe_endpoint_config(name)))
+    @group.command("describe", help=f"Describe{noun.title().replace(' ', '')} (JSON).")
+    @click.argument("name")
+    @_url
+    @click.pass_context
+    def describe_cmd(ctx: click.Context, name: str, url: str | None) -> None:
+        from tailor.cli._jobs_common import call, to_json
+
+        click.echo(to_json(call(ctx, url, lambda client: getattr(client, describe)(name))))
+
+    @group.command("delete", help=f"Delete{noun.title().replace(' ', '')}.")
+    @click.argument("name")
+    @_url
+    @click.pass_context
+    def delete_cmd(ctx: click.Context, name: str, url: str | None) -> None:
+        from tailor.cli._jobs_common import call
+
+        call(ctx, url, lambda client: getattr(client, delete)(name))
+        click.echo(f"deleted {noun} {name}")
 
 
-@endpoint_configs.command("delete")
-@click.argument("name")
-@_url
-@click.pass_context
-def delete_endpoint_config(ctx: click.Context, name: str, url: str | None) -> None:
-    """DeleteEndpointConfig."""
-    from tailor.cli._jobs_common import open_client
-
-    with open_client(settings_of(ctx), url) as client:
-        client.delete_endpoint_config(name)
-    click.echo(f"deleted endpoint config {name}")
-
+_describe_and_delete(models, "model", "describe_model", "delete_model")
+_describe_and_delete(endpoint_configs, "endpoint config", "describe_endpoint_config", "delete_endpoint_config")
 
 commands: list[click.Command] = [models, endpoint_configs]

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 from tailor.errors import ConflictError, ValidationError
 from tailor.settings import Settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from tailor.cli.main import settings_of
+from tailor.cli.root import settings_of
 from tailor.errors import AlgorithmError, ValidationError
 
 DEFAULT_OUTPUT = "s3://tailor/output"
@@ -89,20 +89,7 @@ def build_spec(
 @click.option("--json", "as_json", is_flag=True, help="Print the final DescribeTrainingJob as JSON.")
 @click.pass_context
 def train(
-    ctx: click.Context,
-    spec_file: str | None,
-    name: str | None,
-    train: str | None,
-    validation: str | None,
-    hp: tuple[str, ...],
-    output: str | None,
-    instance_count: int | None,
-    instance_type: str | None,
-    max_runtime: int | None,
-    follow: bool,
-    url: str | None,
-    local_dir: str | None,
-    as_json: bool,
+    ctx: click.Context, follow: bool, url: str | None, local_dir: str | None, as_json: bool, **flags: Any
 ) -> None:
     """Create a training job (SageMaker's CreateTrainingJob shape) and follow it."""
     if local_dir:
@@ -118,17 +105,7 @@ def train(
     from tailor.cli._jobs_common import echo_result, open_client
     from tailor.cli._jobs_common import follow as follow_job
 
-    spec = build_spec(
-        spec_file=spec_file,
-        name=name,
-        train=train,
-        validation=validation,
-        hp=hp,
-        output=output,
-        instance_count=instance_count,
-        instance_type=instance_type,
-        max_runtime=max_runtime,
-    )
+    spec = build_spec(**flags)  # the spec file's and the flags' parameters, by name
     with open_client(settings_of(ctx), url) as client:
         job = client.create_training_job(spec)
         click.echo(f"created training job {job.name}", err=True)

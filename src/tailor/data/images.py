@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
@@ -66,12 +67,7 @@ def _decode_jpeg_fast(data: bytes, mode: str) -> Image.Image | None:
     w, h, _ = info
     try:
         core = Image.core.new(mode, (w, h))
-        dec = Image._getdecoder(mode, "jpeg", (mode, ""))
-        dec.setimage(core, (0, 0, w, h))
-        n, err = dec.decode(data)
-        if n >= 0:
-            n, err = dec.decode(b"")
-        if n >= 0 or err < 0:
+        if not _decoded(Image._getdecoder(mode, "jpeg", (mode, "")), core, w, h, data):
             return None
         return Image.Image()._new(core)
     except Exception:  # private Pillow API: any surprise falls back to the public path
@@ -140,15 +136,20 @@ def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
             buf = np.empty((h, w, 4), np.uint8)
             core = Image.core.map_buffer(buf, (w, h), "raw", 0, ("RGBX", 0, 1))
             dec = Image._getdecoder("RGBX", "jpeg", ("RGB", ""))
-        dec.setimage(core, (0, 0, w, h))
-        n, err = dec.decode(data)
-        if n >= 0:
-            n, err = dec.decode(b"")
-        if n >= 0 or err < 0:
+        if not _decoded(dec, core, w, h, data):
             return None
     except Exception:  # private Pillow API: any surprise falls back to the public path
         return None
     return buf if channels == 1 else buf[:, :, :3]
+
+
+def _decoded(dec: Any, core: Any, w: int, h: int, data: bytes) -> bool:
+    """Run a Pillow decoder over the whole of ``data`` into ``core``; False when it did not finish cleanly."""
+    dec.setimage(core, (0, 0, w, h))
+    n, err = dec.decode(data)
+    if n >= 0:
+        n, err = dec.decode(b"")
+    return not (n >= 0 or err < 0)
 
 
 def decode(data: bytes, channels: int, *, name: object = None) -> Image.Image:
@@ -184,17 +185,27 @@ def resize_shorter(img: Image.Image, resize: int) -> Image.Image:
 
 def center_crop(img: Image.Image, size: tuple[int, int], *, name: object = None) -> Image.Image:
     """Crop the centre ``size`` = (height, width); an image smaller than that is an error (SageMaker's rule)."""
-    th, tw = size
     w, h = img.size
-    if (w, h) == (tw, th):
+    origin = crop_origin(h, w, size, name)
+    if origin is None:
         return img
-    if w < tw or h < th:
+    top, left = origin
+    return img.crop((left, top, left + size[1], top + size[0]))
+
+
+def crop_origin(h: int, w: int, size: tuple[int, int], name: object = None) -> tuple[int, int] | None:
+    """(top, left) of the centred ``size`` = (height, width) crop of an h x w image; None when it is that size.
+
+    An image smaller than ``size`` is an error (SageMaker's rule), never padded."""
+    th, tw = size
+    if (h, w) == (th, tw):
+        return None
+    if h < th or w < tw:
         raise DataError(
             f"image is {h}x{w} (HxW), smaller than image_shape {th}x{tw}: resize it (--resize) or lower image_shape",
             path=name,
         )
-    left, top = (w - tw) // 2, (h - th) // 2
-    return img.crop((left, top, left + tw, top + th))
+    return (h - th) // 2, (w - tw) // 2
 
 
 def to_chw(img: Image.Image) -> np.ndarray:

@@ -156,15 +156,6 @@ class RecordWriter:
         self._idx_lines.append(f"{key}\t{pos}\n")
         return pos
 
-    def write_encoded(self, key: int | str, blob: bytes) -> int:
-        """Append bytes already produced by :func:`encode_record` (lets worker processes do the encoding)."""
-        pos = self._pos
-        self._rec.fh.write(blob)
-        self._pos += len(blob)
-        self.count += 1
-        self._idx_lines.append(f"{key}\t{pos}\n")
-        return pos
-
     def write_block(self, blob: bytes, where: list[tuple[int | str, int]]) -> None:
         """Append several framed records at once; ``where`` = (key, offset inside ``blob``) per record."""
         base = self._pos

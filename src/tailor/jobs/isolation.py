@@ -118,7 +118,7 @@ def base_environment(job_dir: Path) -> dict[str, str]:
     """The server's environment reduced to what a training process needs; HOME is its job dir."""
     env = {k: v for k, v in os.environ.items() if _KEEP_ENV.match(k)}
     env.setdefault("PATH", os.defpath)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # MEASURED.md: spinning OpenMP threads collapse 4x
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # docs/MEASURED.md: spinning OpenMP threads collapse 4x
     env["HOME"] = str(job_dir)
     return env
 
@@ -133,10 +133,8 @@ def builtin_dirs(settings: Settings) -> tuple[Path, Path]:
 
 def python_paths() -> list[Path]:
     """The interpreter, its standard library, site-packages and Tailor's own package (editable or not)."""
-    import tailor
-
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages()}
-    paths.add(str(Path(tailor.__file__).resolve().parent.parent))
+    paths.add(str(Path(__file__).resolve().parents[2]))  # the directory holding the tailor package
     return [Path(os.path.realpath(p)) for p in sorted(paths) if os.path.isdir(p)]
 
 

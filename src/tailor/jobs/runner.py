@@ -1,36 +1,16 @@
 """Runs one training job: wait for a slot, stage data, launch the algorithm, supervise it, upload the model.
 
-The training contract (as SageMaker containers, rooted at ``<jobs_dir>/<name>/`` instead of ``/opt/ml``)::
-
-    input/config/hyperparameters.json   string values (the built-in algorithm's are fully resolved)
-    input/config/inputdataconfig.json   {channel: {ContentType, TrainingInputMode, S3DistributionType, ...}}
-    input/config/resourceconfig.json    {current_host, hosts, instance_type, instance_count}
-    input/data/<channel>/...            the channel's objects, staged from storage
-    model/                              the algorithm writes model.tar.gz here (or files that Tailor tars)
-    output/failure                      the algorithm's failure message (first 1024 chars -> FailureReason)
-    output/data/                        other outputs
-    checkpoints/                        kept across stop; synced to CheckpointConfig.S3Uri when given
-    training.log                        stdout and stderr of the algorithm plus Tailor's own lines
-
-The built-in algorithm runs as ``python -m tailor.algorithms.image_classification --job-dir DIR``; a user's
-command (``ContainerEntrypoint`` + ``ContainerArguments``) runs unchanged with the job dir as its working
-directory and SageMaker's environment variables (SM_MODEL_DIR, SM_CHANNEL_<NAME>, SM_CHANNELS, SM_HPS,
-SM_OUTPUT_DATA_DIR, SM_CHECKPOINT_DIR, ...) plus TAILOR_JOB_DIR, or as a container of ``TrainingImage``
-(``tailor.jobs.container``). With InstanceCount > 1 the command is launched through
-``torchrun --standalone --nproc_per_node=<InstanceCount>``. Every algorithm runs in its own process group, so
-stop and timeouts reach every process it started. No training process sees the server's environment or
-secrets; as root each runs under its own uid in a sandbox (``tailor.jobs.isolation``).
+The job dir follows the training contract (``tailor.jobs.contract``). The command starts through the backend
+(``tailor.backends``) in its own process group, so stop and timeouts reach every process it started; no
+training process sees the server's environment or secrets, and as root each runs under its own uid in a
+sandbox (``tailor.jobs.isolation``) or, for own code with an engine, in a container (``tailor.jobs.container``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -39,19 +19,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from tailor.db import Database
+from tailor.backends import Backend, TrainingProcess
+from tailor.db import Database, utcnow
 from tailor.errors import NotFoundError, ServiceUnavailableError, StorageError, TailorError
 from tailor.jobs import container, isolation
+from tailor.jobs.contract import JobContract
 from tailor.jobs.logs import LOG_NAME, LogWriter, tail
 from tailor.jobs.metrics import MetricParser
 from tailor.jobs.spec import TrainingJobSpec
-from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
+from tailor.jobs.state import final_metrics, set_message, stop_requested, transition, update
+from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.settings import Settings
 from tailor.storage import Storage, join_uri
 
-TERMINAL = ("Completed", "Failed", "Stopped")
 FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
 _POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
 _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
@@ -59,144 +39,6 @@ _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
 
 class JobStopped(Exception):
     """Raised inside the runner when a stop arrives before the algorithm started."""
-
-
-# -- state changes (all through here, so transitions stay consistent) ------------------------------------
-
-
-def transition(
-    db: Database, name: str, secondary: str, message: str, *, status: str | None = None, **fields: Any
-) -> None:
-    """Close the current SecondaryStatusTransition and open ``secondary``; terminal ones are closed at once."""
-    now = utcnow()
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        if row is None:
-            return
-        items = [dict(t) for t in row.transitions]
-        if items and items[-1].get("EndTime") is None:
-            items[-1]["EndTime"] = now.isoformat()
-        entry: dict[str, Any] = {"Status": secondary, "StartTime": now.isoformat(), "StatusMessage": message}
-        if status in TERMINAL:
-            entry["EndTime"] = now.isoformat()
-        items.append(entry)
-        row.transitions = items
-        row.secondary_status = secondary
-        if status:
-            row.status = status
-        row.last_modified_time = now
-        for key, value in fields.items():
-            setattr(row, key, value)
-
-
-def set_message(db: Database, name: str, message: str) -> None:
-    """Update the open transition's StatusMessage (progress) without a new transition."""
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        if row is None or not row.transitions:
-            return
-        items = [dict(t) for t in row.transitions]
-        if items[-1].get("StatusMessage") == message:
-            return
-        items[-1]["StatusMessage"] = message
-        row.transitions = items
-        row.last_modified_time = utcnow()
-
-
-def update(db: Database, name: str, **fields: Any) -> None:
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        if row is not None:
-            for key, value in fields.items():
-                setattr(row, key, value)
-
-
-def stop_requested(db: Database, name: str) -> str | None:
-    with db.session() as s:
-        row = s.get(TrainingJobRow, name)
-        return (row.stop_reason or "user") if row is not None and row.stop_requested else None
-
-
-# -- processes -----------------------------------------------------------------------------------------
-
-
-def process_start_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
-def same_process(pid: int | None, start_time: float | None) -> bool:
-    """True when ``pid`` is still the process that started at ``start_time`` (not a recycled PID)."""
-    if not pid or start_time is None:
-        return False
-    now_start = process_start_time(pid)
-    return now_start is not None and abs(now_start - start_time) < 0.01
-
-
-def kill_group(pgid: int | None, sig: int = signal.SIGKILL) -> None:
-    if not pgid or pgid == os.getpgrp():
-        return  # never signal our own group
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-class ResourceSampler:
-    """CPU % and RSS summed over a process tree (psutil), GPU utilisation and memory via nvidia-smi."""
-
-    def __init__(self, pid: int) -> None:
-        self._root = pid
-        self._procs: dict[int, psutil.Process] = {}
-        self._nvidia_smi = shutil.which("nvidia-smi")
-
-    def sample(self) -> dict[str, Any] | None:
-        try:
-            root = psutil.Process(self._root)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return None
-        cpu, rss, pids = 0.0, 0, set()
-        for proc in tree:
-            # cpu_percent needs a previous call on the same Process object; keep them between samples.
-            known = self._procs.setdefault(proc.pid, proc)
-            try:
-                cpu += known.cpu_percent(None)
-                rss += known.memory_info().rss
-                pids.add(proc.pid)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        self._procs = {p: v for p, v in self._procs.items() if p in pids}
-        gpu_util, gpu_mem = self._gpu(pids)
-        return {"cpu_percent": cpu, "rss_bytes": rss, "gpu_utilization": gpu_util, "gpu_memory_bytes": gpu_mem}
-
-    def _gpu(self, pids: set[int]) -> tuple[float | None, int | None]:
-        if not self._nvidia_smi:
-            return None, None
-        try:
-            apps = subprocess.run(
-                [self._nvidia_smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-            util = subprocess.run(
-                [self._nvidia_smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return None, None
-        mem = 0
-        for line in apps.splitlines():
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in pids and parts[1].isdigit():
-                mem += int(parts[1]) << 20  # MiB
-        utils = [float(u) for u in util.split() if u.replace(".", "", 1).isdigit()]
-        return (sum(utils) / len(utils) if utils else None), mem
 
 
 # -- the runner ----------------------------------------------------------------------------------------
@@ -214,6 +56,7 @@ class JobRunner:
         spec: TrainingJobSpec,
         slots: threading.Semaphore,
         stop_event: threading.Event,
+        backend: Backend,
         on_done: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -226,6 +69,8 @@ class JobRunner:
         self.slots = slots
         self.stop_event = stop_event
         self.on_done = on_done
+        self.backend = backend  # where the algorithm's processes run
+        self.contract = JobContract(settings, spec, self.dir)
         self.log = LogWriter(self.dir / LOG_NAME)
         self.parser = MetricParser(spec.metric_definitions())
         self._last_db_poll = 0.0
@@ -280,35 +125,8 @@ class JobRunner:
     # -- Downloading ---------------------------------------------------------------------------------
     def _prepare(self, start: datetime) -> None:
         transition(self.db, self.name, "Downloading", "Downloading input data", training_start_time=start)
-        for sub in ("input/config", "input/data", "model", "output/data", "checkpoints"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        failure = self.dir / "output" / "failure"
-        failure.unlink(missing_ok=True)
+        self.contract.write_config()
         spec = self.spec
-        config = self.dir / "input" / "config"
-        _write_json(config / "hyperparameters.json", spec.HyperParameters)
-        _write_json(
-            config / "inputdataconfig.json",
-            {
-                c.ChannelName: {
-                    "ContentType": c.ContentType or "",
-                    "TrainingInputMode": c.InputMode or spec.AlgorithmSpecification.TrainingInputMode,
-                    "S3DistributionType": c.DataSource.S3DataSource.S3DataDistributionType or "FullyReplicated",
-                    "RecordWrapperType": c.RecordWrapperType or "None",
-                }
-                for c in spec.InputDataConfig
-            },
-        )
-        hosts = [f"algo-{i + 1}" for i in range(spec.ResourceConfig.InstanceCount)]
-        _write_json(
-            config / "resourceconfig.json",
-            {
-                "current_host": hosts[0],
-                "hosts": hosts,
-                "instance_type": spec.ResourceConfig.InstanceType,
-                "instance_count": spec.ResourceConfig.InstanceCount,
-            },
-        )
         for channel in spec.InputDataConfig:
             self._stage(channel.ChannelName, channel.DataSource.S3DataSource.S3Uri)
         if spec.CheckpointConfig:
@@ -349,59 +167,6 @@ class JobRunner:
             self.storage.download_file(obj.uri, self.dir / "checkpoints" / rel)
 
     # -- Training ------------------------------------------------------------------------------------
-    def command(self) -> list[str]:
-        spec = self.spec
-        algo = spec.AlgorithmSpecification
-        if algo.builtin:
-            profile = "sagemaker" if algo.sagemaker_image else "tailor"
-            cache = isolation.builtin_dirs(self.settings)[0]
-            body = ["-m", "tailor.algorithms.image_classification", "--job-dir", str(self.dir), "--defaults", profile]
-            body += ["--cache-dir", str(cache)]
-            if spec.ResourceConfig.InstanceCount > 1:
-                return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), *body]
-            return [sys.executable, *body]
-        cmd = [*(algo.ContainerEntrypoint or []), *(algo.ContainerArguments or [])]
-        if spec.ResourceConfig.InstanceCount > 1:
-            return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), "--no-python", *cmd]
-        return cmd
-
-    def _torchrun_args(self) -> list[str]:
-        return ["--standalone", f"--nproc_per_node={self.spec.ResourceConfig.InstanceCount}"]
-
-    def environment(self) -> dict[str, str]:
-        """The training process's whole environment: the scrubbed base (``isolation``) and the job's own."""
-        return {**isolation.base_environment(self.dir), **self.job_variables(self.dir)}
-
-    def job_variables(self, root: Path) -> dict[str, str]:
-        """SageMaker's SM_* contract for a job dir seen at ``root``, and the spec's Environment."""
-        d = root
-        channels = [c.ChannelName for c in self.spec.InputDataConfig]
-        env: dict[str, str] = {}
-        if self.spec.AlgorithmSpecification.builtin:
-            env["TAILOR_MODEL_ZOO"] = str(isolation.builtin_dirs(self.settings)[1])
-        env.update(
-            {
-                "PYTHONUNBUFFERED": "1",
-                "TAILOR_JOB_DIR": str(d),
-                "TAILOR_JOB_NAME": self.name,
-                "SM_TRAINING_JOB_NAME": self.name,
-                "SM_INPUT_DIR": str(d / "input"),
-                "SM_INPUT_CONFIG_DIR": str(d / "input" / "config"),
-                "SM_MODEL_DIR": str(d / "model"),
-                "SM_OUTPUT_DIR": str(d / "output"),
-                "SM_OUTPUT_DATA_DIR": str(d / "output" / "data"),
-                "SM_CHECKPOINT_DIR": str(d / "checkpoints"),
-                "SM_HPS": json.dumps(self.spec.HyperParameters),
-                "SM_CHANNELS": json.dumps(channels),
-                "SM_CURRENT_HOST": "algo-1",
-                "SM_HOSTS": json.dumps([f"algo-{i + 1}" for i in range(self.spec.ResourceConfig.InstanceCount)]),
-            }
-        )
-        for ch in channels:
-            env[f"SM_CHANNEL_{ch.upper().replace('-', '_').replace('.', '_')}"] = str(d / "input" / "data" / ch)
-        env.update(self.spec.Environment)
-        return env
-
     # -- isolation -----------------------------------------------------------------------------------
     def _isolate(self, cmd: list[str]) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that actually start the job: sandboxed, as a container, or (not
@@ -410,7 +175,7 @@ class JobRunner:
         engine = self.settings.own_code_engine
         if algo.own_code and engine != "process":
             return self._container(engine)
-        env = self.environment()
+        env = self.contract.environment()
         problem = isolation.sandbox_problem()
         if problem is not None:
             if algo.own_code and isolation.is_root():
@@ -443,7 +208,7 @@ class JobRunner:
         if root:
             self.uid = isolation.claim_own_code_uid(self.settings, self.name)
             isolation.own_dirs([self.dir], self.uid)
-        job_vars = self.job_variables(Path(container.CONTAINER_ROOT))
+        job_vars = self.contract.job_variables(Path(container.CONTAINER_ROOT))
         cmd = container.command(
             exe,
             job_name=self.name,
@@ -476,22 +241,13 @@ class JobRunner:
             self._reclaim()
 
     def _run_process(self, start: datetime) -> tuple[int, str | None]:
-        cmd = self.command()
+        cmd = self.contract.command()
         self.log.system("launching: " + " ".join(cmd))
         cmd, env = self._isolate(cmd)
         try:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=self.dir,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=env)
         except OSError as err:
             raise TailorError(f"AlgorithmError: cannot start {cmd[0]!r}: {err.strerror or err}") from None
-        pgid = os.getpgid(proc.pid)
         transition(
             self.db,
             self.name,
@@ -499,17 +255,18 @@ class JobRunner:
             "Training in progress",
             pid=proc.pid,
             pgid=pgid,
-            process_start_time=process_start_time(proc.pid),
+            process_start_time=self.backend.start_time(proc.pid),
         )
         reader = threading.Thread(target=self._pump, args=(proc,), name=f"log-{self.name}", daemon=True)
         reader.start()
         stop_reason = self._supervise(proc, pgid, start)
         reader.join(timeout=10)
-        kill_group(pgid)  # anything the algorithm left behind (data-loader workers) goes with it
+        # Anything the algorithm left behind (data-loader workers) goes with it.
+        self.backend.signal_group(pgid, signal.SIGKILL)
         update(self.db, self.name, exit_code=proc.returncode)
         return proc.returncode, stop_reason
 
-    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+    def _pump(self, proc: TrainingProcess) -> None:
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -524,11 +281,11 @@ class JobRunner:
                     )
         proc.stdout.close()
 
-    def _supervise(self, proc: subprocess.Popen[bytes], pgid: int, start: datetime) -> str | None:
+    def _supervise(self, proc: TrainingProcess, pgid: int, start: datetime) -> str | None:
         """Wait for exit; enforce stop and MaxRuntimeInSeconds (SIGTERM, grace, SIGKILL); sample resources."""
         max_rt = self.spec.StoppingCondition.MaxRuntimeInSeconds
         deadline = start.timestamp() + max_rt if max_rt else None
-        sampler = ResourceSampler(proc.pid)
+        sampler = self.backend.sampler(proc.pid)
         interval = self.settings.job_sample_interval_seconds
         next_sample = time.monotonic() + min(1.0, interval)
         stop_reason: str | None = None
@@ -545,7 +302,7 @@ class JobRunner:
                     kill_at = time.monotonic() + self.settings.job_stop_grace_seconds
             if kill_at is not None and time.monotonic() >= kill_at:
                 self.log.system(f"still running {self.settings.job_stop_grace_seconds:g} s after SIGTERM: SIGKILL")
-                kill_group(pgid)
+                self.backend.signal_group(pgid, signal.SIGKILL)
                 kill_at = None
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + interval
@@ -561,9 +318,9 @@ class JobRunner:
             msg = "Stop requested: sent SIGTERM to the training process"
         self.log.system(msg)
         transition(self.db, self.name, "Stopping", msg, status="Stopping")
-        kill_group(pgid, signal.SIGTERM)
+        self.backend.signal_group(pgid, signal.SIGTERM)
 
-    def _sample(self, sampler: ResourceSampler) -> None:
+    def _sample(self, sampler: Any) -> None:
         values = sampler.sample()
         if values is None:
             return
@@ -704,16 +461,6 @@ def reclaim_orphan(settings: Settings, job_dir: Path) -> None:
     isolation.reclaim(job_dir, owner if base < owner < base + settings.job_uid_count else None)
 
 
-def final_metrics(db: Database, name: str) -> list[dict[str, Any]]:
-    """FinalMetricDataList: the last value of each metric, in first-seen order."""
-    with db.session() as s:
-        rows = s.query(MetricPointRow).filter_by(job_name=name).order_by(MetricPointRow.id).all()
-        last: dict[str, MetricPointRow] = {}
-        for r in rows:
-            last[r.name] = r
-        return [{"MetricName": r.name, "Value": r.value, "Timestamp": r.timestamp.isoformat()} for r in last.values()]
-
-
 def _relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:
     """Where an object lands inside its channel dir: its key relative to the channel's prefix."""
     if not obj_uri.startswith("s3://"):
@@ -726,8 +473,3 @@ def _relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:
         return key[len(folder) :]
     parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
     return key[len(parent) :]
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

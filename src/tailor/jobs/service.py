@@ -10,47 +10,43 @@ renders times its own way (ISO strings over REST, epoch seconds over the SageMak
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from tailor.db import Database
+from tailor.backends import Backend, local
+from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ValidationError
 from tailor.jobs import container, isolation
-from tailor.jobs import runner as rn
 from tailor.jobs.logs import LOG_NAME, read_log
-from tailor.jobs.spec import BUILTIN_IMAGE, TrainingJobSpec, parse_spec
-from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow, utcnow
-from tailor.json_input import parse_json
+from tailor.jobs.runner import JobRunner, reclaim_orphan
+from tailor.jobs.spec import TrainingJobSpec, builtin_images, parse_spec
+from tailor.jobs.state import TERMINAL, transition, update
+from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
+from tailor.resources import arn, fetch, list_request, paginate, row_of
 from tailor.settings import Settings
 from tailor.storage import Storage, parse_uri
 
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 RESTART_REASON = "the server restarted while the job ran"
-_SORT_COLUMNS = {
-    "Name": TrainingJobRow.name,
-    "CreationTime": TrainingJobRow.creation_time,
-    "Status": TrainingJobRow.status,
-}
 
 
 class TrainingJobService:
-    def __init__(self, settings: Settings, db: Database, storage: Storage) -> None:
+    def __init__(self, settings: Settings, db: Database, storage: Storage, backend: Backend | None = None) -> None:
         self.settings = settings
         self.db = db
         self.storage = storage
+        self.backend = backend or local()  # where training processes run
         self._slots = threading.Semaphore(settings.max_concurrent_jobs)
         self._running: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.Lock()
-        self._me = (os.getpid(), rn.process_start_time(os.getpid()))
+        self._me = (os.getpid(), self.backend.start_time(os.getpid()))
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> TrainingJobService:
@@ -66,13 +62,11 @@ class TrainingJobService:
         for name, owner, owner_start, pid, pgid, pstart in orphans:
             if name in self._running:
                 continue
-            if owner != self._me[0] and rn.same_process(owner, owner_start):
+            if owner != self._me[0] and self.backend.same_process(owner, owner_start):
                 continue  # another live Tailor process supervises it
-            if rn.same_process(pid, pstart):
-                rn.kill_group(pgid)
-                _wait_gone(pid, 5.0)
-            rn.reclaim_orphan(self.settings, self.settings.jobs_dir / name)
-            rn.transition(
+            self.backend.end_training(pid, pstart, pgid)
+            reclaim_orphan(self.settings, self.settings.jobs_dir / name)
+            transition(
                 self.db,
                 name,
                 "Failed",
@@ -89,7 +83,7 @@ class TrainingJobService:
         with self._lock:
             running = list(self._running.items())
         for name, (_, event) in running:
-            rn.update(self.db, name, stop_requested=True, stop_reason="shutdown")
+            update(self.db, name, stop_requested=True, stop_reason="shutdown")
             event.set()
         limit = timeout if timeout is not None else self.settings.job_stop_grace_seconds + 10
         deadline = time.monotonic() + limit
@@ -154,7 +148,8 @@ class TrainingJobService:
         if not self.settings.allow_own_code:
             raise ValidationError(
                 f"{what} cannot run: own training code is disabled on this server (its operator enables it with "
-                f"allow_own_code = true in config.toml or TAILOR_ALLOW_OWN_CODE=1); use TrainingImage {BUILTIN_IMAGE!r}"
+                "allow_own_code = true in config.toml or TAILOR_ALLOW_OWN_CODE=1); use TrainingImage "
+                + builtin_images()
             )
         if authorize is not None:
             authorize(self.arn(spec.TrainingJobName))
@@ -172,13 +167,9 @@ class TrainingJobService:
         container.require_engine(engine)
 
     def _resolve(self, spec: TrainingJobSpec) -> TrainingJobSpec:
-        algo = spec.AlgorithmSpecification
-        if algo.builtin:
-            from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
-
-            profile = "sagemaker" if algo.sagemaker_image else "tailor"
-            resolved = parse_hyperparameters(dict(spec.HyperParameters), profile=profile).resolved()
-            spec = spec.model_copy(update={"HyperParameters": resolved})
+        selected = spec.AlgorithmSpecification.algorithm()
+        if selected is not None:  # the one place a built-in algorithm's hyperparameters are resolved
+            spec = spec.model_copy(update={"HyperParameters": selected.resolve(spec.HyperParameters)})
         parse_uri(spec.OutputDataConfig.S3OutputPath)
         if spec.CheckpointConfig:
             parse_uri(spec.CheckpointConfig.S3Uri)
@@ -196,13 +187,14 @@ class TrainingJobService:
 
     def _launch(self, spec: TrainingJobSpec) -> None:
         event = threading.Event()
-        job = rn.JobRunner(
+        job = JobRunner(
             settings=self.settings,
             db=self.db,
             storage=self.storage,
             spec=spec,
             slots=self._slots,
             stop_event=event,
+            backend=self.backend,
             on_done=self._done,
         )
         thread = threading.Thread(target=job.run, name=f"job-{spec.TrainingJobName}", daemon=True)
@@ -215,63 +207,21 @@ class TrainingJobService:
             self._running.pop(name, None)
 
     def arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:training-job/{name}"
+        return arn(self.settings.region, self.settings.account_id, "training-job", name)
 
     # -- read ----------------------------------------------------------------------------------------
     def _row(self, name: str) -> TrainingJobRow:
-        with self.db.session() as s:
-            row = s.get(TrainingJobRow, name)
-            if row is None:
-                raise NotFoundError(f"Training job {name!r} does not exist")
-            return row
+        return fetch(self.db, TrainingJobRow, name, "Training job")
 
     def describe(self, name: str) -> dict[str, Any]:
         return _describe(self._row(name))
 
-    def list(
-        self,
-        *,
-        NameContains: str | None = None,
-        StatusEquals: str | None = None,
-        CreationTimeAfter: Any = None,
-        CreationTimeBefore: Any = None,
-        LastModifiedTimeAfter: Any = None,
-        LastModifiedTimeBefore: Any = None,
-        SortBy: str = "CreationTime",
-        SortOrder: str = "Descending",
-        MaxResults: int = 10,
-        NextToken: str | None = None,
-    ) -> dict[str, Any]:
-        if StatusEquals is not None and StatusEquals not in STATUSES:
-            raise ValidationError(f"StatusEquals {StatusEquals!r}: use one of {', '.join(STATUSES)}")
-        if SortBy not in _SORT_COLUMNS:
-            raise ValidationError(f"SortBy {SortBy!r}: use Name, CreationTime or Status")
-        if SortOrder not in ("Ascending", "Descending"):
-            raise ValidationError(f"SortOrder {SortOrder!r}: use Ascending or Descending")
-        if not 1 <= int(MaxResults) <= 100:
-            raise ValidationError(f"MaxResults {MaxResults}: must be 1..100")
-        q = select(TrainingJobRow)
-        if NameContains:
-            q = q.where(func.lower(TrainingJobRow.name).contains(NameContains.lower(), autoescape=True))
-        if StatusEquals:
-            q = q.where(TrainingJobRow.status == StatusEquals)
-        for value, col, op in (
-            (CreationTimeAfter, TrainingJobRow.creation_time, "gt"),
-            (CreationTimeBefore, TrainingJobRow.creation_time, "lt"),
-            (LastModifiedTimeAfter, TrainingJobRow.last_modified_time, "gt"),
-            (LastModifiedTimeBefore, TrainingJobRow.last_modified_time, "lt"),
-        ):
-            if value is not None:
-                when = as_datetime(value)
-                q = q.where(col > when if op == "gt" else col < when)
-        col = _SORT_COLUMNS[SortBy]
-        q = q.order_by(col.asc() if SortOrder == "Ascending" else col.desc(), TrainingJobRow.name.asc())
-        offset = _decode_token(NextToken)
-        with self.db.session() as s:
-            rows = list(s.scalars(q.offset(offset).limit(int(MaxResults) + 1)))
-        out: dict[str, Any] = {"TrainingJobSummaries": [_summary(r) for r in rows[: int(MaxResults)]]}
-        if len(rows) > int(MaxResults):
-            out["NextToken"] = _encode_token(offset + int(MaxResults))
+    def list(self, filters: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
+        """ListTrainingJobs; filters as a request dict (the SageMaker protocol) and/or keywords."""
+        rows, token = paginate(self.db, TrainingJobRow, list_request(filters, kwargs), statuses=STATUSES)
+        out: dict[str, Any] = {"TrainingJobSummaries": [_summary(r) for r in rows]}
+        if token:
+            out["NextToken"] = token
         return out
 
     def counts_by_status(self) -> dict[str, int]:
@@ -283,9 +233,7 @@ class TrainingJobService:
     def stop(self, name: str) -> dict[str, Any]:
         """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
         with self.db.session() as s:
-            row = s.get(TrainingJobRow, name)
-            if row is None:
-                raise NotFoundError(f"Training job {name!r} does not exist")
+            row = row_of(s, TrainingJobRow, name, "Training job")
             if row.status not in ("InProgress", "Stopping"):
                 raise ValidationError(f"Training job {name!r} is {row.status}: only InProgress jobs can be stopped")
             row.stop_requested = True
@@ -301,7 +249,7 @@ class TrainingJobService:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             desc = self.describe(name)
-            if desc["TrainingJobStatus"] in rn.TERMINAL:
+            if desc["TrainingJobStatus"] in TERMINAL:
                 return desc
             if deadline is not None and time.monotonic() >= deadline:
                 return desc
@@ -312,21 +260,9 @@ class TrainingJobService:
         """A chunk of the job log from a byte offset; ``Complete`` once the job ended and all is read."""
         row = self._row(name)
         chunk = read_log(self.settings.jobs_dir / name / LOG_NAME, offset, limit)
-        done = row.status in rn.TERMINAL
+        done = row.status in TERMINAL
         complete = done and read_log(self.settings.jobs_dir / name / LOG_NAME, chunk.next_offset, 1).text == ""
         return {"Text": chunk.text, "NextOffset": chunk.next_offset, "Complete": complete}
-
-    def follow_logs(self, name: str, offset: int = 0, poll: float = 0.5) -> Iterator[str]:
-        """Yield log text as it is written until the job ends and everything is read."""
-        while True:
-            chunk = self.logs(name, offset)
-            offset = chunk["NextOffset"]
-            if chunk["Text"]:
-                yield chunk["Text"]
-            if chunk["Complete"]:
-                return
-            if not chunk["Text"]:
-                time.sleep(poll)
 
     def metrics(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:
         self._row(name)
@@ -418,49 +354,3 @@ def _summary(row: TrainingJobRow) -> dict[str, Any]:
     if row.training_end_time:
         out["TrainingEndTime"] = row.training_end_time
     return out
-
-
-def as_datetime(value: Any) -> datetime:
-    """Datetime filters arrive as datetimes, epoch seconds or ISO strings depending on the surface."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    try:
-        return as_datetime(float(value))
-    except (TypeError, ValueError):
-        pass
-    try:
-        return as_datetime(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-    except ValueError:
-        raise ValidationError(f"not a time: {value!r}: use ISO 8601 or epoch seconds") from None
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = int(parse_json(base64.urlsafe_b64decode(token.encode()), "NextToken")["offset"])
-    except (ValidationError, ValueError, KeyError, TypeError):
-        raise ValidationError("NextToken is invalid: pass the NextToken of the previous response unchanged") from None
-    if offset < 0:
-        raise ValidationError("NextToken is invalid: pass the NextToken of the previous response unchanged")
-    return offset
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    """Wait until ``pid`` has exited; a zombie (exited, not yet reaped by its parent) counts as gone."""
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)

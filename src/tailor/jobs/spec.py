@@ -2,8 +2,9 @@
 
 Field names, patterns and limits follow botocore's SageMaker service model (2017-07-24). Two kinds of algorithm:
 
-* the built-in image classifier: ``AlgorithmSpecification.TrainingImage`` is ``tailor/image-classification``
-  or any SageMaker built-in image URI ``<account>.dkr.ecr.<region>.amazonaws.com/image-classification:<tag>``;
+* a built-in one: ``AlgorithmSpecification.TrainingImage`` names an image an algorithm registered for
+  (``tailor.algorithms.registry``), e.g. ``tailor/image-classification`` or SageMaker's
+  ``<account>.dkr.ecr.<region>.amazonaws.com/image-classification:<tag>``;
 * own code: ``AlgorithmSpecification.ContainerEntrypoint`` (+ ``ContainerArguments``), or any other
   ``TrainingImage``. It runs under the same contract (see ``tailor.jobs.runner``) as a sandboxed local process
   (``TrainingImage`` then only recorded) or, with a container engine, as a container of ``TrainingImage``.
@@ -19,27 +20,16 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from tailor.algorithms import registry
 from tailor.errors import ValidationError
-
-NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-BUILTIN_IMAGE = "tailor/image-classification"
-# SageMaker's built-in image-classification image in any registry/region (e.g.
-# 811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1), or Tailor's own name.
-_BUILTIN_IMAGE_RE = re.compile(
-    r"^(?:tailor/image-classification|(?:\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/)?image-classification)"
-    r"(?::[A-Za-z0-9_.-]+)?$"
-)
+from tailor.resources import NAME_PATTERN
 
 _BUILTIN_ENV_RE = re.compile(r"^(OMP|MKL|OPENBLAS|KMP|CUDA|NCCL)_[A-Z0-9_]+$")
 
-# MXNet-style lines of the built-in algorithm (``Epoch[3] Train-accuracy=0.912345``).
-_NUM = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-BUILTIN_METRICS: list[dict[str, str]] = [
-    {"Name": "train:accuracy", "Regex": rf"Epoch\[\d+\] Train-accuracy={_NUM}"},
-    {"Name": "validation:accuracy", "Regex": rf"Epoch\[\d+\] Validation-accuracy={_NUM}"},
-    {"Name": "train:loss", "Regex": rf"Epoch\[\d+\] Train-(?:loss|cross-entropy)={_NUM}"},
-    {"Name": "validation:loss", "Regex": rf"Epoch\[\d+\] Validation-(?:loss|cross-entropy)={_NUM}"},
-]
+
+def builtin_images() -> str:
+    """The registered algorithms' training images, for messages: ``'tailor/image-classification'``."""
+    return " or ".join(repr(a.image) for a in registry.algorithms())
 
 
 class _Shape(BaseModel):
@@ -75,7 +65,7 @@ class AlgorithmSpecificationShape(_Shape):
         if self.ContainerEntrypoint:
             return self
         if not self.TrainingImage:
-            raise ValueError(f"give TrainingImage ({BUILTIN_IMAGE!r}) or ContainerEntrypoint (your own command)")
+            raise ValueError(f"give TrainingImage ({builtin_images()}) or ContainerEntrypoint (your own command)")
         return self
 
     @property
@@ -89,12 +79,15 @@ class AlgorithmSpecificationShape(_Shape):
 
     @property
     def builtin_image(self) -> bool:
-        return _BUILTIN_IMAGE_RE.match(self.TrainingImage or "") is not None
+        """TrainingImage selects a registered algorithm (tailor.algorithms.registry)."""
+        return registry.find(self.TrainingImage) is not None
 
-    @property
-    def sagemaker_image(self) -> bool:
-        """True when the request names SageMaker's image: it gets SageMaker's defaults exactly."""
-        return self.builtin and not (self.TrainingImage or "").startswith("tailor/")
+    def algorithm(self) -> registry.Selection | None:
+        """The built-in algorithm and default profile the TrainingImage selects; None for a user's command.
+
+        A request naming SageMaker's image gets SageMaker's defaults exactly; Tailor's own name, Tailor's.
+        """
+        return registry.find(self.TrainingImage) if self.builtin else None
 
 
 class S3DataSourceShape(_Shape):
@@ -194,17 +187,20 @@ class TrainingJobSpec(_Shape):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"channel {sorted(dup)[0]!r} is given more than once")
-        if self.AlgorithmSpecification.builtin and "train" not in names:
-            raise ValueError("the built-in algorithm needs a 'train' channel in InputDataConfig")
+        selected = self.AlgorithmSpecification.algorithm()
+        for required in selected.algorithm.required_channels if selected else ():
+            if required not in names:
+                raise ValueError(f"the built-in algorithm needs a {required!r} channel in InputDataConfig")
         return self
 
     def metric_definitions(self) -> list[dict[str, str]]:
-        """User-given definitions, plus the built-in defaults for the built-in algorithm (user's win by name)."""
+        """User-given definitions, plus the built-in algorithm's own (the user's win by name)."""
         given = [m.model_dump() for m in self.AlgorithmSpecification.MetricDefinitions]
-        if not self.AlgorithmSpecification.builtin:
+        selected = self.AlgorithmSpecification.algorithm()
+        if selected is None:
             return given
         names = {m["Name"] for m in given}
-        return given + [m for m in BUILTIN_METRICS if m["Name"] not in names]
+        return given + [dict(m) for m in selected.algorithm.metric_definitions if m["Name"] not in names]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -1,39 +1,20 @@
 """Training-job rows in the metadata database: the job itself, its metric time series, its resource samples.
 
 A job row is written once, whole, at create time and then only updated; nothing else keeps job state, so a
-restart loses no record. Times are stored as UTC and always read back timezone-aware.
+restart loses no record.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from tailor.db import Base
+from tailor.db import Base, UTCDateTime, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """SQLite drops tzinfo; store naive UTC and attach UTC again on load."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
+__all__ = ["MetricPointRow", "ResourceSampleRow", "TrainingJobRow", "UTCDateTime", "utcnow"]
 
 
 class TrainingJobRow(Base):
@@ -66,25 +47,29 @@ class TrainingJobRow(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
-class MetricPointRow(Base):
-    __tablename__ = "training_job_metrics"
-    __table_args__ = (Index("ix_training_job_metrics_job_ts", "job_name", "timestamp"),)
+class _JobSeries:
+    """A time series of one job: rows by id, read by (job, time); they go when the job's row goes."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index]:
+        return (Index(f"ix_{cls.__tablename__}_job_ts", "job_name", "timestamp"),)
+
+
+class MetricPointRow(_JobSeries, Base):
+    __tablename__ = "training_job_metrics"
+
     name: Mapped[str] = mapped_column(String(255))
     value: Mapped[float] = mapped_column(Float)
     epoch: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
-class ResourceSampleRow(Base):
+class ResourceSampleRow(_JobSeries, Base):
     __tablename__ = "training_job_resources"
-    __table_args__ = (Index("ix_training_job_resources_job_ts", "job_name", "timestamp"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     cpu_percent: Mapped[float] = mapped_column(Float)
     rss_bytes: Mapped[int] = mapped_column(Integer)
     gpu_utilization: Mapped[float | None] = mapped_column(Float, default=None)

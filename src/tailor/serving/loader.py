@@ -2,7 +2,7 @@
 
 Reads weights from ``weights.safetensors`` or ``model.onnx`` only (never pickle) and rebuilds the network from
 ``model.json`` through the network registry, without importing the trainer. ``runtime="auto"`` picks ONNX
-Runtime on CPU (2-4.5x faster than eager PyTorch at batch 1-64 on this CPU, MEASURED.md) and PyTorch on CUDA.
+Runtime on CPU (2-4.5x faster than eager PyTorch at batch 1-64 on this CPU, docs/MEASURED.md) and PyTorch on CUDA.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tailor.artifact import MODEL_JSON, ONNX, WEIGHTS, read_model_json, safe_extract
 from tailor.errors import ValidationError
-from tailor.models.artifact import MODEL_JSON, ONNX, WEIGHTS, read_model_json, safe_extract
 
 Runtime = Literal["auto", "onnx", "torch"]
 

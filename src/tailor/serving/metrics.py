@@ -51,12 +51,20 @@ def merge_histogram(into: dict[int, int], other: dict[int, int]) -> dict[int, in
 
 
 @dataclass
-class Bucket:
+class Totals:
+    """Cumulative counters since this process started (Prometheus counters)."""
+
     invocations: int = 0
     errors_4xx: int = 0
     errors_5xx: int = 0
     model_latency_us: float = 0.0
     overhead_latency_us: float = 0.0
+
+
+@dataclass
+class Bucket(Totals):
+    """One endpoint variant's minute: the invocation counters plus the sampled worker figures."""
+
     max_model_latency_us: float = 0.0
     cpu_percent: float = 0.0
     memory_bytes: float = 0.0
@@ -66,18 +74,6 @@ class Bucket:
     batches: int = 0  # batches the variant's workers ran (sampled deltas)
     batched_images: int = 0  # images in those batches
     mismatched_inputs: int = 0  # decoded images whose size or colour mode differed from the model's (sampled)
-
-
-@dataclass
-class Totals:
-    """Cumulative counters since this process started (Prometheus counters)."""
-
-    invocations: int = 0
-    errors_4xx: int = 0
-    errors_5xx: int = 0
-    model_latency_us: float = 0.0
-    overhead_latency_us: float = 0.0
-    batch_sizes: dict[int, int] = field(default_factory=dict)
 
 
 Key = tuple[str, str, datetime]
@@ -90,14 +86,11 @@ class EndpointMetrics:
         self.totals: dict[tuple[str, str], Totals] = {}
 
     def record(self, endpoint: str, variant: str, status: int, model_us: float, overhead_us: float, now: float) -> None:
-        key = (endpoint, variant, minute_of(now))
         with self._lock:
-            b = self._pending.get(key)
-            if b is None:
-                b = self._pending[key] = Bucket()
-            t = self.totals.get(key[:2])
+            b = self._bucket(endpoint, variant, now)
+            t = self.totals.get((endpoint, variant))
             if t is None:
-                t = self.totals[key[:2]] = Totals()
+                t = self.totals[(endpoint, variant)] = Totals()
             b.invocations += 1
             t.invocations += 1
             if 400 <= status < 500:
@@ -119,11 +112,8 @@ class EndpointMetrics:
         self, endpoint: str, variant: str, cpu_percent: float, memory_bytes: float, instances: int, now: float
     ) -> None:
         """One resource sample of one worker (CPU % of one core, RSS bytes) and the variant's instance count."""
-        key = (endpoint, variant, minute_of(now))
         with self._lock:
-            b = self._pending.get(key)
-            if b is None:
-                b = self._pending[key] = Bucket()
+            b = self._bucket(endpoint, variant, now)
             b.cpu_percent += cpu_percent
             b.memory_bytes += memory_bytes
             b.samples += 1
@@ -132,14 +122,19 @@ class EndpointMetrics:
     def batches(self, endpoint: str, variant: str, batches: int, images: int, now: float, mismatched: int = 0) -> None:
         """Batches run (and images in them) by one variant's workers since the previous sample, and the inputs
         whose size or colour mode they had to change."""
-        key = (endpoint, variant, minute_of(now))
         with self._lock:
-            b = self._pending.get(key)
-            if b is None:
-                b = self._pending[key] = Bucket()
+            b = self._bucket(endpoint, variant, now)
             b.batches += batches
             b.batched_images += images
             b.mismatched_inputs += mismatched
+
+    def _bucket(self, endpoint: str, variant: str, now: float) -> Bucket:
+        """This minute's bucket of a variant (created empty); the caller holds the lock."""
+        key = (endpoint, variant, minute_of(now))
+        b = self._pending.get(key)
+        if b is None:
+            b = self._pending[key] = Bucket()
+        return b
 
     def drain(self) -> dict[Key, Bucket]:
         with self._lock:

@@ -60,7 +60,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from tailor.asgi import content_length, read_body
-from tailor.errors import InternalError, ModelError, TailorError, UnsupportedMediaTypeError, ValidationError
+from tailor.errors import (
+    InternalError,
+    ModelError,
+    TailorError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+    public_message,
+)
 from tailor.serving import preprocess, wire
 from tailor.serving.batcher import Batcher
 
@@ -111,8 +118,7 @@ def parse_accept(accept: str | None, query: dict[str, str] | None = None) -> Out
 
 
 def error_reply(err: TailorError) -> wire.Reply:
-    message = err.message if err.expose else "internal error in the model server"
-    body = json.dumps({"__type": err.code, "message": message}).encode()
+    body = json.dumps({"__type": err.code, "message": public_message(err)}).encode()
     return wire.Reply(err.http_status, JSON, body)
 
 

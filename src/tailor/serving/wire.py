@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from tailor.errors import ServiceUnavailableError
 
@@ -157,3 +160,48 @@ class WorkerConnection:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+# -- blocking one-shot calls (health checks and counters from the control plane) -------------------------
+
+
+def call(socket_path: str, op: int, timeout: float) -> Reply | None:
+    """One request on a fresh connection; the reply, or None when the worker is unreachable or hangs up."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(socket_path)
+            s.sendall(pack_request(1, op, "", "", b""))
+            data = b""
+            while len(data) < RESP.size or len(data) < RESP.size + _frame_rest(data):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    body_len, _, status, ct_len = RESP.unpack(data[: RESP.size])
+    rest = data[RESP.size : RESP.size + ct_len + body_len]
+    return Reply(status, rest[:ct_len].decode("latin-1"), rest[ct_len:])
+
+
+def _frame_rest(data: bytes) -> int:
+    body_len, _, _, ct_len = RESP.unpack(data[: RESP.size])
+    return ct_len + body_len
+
+
+def ping(socket_path: str, timeout: float = 2.0) -> bool:
+    """The container's /ping over the worker socket."""
+    reply = call(socket_path, OP_PING, timeout)
+    return reply is not None and reply.status == 200
+
+
+def stats(socket_path: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    """The worker's batcher counters (realised batch sizes, queue, refusals); None if it is gone."""
+    reply = call(socket_path, OP_STATS, timeout)
+    if reply is None or reply.status != 200:
+        return None
+    try:
+        return json.loads(reply.body)
+    except ValueError:
+        return None

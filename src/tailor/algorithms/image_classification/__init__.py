@@ -20,7 +20,7 @@ jobs evaluate sensibly), NAG one-cycle driven by elapsed time (peak lr 0.2, batc
 0.1), random crop +-2 px + flip, flip averaging at test (baked into the exported model): ~1,800 img/s here.
 Head-to-head at a 75 s budget (load 3-6): 32/64/128 GELU 89.75 % (673 img/s), 32/64/128 ReLU 90.22 % (754),
 24/48/96 ReLU 90.39 % (1,041), 16/32/64 ReLU 90.82 % (1,841); at 150 s (load ~1.5) 24/48/96 92.77 %, 16/32/64
-92.68 %. MEASURED.md's calibration (32/64/128 GELU): 92.73 % at 300 s.
+92.68 %. docs/MEASURED.md's calibration (32/64/128 GELU): 92.73 % at 300 s.
 Transfer learning (``python -m bench transfer``, load 4-7, one run): flowers 800 train / 200 validation at
 224 px, 3 epochs (2 head-only): EfficientNet-Lite0 from ImageNet 92.5 % in 192 s of training; the same network
 and recipe from scratch 52.0 % in 437 s.
@@ -28,6 +28,7 @@ Not measured yet: the GPU benchmark
 (``python -m bench train_gpu``: fastnet_wide, fp16 AMP, GPU-resident data, 60 s budget; no GPU was available).
 """
 
+from tailor.algorithms.image_classification.algorithm import ALGORITHM
 from tailor.algorithms.image_classification.contract import run
 from tailor.algorithms.image_classification.hyperparameters import (
     Hyperparameters,
@@ -36,4 +37,4 @@ from tailor.algorithms.image_classification.hyperparameters import (
     tailor_defaults,
 )
 
-__all__ = ["Hyperparameters", "parse_hyperparameters", "run", "sagemaker_defaults", "tailor_defaults"]
+__all__ = ["ALGORITHM", "Hyperparameters", "parse_hyperparameters", "run", "sagemaker_defaults", "tailor_defaults"]

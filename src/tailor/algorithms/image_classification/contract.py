@@ -221,7 +221,7 @@ def _initial_weights(model_channel: Path, hp: Hyperparameters) -> tuple[dict[str
         raise ValidationError(f"{model_channel}: the model channel holds no model.tar.gz")
     from safetensors.torch import load_file
 
-    from tailor.models.artifact import WEIGHTS, read_model_json, safe_extract
+    from tailor.artifact import WEIGHTS, read_model_json, safe_extract
 
     meta = read_model_json(tars[0])
     name = tars[0].name

@@ -14,11 +14,12 @@ BatchNorm eps is 1e-3 (TensorFlow's), also what the weights expect.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tailor.algorithms.image_classification.layers import Normalize, Stats
 
 STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4))
 STAGES = (*STAGES, (6, 3, 1, 320, 1))
@@ -130,15 +131,9 @@ def reference_key_map(num_blocks: int | None = None) -> dict[str, str]:
 
 
 def efficientnet_lite0(
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
 ) -> nn.Module:
     """EfficientNet-Lite0; ``mean``/``std`` default to the ImageNet weights' (pixel units)."""
-    from tailor.algorithms.image_classification.networks import Normalize
-
     from_imagenet = in_channels == 3
     mean = mean if mean is not None else (IMAGENET_MEAN if from_imagenet else [127.5] * in_channels)
     std = std if std is not None else (IMAGENET_STD if from_imagenet else [64.0] * in_channels)

@@ -12,16 +12,16 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-import tailor
+from tailor._version import __version__
 from tailor.algorithms.image_classification.hyperparameters import Hyperparameters
 from tailor.algorithms.image_classification.networks import inference_model
-from tailor.models.artifact import write_artifact
+from tailor.artifact import write_artifact
 
 ALGORITHM = "tailor/image-classification"
 
 
 def export_onnx(model: nn.Module, image_shape: tuple[int, int, int], path: Path, *, tta: bool) -> None:
-    """TorchScript-based export (dynamo=False: 0.5 s, matches eager within 5e-8 per MEASURED.md)."""
+    """TorchScript-based export (dynamo=False: 0.5 s, matches eager within 5e-8 per docs/MEASURED.md)."""
     net = inference_model(model, tta).eval().float().cpu()
     example = torch.zeros(1, *image_shape)
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices are not the user's concern
@@ -62,7 +62,7 @@ def model_json(
         "hyperparameters": hp.resolved(),
         "metrics": metrics,
         "versions": {
-            "tailor": tailor.__version__ if hasattr(tailor, "__version__") else "0.1.0",
+            "tailor": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
         },

@@ -205,7 +205,7 @@ def tailor_defaults() -> dict[str, str]:
         "epochs": "200",  # an upper bound: the time budget ends training first on CPUs
         "lr_schedule": "one_cycle",
         "optimizer": "nag",
-        "learning_rate": "0.2",  # peak of the one-cycle schedule at batch 256 (MEASURED.md)
+        "learning_rate": "0.2",  # peak of the one-cycle schedule at batch 256 (docs/MEASURED.md)
         "mini_batch_size": "256",
         "momentum": "0.9",
         "weight_decay": "0.0005",  # applied to conv/linear weights only, not BN or bias

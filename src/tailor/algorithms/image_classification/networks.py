@@ -15,10 +15,14 @@ never preprocess differently.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from tailor.algorithms.image_classification.efficientnet import efficientnet_lite0
+from tailor.algorithms.image_classification.layers import Normalize, Stats
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -48,18 +52,6 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     return _REGISTRY[name](**kwargs)
 
 
-class Normalize(nn.Module):
-    """Pixels 0..255 -> (x - mean) / std per channel. ``mean``/``std`` are in pixel units."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) * self.inv_std
-
-
 class Classifier(nn.Module):
     """``normalize -> body -> head``; the common shape of every registered network."""
 
@@ -74,7 +66,7 @@ class Classifier(nn.Module):
 
 
 class FlipTTA(nn.Module):
-    """Averages logits over the image and its horizontal mirror (+0.2 % on Fashion-MNIST, MEASURED.md)."""
+    """Averages logits over the image and its horizontal mirror (+0.2 % on Fashion-MNIST, docs/MEASURED.md)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -97,38 +89,40 @@ def _defaults(in_channels: int, mean: Sequence[float] | None, std: Sequence[floa
 
 # --- pre-activation ResNet ----------------------------------------------------------------------------------
 class _Basic(nn.Module):
+    """Pre-activation unit: BN-ReLU-conv twice; the shortcut (1x1 conv when the shape changes) adds the input."""
+
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self._shortcut(cin, cout, stride)
+
+    def _shortcut(self, cin: int, cout: int, stride: int) -> None:
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (cin != cout or stride != 1) else None
+
+    def _convs(self, act: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.bn2(self.conv1(act))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = self.relu(self.bn1(x))
         skip = self.shortcut(act) if self.shortcut is not None else x
-        out = self.conv1(act)
-        out = self.conv2(self.relu(self.bn2(out)))
-        return out + skip
+        return self._convs(act) + skip
 
 
-class _Bottleneck(nn.Module):
+class _Bottleneck(_Basic):
+    """Pre-activation bottleneck: 1x1 down to cout/4, 3x3, 1x1 up, each after BN-ReLU."""
+
     def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         mid = cout // 4
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, mid, 1, bias=False)
         self.bn2, self.conv2 = nn.BatchNorm2d(mid), nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
         self.bn3, self.conv3 = nn.BatchNorm2d(mid), nn.Conv2d(mid, cout, 1, bias=False)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (cin != cout or stride != 1) else None
+        self._shortcut(cin, cout, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = self.relu(self.bn1(x))
-        skip = self.shortcut(act) if self.shortcut is not None else x
-        out = self.conv1(act)
-        out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
-        return out + skip
+    def _convs(self, act: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.relu(self.bn3(super()._convs(act))))
 
 
 _IMAGENET_UNITS = {
@@ -142,17 +136,12 @@ _IMAGENET_UNITS = {
 
 
 def preact_resnet(
-    num_layers: int,
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    depth: int, num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
 ) -> nn.Module:
-    """Pre-activation ResNet of ``num_layers`` (MXNet example's layouts)."""
-    if num_layers in _IMAGENET_UNITS:
-        units = _IMAGENET_UNITS[num_layers]
-        bottleneck = num_layers >= 50
+    """Pre-activation ResNet of ``depth`` (MXNet example's layouts)."""
+    if depth in _IMAGENET_UNITS:
+        units = _IMAGENET_UNITS[depth]
+        bottleneck = depth >= 50
         widths = [256, 512, 1024, 2048] if bottleneck else [64, 128, 256, 512]
         stem_width = 64
         if image_size <= 32:
@@ -164,14 +153,14 @@ def preact_resnet(
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),
             ]
-    elif num_layers >= 8 and (num_layers - 2) % 6 == 0:
-        units = [(num_layers - 2) // 6] * 3
+    elif depth >= 8 and (depth - 2) % 6 == 0:
+        units = [(depth - 2) // 6] * 3
         bottleneck = False
         widths = [16, 32, 64]
         stem_width = 16
         stem = [nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)]
     else:
-        raise ValueError(f"num_layers {num_layers} is neither ImageNet-style nor (n-2) % 6 == 0")
+        raise ValueError(f"num_layers {depth} is neither ImageNet-style nor (n-2) % 6 == 0")
     unit = _Bottleneck if bottleneck else _Basic
     layers: list[nn.Module] = list(stem)
     cin = stem_width
@@ -202,20 +191,8 @@ def _init_like_mxnet(model: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-def _register_resnet(depth: int) -> None:
-    @register_model(f"resnet{depth}")
-    def _factory(
-        num_classes: int,
-        in_channels: int = 3,
-        image_size: int = 224,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> nn.Module:
-        return preact_resnet(depth, num_classes, in_channels, image_size, mean, std)
-
-
 for _depth in (20, 32, 44, 56, 110, 18, 34, 50, 101, 152, 200):
-    _register_resnet(_depth)
+    register_model(f"resnet{_depth}")(functools.partial(preact_resnet, _depth))
 
 
 # --- airbench-style fast net --------------------------------------------------------------------------------
@@ -278,8 +255,8 @@ def fastnet(
     num_classes: int,
     in_channels: int = 3,
     image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    mean: Stats = None,
+    std: Stats = None,
     widths: Sequence[int] = FASTNET_WIDTHS,
     stem_width: int = FASTNET_STEM,
     activation: str = FASTNET_ACTIVATION,
@@ -303,11 +280,7 @@ def fastnet(
 
 @register_model("fastnet_wide")
 def fastnet_wide(
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
 ) -> nn.Module:
     """The fast net at airbench94's GPU widths (64/256/256, stem 32; ~2 M parameters): ~7x the CPU default's
     compute, for GPUs (``python -m bench train_gpu``), where the small net leaves the card idle."""
@@ -405,37 +378,20 @@ TORCHVISION_MEAN = [123.675, 116.28, 103.53]
 TORCHVISION_STD = [58.395, 57.12, 57.375]
 
 
-def _register_torchvision_resnet(depth: int) -> None:
-    @register_model(f"resnet{depth}_v1")
-    def _factory(
-        num_classes: int,
-        in_channels: int = 3,
-        image_size: int = 224,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> nn.Module:
-        rgb = in_channels == 3
-        normalize = _defaults(
-            in_channels, mean or (TORCHVISION_MEAN if rgb else None), std or (TORCHVISION_STD if rgb else None)
-        )
-        return TorchvisionResNet(normalize, depth, num_classes, in_channels)
+def torchvision_resnet(
+    depth: int, num_classes: int, in_channels: int = 3, image_size: int = 224, mean: Stats = None, std: Stats = None
+) -> nn.Module:
+    """torchvision's ResNet (the layout ImageNet checkpoints exist for), normalising as torchvision does."""
+    rgb = in_channels == 3
+    normalize = _defaults(
+        in_channels, mean or (TORCHVISION_MEAN if rgb else None), std or (TORCHVISION_STD if rgb else None)
+    )
+    return TorchvisionResNet(normalize, depth, num_classes, in_channels)
 
 
 for _depth in TORCHVISION_DEPTHS:
-    _register_torchvision_resnet(_depth)
-
-
-@register_model("efficientnet_lite0")
-def _efficientnet_lite0(
-    num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 224,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> nn.Module:
-    from tailor.algorithms.image_classification.efficientnet import efficientnet_lite0
-
-    return efficientnet_lite0(num_classes, in_channels, image_size, mean, std)
+    register_model(f"resnet{_depth}_v1")(functools.partial(torchvision_resnet, _depth))
+register_model("efficientnet_lite0")(efficientnet_lite0)
 
 
 def classifier_name(model: nn.Module) -> str:

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tailor.algorithms.image_classification.augment import color_jitter, crop_flip, random_affine
+from tailor.algorithms.image_classification.batchnorm import recalibrate_batchnorm, recalibrates
 from tailor.algorithms.image_classification.checkpoints import (
     Checkpoint,
     latest_checkpoint,
@@ -43,7 +45,6 @@ from tailor.algorithms.image_classification.networks import (
 from tailor.errors import ValidationError
 
 Log = Callable[[str], None]
-PAD = 2  # random-crop translation in pixels (airbench / MEASURED.md recipe)
 WARMUP = 0.15  # fraction of the one-cycle schedule spent warming up
 
 
@@ -191,54 +192,6 @@ def learning_rate(hp: Hyperparameters, epoch: int, frac: float) -> float:
         frac = min(frac, 1.0)
         return hp.learning_rate * (frac / WARMUP if frac < WARMUP else (1 - frac) / (1 - WARMUP))
     return hp.learning_rate * hp.lr_scheduler_factor ** sum(epoch >= s for s in hp.lr_steps)
-
-
-# --- augmentation -------------------------------------------------------------------------------------------
-def crop_flip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to PAD px (zero pad + crop) and horizontal flip, for a whole uint8 set at once."""
-    n, _, h, w = images.shape
-    padded = F.pad(images, (PAD, PAD, PAD, PAD))
-    dx = torch.randint(0, 2 * PAD + 1, (n,), generator=gen).to(images.device)
-    dy = torch.randint(0, 2 * PAD + 1, (n,), generator=gen).to(images.device)
-    out = torch.empty_like(images)
-    for oy in range(2 * PAD + 1):  # 25 shifted slices instead of n Python-level crops
-        for ox in range(2 * PAD + 1):
-            idx = ((dy == oy) & (dx == ox)).nonzero().squeeze(1)
-            if idx.numel():
-                out[idx] = padded[idx, :, oy : oy + h, ox : ox + w]
-    flip = (torch.rand(n, generator=gen) < 0.5).to(images.device)
-    out[flip] = out[flip].flip(3)
-    return out
-
-
-def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Brightness and contrast +-20 %, saturation +-40 % (RGB only), on a float 0..255 batch."""
-    n = x.shape[0]
-
-    def rand(lo: float, hi: float) -> torch.Tensor:
-        return (lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=gen)).to(x.device)
-
-    x = x * rand(0.8, 1.2)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * rand(0.8, 1.2) + mean
-    if x.shape[1] == 3:
-        gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).expand_as(x)
-        x = (x - gray) * rand(0.6, 1.4) + gray
-    return x.clamp(0, 255)
-
-
-def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """SageMaker's crop_color_transform extras: rotation <= 10 deg, shear <= 0.1, aspect ratio change <= 0.25."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(10)
-    shear = (torch.rand(n, generator=gen) * 2 - 1) * 0.1
-    aspect = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.25
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos * aspect.sqrt(), -sin + shear
-    theta[:, 1, 0], theta[:, 1, 1] = sin, cos / aspect.sqrt()
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
 # --- fine-tuning phases -------------------------------------------------------------------------------------
@@ -416,45 +369,6 @@ def load_exact(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> N
     model.load_state_dict(state)
 
 
-# --- BatchNorm statistics -------------------------------------------------------------------------------------
-BN_RECALIBRATION_IMAGES = 2048  # training images re-run (forward only) before each evaluation of a ResNet
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, train: Data, hp: Hyperparameters, seed: int) -> None:
-    """Running statistics of every BatchNorm recomputed from the current weights ("precise BN", Wu & Johnson
-    2021): an equal average over up to ``BN_RECALIBRATION_IMAGES`` training images, no augmentation.
-
-    The EMA (momentum 0.1, as MXNet's 0.9) averages the last ~10 steps, and early at SageMaker's constant lr 0.1
-    the weights move faster than that: a ResNet-20 on 2,000 Fashion-MNIST images trained at 34 % in epoch 1 but
-    validated at 11 % (loss 19). Costs a forward pass over 2,048 images (~3 % of a 60k-image epoch).
-    """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not bns:
-        return
-    gen = torch.Generator().manual_seed(seed)
-    n = min(len(train), BN_RECALIBRATION_IMAGES)
-    idx = torch.randperm(len(train), generator=gen)[:n].to(train.images.device)
-    momenta = [m.momentum for m in bns]
-    was_training = model.training
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    model.train()
-    bs = hp.mini_batch_size if n >= 2 * hp.mini_batch_size else n  # BatchNorm needs more than one image
-    for i in range(0, n - (n % bs if n >= 2 * bs else 0), bs):
-        model(train.images[idx[i : i + bs]].float().contiguous(memory_format=torch.channels_last))
-    for m, momentum in zip(bns, momenta, strict=True):
-        m.momentum = momentum
-    model.train(was_training)
-
-
-def recalibrates(hp: Hyperparameters) -> bool:
-    """ResNets trained from scratch (the SageMaker recipe); pretrained ones keep ImageNet's statistics and the
-    fast net tracks its own with momentum 0.4."""
-    return hp.architecture == "resnet" and not hp.use_pretrained_model
-
-
 # --- fit ----------------------------------------------------------------------------------------------------
 def fit(
     hp: Hyperparameters,
@@ -545,7 +459,7 @@ def fit(
         log(f"Epoch[{epoch}] Train-seconds={run.elapsed:.1f}")  # cumulative, evaluation excluded (the budget's clock)
         metrics = {"train:accuracy": tm["accuracy"], "train:cross-entropy": tm["cross-entropy"]}
         if recalibrates(hp) and not ctx.active:
-            recalibrate_batchnorm(model, train, hp, hp.seed + epoch)
+            recalibrate_batchnorm(model, train.images, hp.mini_batch_size, hp.seed + epoch)
         if val is not None:
             vm = evaluate(model, val, hp, ctx=ctx)
             for key, value in vm.items():

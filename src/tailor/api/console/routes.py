@@ -20,8 +20,8 @@ from tailor.api.deps import get_tailor, require
 from tailor.api.hosting import endpoint_arn
 from tailor.core import Tailor
 from tailor.errors import AuthError, NotFoundError
+from tailor.hosting.store import EndpointConfigRow, EndpointRow, ModelRow
 from tailor.jobs.store import MetricPointRow, TrainingJobRow
-from tailor.models.store import EndpointConfigRow, EndpointRow, ModelRow
 
 STATIC = Path(__file__).with_name("static")
 # Served by name from this fixed set only: no path from the request ever reaches the filesystem.

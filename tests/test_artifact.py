@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tailor.artifact import read_model_json, safe_extract
 from tailor.core import Tailor
 from tailor.errors import NotFoundError, ValidationError
-from tailor.models.artifact import read_model_json, safe_extract
 from tailor.settings import DEFAULT_MAX_ARTIFACT_BYTES, Settings
 
 MODEL_JSON = json.dumps({"format_version": 1, "image_shape": [1, 28, 28], "num_classes": 10}).encode()
@@ -112,6 +112,7 @@ def test_create_model_refuses_the_bomb_by_uri_with_nothing_left(settings: Settin
     assert [p for p in settings.cache_dir.rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.slow
 def test_default_limit_is_twice_the_largest_networks_artifact() -> None:
     """Recount the parameters of every registered network at 1,000 classes (on the meta device: no memory),
     take the largest artifact (float32 weights in safetensors + the same again in model.onnx) and check the

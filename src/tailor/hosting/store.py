@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tailor.db import Base
-from tailor.jobs.store import UTCDateTime
+from tailor.db import Base, UTCDateTime
 
 
 class ModelRow(Base):

@@ -16,11 +16,13 @@ import pytest
 
 from tailor.core import Tailor
 from tailor.errors import NotFoundError, ServiceUnavailableError, ValidationError
-from tailor.models.store import WorkerRow
+from tailor.hosting.store import WorkerRow
 from tailor.serving.loader import load_model
 from tailor.serving.preprocess import decode_image
 from tailor.settings import Settings
 from tests.serving.artifacts import png_bytes
+
+pytestmark = pytest.mark.slow  # model-worker processes
 
 
 def deploy(t: Tailor, model_tar: Path, name: str, variants: list[tuple[str, int, float]]) -> dict:

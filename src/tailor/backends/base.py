@@ -1,0 +1,68 @@
+"""The backend protocol: what a place that runs Tailor's processes must offer (see ``tailor.backends``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+
+@dataclass(frozen=True)
+class Handle:
+    """How a backend finds a started process again: its pid and start time (PIDs get recycled)."""
+
+    pid: int | None
+    started: float | None
+
+
+class TrainingProcess(Protocol):
+    """A running training command, as the job runner sees it (``subprocess.Popen``'s shape)."""
+
+    pid: int
+    stdout: IO[bytes] | None
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    # -- training jobs ----------------------------------------------------------------------------------
+    def start_training(self, cmd: list[str], *, cwd: Path, env: Mapping[str, str]) -> tuple[TrainingProcess, int]:
+        """Start ``cmd`` in its own process group; (process, group id). OSError when it cannot start."""
+
+    def signal_group(self, group: int | None, sig: int) -> None:
+        """Send ``sig`` to every process of a training job's group (never to Tailor's own)."""
+
+    def end_training(self, pid: int | None, started: float | None, group: int | None) -> None:
+        """Kill a training job's processes left by an earlier server (if ``pid`` is still that process) and
+        wait until they are gone."""
+
+    def same_process(self, pid: int | None, started: float | None) -> bool:
+        """True while ``pid`` is still the process that started at ``started``."""
+
+    def start_time(self, pid: int) -> float | None:
+        """When ``pid`` started (to recognise it later), None when it is gone."""
+
+    def sampler(self, pid: int) -> Any:
+        """A resource sampler for the process tree of ``pid`` (``sample()`` -> dict or None when gone)."""
+
+    # -- endpoint instances -----------------------------------------------------------------------------
+    def instance_address(self, instance_id: str) -> str:
+        """Where the instance will serve the wire protocol (a Unix socket path for local processes)."""
+
+    def start_instance(
+        self, instance_id: str, model_dir: str, address: str, log_path: Path, options: Mapping[str, Any]
+    ) -> Handle:
+        """Start one model worker for ``model_dir`` serving at ``address``; returns at once."""
+
+    def wait_ready(self, instance_id: str, address: str, log_path: Path) -> None:
+        """Block until the instance answers /ping; ServiceUnavailableError (with its last log line) if it cannot."""
+
+    def instance_alive(self, instance_id: str, handle: Handle) -> bool:
+        """True while the instance runs (an exited child of ours counts as dead at once)."""
+
+    def stop_instance(self, instance_id: str, handle: Handle) -> None:
+        """Stop gracefully (in-flight requests finish), forcefully after a timeout; no error if already gone."""

@@ -39,8 +39,9 @@ gamma, Tailor does not). Left as is: MXNet's ImageRecordIter pads crops with 255
 Tailor with 0.
 2,000 images, seed 0, epochs 1-2 (validation on 1,000 test images): He init alone 11.1 / 32.9 % (loss 19.3 /
 2.6), with recalibration 49.3 / 69.6 % (loss 1.28 / 0.88); tests/algorithms/test_train.py holds it.
-Full data (60k) was not run: at this load one epoch on 3,500 images took 6-8 minutes per runner, so one
-full-data epoch would have taken about two hours each.
+Full data (``--parity-train=0 --parity-epochs=2 --seeds=0``, 60k training images, quiet machine, load 0.1 at the
+start, 1.9 at the end; ~180 s per epoch for each runner), test accuracy % (loss) after epochs 1-2:
+Tailor 85.8 (0.40), 89.5 (0.29); MXNet 1.9.1 83.7 (0.46), 79.7 (0.60). One seed only.
 """
 
 from __future__ import annotations

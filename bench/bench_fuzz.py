@@ -29,6 +29,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import loadavg
+
 HANG_SECONDS = 60.0
 SLOW_SECONDS = 1.0
 
@@ -127,14 +129,6 @@ def fuzz_target(target: Any, cases: int, seed: int, watchdog: _Watchdog) -> Outc
     return out
 
 
-def _loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="python -m bench fuzz")
     p.add_argument("--cases", type=int, default=100_000, help="cases in total, split evenly over the targets")
@@ -155,7 +149,7 @@ def main(argv: list[str]) -> None:
     seed = args.seed if args.seed is not None else int(time.time())
     print(
         f"fuzz: {per_target * len(targets):,} cases over {len(targets)} targets, seed {seed}, "
-        f"{os.cpu_count()} cores, load average {_loadavg()}",
+        f"{os.cpu_count()} cores, load average {loadavg()}",
         flush=True,
     )
     watchdog = _Watchdog(args.hang_seconds)
@@ -174,7 +168,7 @@ def main(argv: list[str]) -> None:
     slow = sum(r.slow for r in results)
     seconds = sum(r.seconds for r in results)
     print(f"{'total':<18}{cases:>9,}{uncaught:>10}{slow:>9}{'':>12}{seconds:>10.1f}")
-    print(f"load average after: {_loadavg()}")
+    print(f"load average after: {loadavg()}")
     for r in results:
         if r.slow:
             print(f"\n[{r.name}] slowest case {r.slowest:.1f} s: {r.slowest_input}")

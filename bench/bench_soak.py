@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import loadavg
+
 WINDOW_S = 3.0  # after a worker kill, or after a restarted server's first answer
 RSS_GROWTH_LIMIT = 0.10
 # A relaunched worker loads its model and warms up for a few seconds: RSS samples that close to a kill or a
@@ -374,12 +376,6 @@ async def chaos(
 
 
 # -- report ----------------------------------------------------------------------------------------------------
-def _loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _rss_growth(
@@ -523,10 +519,10 @@ def main(argv: list[str]) -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    print(f"soak: {args.minutes:g} min, {os.cpu_count()} cores, load average before {_loadavg()}", flush=True)
+    print(f"soak: {args.minutes:g} min, {os.cpu_count()} cores, load average before {loadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tailor-soak-") as tmp:
         summary = run(args.minutes, args.concurrency, args.instances, args.seed, Path(tmp))
-    summary["loadavg_after"] = _loadavg()
+    summary["loadavg_after"] = loadavg()
     _print(summary, args.minutes)
     print(f"load average after: {summary['loadavg_after']}")
     print("summary-json: " + json.dumps(summary, sort_keys=True), flush=True)

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from bench.bench_train import RESNET20_RECIPE
 
 from tailor.algorithms.image_classification.hyperparameters import parse_hyperparameters
 from tailor.algorithms.image_classification.train import TrainingStopped, fit
@@ -52,15 +53,7 @@ def test_fast_net_learns_fashion_mnist_subset(dataset_mirror: str, tmp_path: Pat
 # ResNet-20 under SageMaker's recipe (lr 0.1 constant, momentum 0.9, wd 1e-4, batch 128, crop) on 2,000 images
 # (seed 0): epochs 1-2 validated at 11.1 % / 32.9 % (loss 19.3 / 2.6) while training at 34 % / 61 %; with BatchNorm
 # statistics recalibrated before evaluation 49.3 % / 69.6 % (loss 1.28 / 0.88).
-SAGEMAKER_RESNET20 = {
-    "num_layers": "20",
-    "mini_batch_size": "128",
-    "learning_rate": "0.1",
-    "optimizer": "sgd",
-    "momentum": "0.9",
-    "weight_decay": "0.0001",
-    "augmentation_type": "crop",
-}
+SAGEMAKER_RESNET20 = RESNET20_RECIPE
 
 
 @pytest.mark.timeout(300)

@@ -111,3 +111,31 @@ def test_jobs_page_shows_metrics_only_of_jobs_the_key_may_describe(settings: Set
             "theirs-b": None,
             "theirs-c": None,
         }
+
+
+def test_models_page_shows_what_a_model_holds_only_to_keys_that_may_describe_it(
+    settings: Settings, server: ServerProcess, tmp_path
+) -> None:
+    from tailor import Client
+    from tailor.auth.keys import KeyStore
+    from tests.serving.artifacts import build_artifact
+
+    tar = build_artifact(tmp_path / "model.tar.gz")
+    with Client(settings=settings) as local:  # the machine's own user, in-process: a local path is allowed
+        for name in ("mine-m", "theirs-m"):
+            local.create_model(ModelName=name, PrimaryContainer={"ModelDataUrl": str(tar)})
+    model = f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:model"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sagemaker:ListModels", "Resource": "*"},
+            {"Effect": "Allow", "Action": "sagemaker:DescribeModel", "Resource": f"{model}/mine-*"},
+        ],
+    }
+    key = KeyStore(settings).create("models-scoped", policy)
+    auth = {"Authorization": f"Bearer {token_for(settings, key.info.access_key_id)}"}
+    page = httpx.get(f"{server.url}/console/api/models", headers=auth)
+    assert page.status_code == 200, page.text
+    shapes = {m["ModelName"]: (m["ImageShape"], m["SizeBytes"] is not None) for m in page.json()["Models"]}
+    assert shapes == {"mine-m": ([1, 28, 28], True), "theirs-m": (None, False)}
+    assert httpx.get(f"{server.url}/api/v1/models/theirs-m", headers=auth).status_code == 403

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from tailor.api.deps import get_tailor, require
 from tailor.api.hosting import endpoint_arn
 from tailor.core import Tailor
-from tailor.errors import AuthError, NotFoundError
+from tailor.errors import NotFoundError
 from tailor.hosting.store import EndpointConfigRow, EndpointRow, ModelRow
 from tailor.jobs.store import MetricPointRow, TrainingJobRow
 
@@ -129,15 +129,6 @@ def key_metrics(tailor: Tailor, names: list[str]) -> dict[str, dict[str, float]]
     return out
 
 
-def _may(request: Request, action: str, arn: str | None = None) -> bool:
-    """Whether the signed-in key may ``action``: the models list shows job and endpoint names only then."""
-    try:
-        request.app.state.authorizer.authorize(request, action, arn)
-    except AuthError:
-        return False
-    return True
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
@@ -154,8 +145,9 @@ def models_page(
     list those)."""
     page = tailor.hosting.list_models(MaxResults=max_results, NextToken=next_token or None)
     names = [m["ModelName"] for m in page["Models"]]
-    show_jobs = _may(request, "sagemaker:ListTrainingJobs")
-    show_endpoints = _may(request, "sagemaker:ListEndpoints")
+    allows = request.app.state.authorizer.allows
+    show_jobs = allows(request, "sagemaker:ListTrainingJobs", None)
+    show_endpoints = allows(request, "sagemaker:ListEndpoints", None)
     with tailor.db.session() as s:
         rows = {r.name: r for r in s.scalars(select(ModelRow).where(ModelRow.name.in_(names)))}
         urls = [r.spec["PrimaryContainer"]["ModelDataUrl"] for r in rows.values()]
@@ -173,12 +165,13 @@ def models_page(
         row = rows.get(m["ModelName"])
         if row is None:  # deleted between the two reads
             continue
-        meta = row.model_json or {}
+        # What a model holds (shape, classes) is DescribeModel's answer: only for keys allowed it on this model.
+        meta = (row.model_json or {}) if allows(request, "sagemaker:DescribeModel", m["ModelArn"]) else {}
         m["SourceTrainingJob"] = jobs.get(row.spec["PrimaryContainer"]["ModelDataUrl"])
         m["ImageShape"] = meta.get("image_shape")
         m["NumClasses"] = meta.get("num_classes")
         m["ClassNames"] = meta.get("class_names")
-        m["SizeBytes"] = _dir_bytes(tailor.settings.models_dir / row.model_id)
+        m["SizeBytes"] = _dir_bytes(tailor.settings.models_dir / row.model_id) if meta else None
         m["Endpoints"] = sorted(serving.get(m["ModelName"], ())) if show_endpoints else None
     return JSONResponse(jsonable_encoder(page))
 

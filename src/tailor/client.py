@@ -350,6 +350,14 @@ class Client:
 
         return wait_settled(self.describe_endpoint, name, timeout, poll)
 
+    def endpoint_logs(self, name: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """``{Text, NextOffset, Complete}``: the endpoint's runtime log from logical byte ``offset`` (whole
+        lines, at most ``limit`` bytes, 1 MiB by default); Complete once the endpoint was deleted."""
+        if self.embedded:
+            return self._tailor.hosting.endpoint_logs(name, offset, limit)
+        params = {"offset": offset, "limit": limit}
+        return self._request("GET", f"/api/v1/endpoints/{name}/logs", params=params)
+
     def endpoint_metrics(self, name: str) -> dict[str, Any]:
         return self._host("endpoint_metrics", name, http=("GET", f"/api/v1/endpoints/{name}/metrics"))
 

@@ -118,6 +118,12 @@ class LocalBackend:
             return False
         return alive(handle.pid, handle.started)
 
+    def exit_code(self, instance_id: str) -> int | None:
+        """The exit status of an instance this process started and that has ended (negative: the signal
+        that killed it); None while it runs or when it is not our child."""
+        proc = self._children.get(instance_id)
+        return None if proc is None else proc.poll()
+
     def stop_instance(self, instance_id: str, handle: Handle) -> None:
         stop(handle.pid, handle.started)
         proc = self._children.pop(instance_id, None)

@@ -56,6 +56,24 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def print_log(fetch: Callable[[int], dict[str, Any]], offset: int, follow: bool, poll: float = 0.5) -> None:
+    """Print a log read by offset (``fetch(offset)`` -> ``{Text, NextOffset, Complete}``) to stdout; with
+    ``follow`` keep polling until the reader says Complete (a job ended, an endpoint was deleted)."""
+    import time
+
+    pos = offset
+    while True:
+        chunk = fetch(pos)
+        pos = chunk["NextOffset"]
+        if chunk["Text"]:
+            sys.stdout.write(chunk["Text"])
+            sys.stdout.flush()
+            continue
+        if not follow or chunk["Complete"]:
+            return
+        time.sleep(poll)
+
+
 def summary(desc: dict[str, Any]) -> str:
     lines = [
         f"TrainingJobName   {desc['TrainingJobName']}",

@@ -9,6 +9,7 @@ has exited (a few seconds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -153,6 +154,11 @@ def describe_endpoint(ctx: click.Context, name: str, url: str | None, as_json: b
         return
     click.echo(f"EndpointName      {desc['EndpointName']}\nStatus            {desc['EndpointStatus']}")
     click.echo(f"EndpointConfig    {desc['EndpointConfigName']}")
+    if capture := desc.get("DataCaptureConfig"):
+        click.echo(
+            f"DataCapture       {capture['CaptureStatus']}, {capture['CurrentSamplingPercentage']} % "
+            f"to {capture['DestinationS3Uri']}"
+        )
     if desc.get("FailureReason"):
         click.echo(f"FailureReason     {desc['FailureReason']}")
     rows = [
@@ -165,6 +171,22 @@ def describe_endpoint(ctx: click.Context, name: str, url: str | None, as_json: b
         for v in desc["ProductionVariants"]
     ]
     click.echo(table(rows, ["VARIANT", "MODEL", "INSTANCES", "WEIGHT"]))
+
+
+@endpoints.command("logs")
+@click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the endpoint is deleted (Ctrl-C).")
+@click.option("--offset", type=click.IntRange(0), default=0, help="Start at this byte offset of the log.")
+@_url
+@click.pass_context
+def endpoint_logs(ctx: click.Context, name: str, follow: bool, offset: int, url: str | None) -> None:
+    """The endpoint's runtime log: worker starts, model loads, crashes and restarts, updates, failed invocations
+    (with their request ids) and what the workers printed."""
+    from tailor.cli._jobs_common import open_client, print_log
+
+    # Ctrl-C ends a follow quietly.
+    with open_client(settings_of(ctx), url) as client, contextlib.suppress(KeyboardInterrupt):
+        print_log(lambda pos: client.endpoint_logs(name, pos), offset, follow)
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -227,14 +249,34 @@ def endpoint_metrics(ctx: click.Context, name: str, url: str | None, as_json: bo
 @click.option("--name", help="Model, config and endpoint name (default: the job name).")
 @click.option("--instance-count", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--instance-type", default="ml.m5.large", show_default=True)
+@click.option("--capture-to", help="Data capture: write sampled requests and responses under this s3:// prefix.")
+@click.option(
+    "--capture-percent", type=click.IntRange(0, 100), default=100, show_default=True, help="Data capture sampling."
+)
+@click.option(
+    "--capture-mode",
+    type=click.Choice(["Input", "Output", "InputAndOutput"]),
+    default="InputAndOutput",
+    show_default=True,
+)
 @_wait
 @_url
 @click.pass_context
 def deploy(
-    ctx: click.Context, job: str, name: str | None, instance_count: int, instance_type: str, wait: bool, url: str | None
+    ctx: click.Context,
+    job: str,
+    name: str | None,
+    instance_count: int,
+    instance_type: str,
+    capture_to: str | None,
+    capture_percent: int,
+    capture_mode: str,
+    wait: bool,
+    url: str | None,
 ) -> None:
     """Model + endpoint config + endpoint from a completed training job, in one step (needs a server:
-    --url or TAILOR_URL)."""
+    --url or TAILOR_URL). With --capture-to, the config's DataCaptureConfig records invocations as SageMaker's
+    JSON Lines under <prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/."""
     from tailor.errors import ValidationError
 
     name = name or job
@@ -247,6 +289,13 @@ def deploy(
             )
         image = (desc.get("AlgorithmSpecification") or {}).get("TrainingImage") or "tailor/image-classification"
         client.create_model(ModelName=name, PrimaryContainer={"Image": image, "ModelDataUrl": artifact})
+        capture = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": capture_percent,
+            "DestinationS3Uri": capture_to,
+            "CaptureOptions": [{"CaptureMode": capture_mode}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json", "application/jsonlines"]},
+        }
         client.create_endpoint_config(
             EndpointConfigName=name,
             ProductionVariants=[
@@ -258,6 +307,7 @@ def deploy(
                     "InitialVariantWeight": 1.0,
                 }
             ],
+            **({"DataCaptureConfig": capture} if capture_to else {}),
         )
         client.create_endpoint(EndpointName=name, EndpointConfigName=name)
         _settle(client, name, wait)

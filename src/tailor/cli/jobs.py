@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +78,11 @@ def describe(ctx: click.Context, name: str, url: str | None, as_json: bool) -> N
 @click.pass_context
 def logs(ctx: click.Context, name: str, follow: bool, offset: int, url: str | None) -> None:
     """Print a job's log."""
-    from tailor.cli._jobs_common import open_client
+    from tailor.cli._jobs_common import open_client, print_log
 
     with open_client(settings_of(ctx), url) as client:
         client.describe_training_job(name)
-        pos = offset
-        while True:
-            chunk = client.training_job_logs(name, pos)
-            pos = chunk["NextOffset"]
-            if chunk["Text"]:
-                sys.stdout.write(chunk["Text"])
-                sys.stdout.flush()
-                continue
-            if not follow or chunk["Complete"]:
-                return
-            time.sleep(0.5)
+        print_log(lambda pos: client.training_job_logs(name, pos), offset, follow)
 
 
 @jobs.command("stop")

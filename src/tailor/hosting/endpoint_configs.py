@@ -1,7 +1,8 @@
 """Endpoint configurations (Create/Describe/List/DeleteEndpointConfig): the variants an endpoint serves.
 
 A variant names a model, how many instances (model-worker processes) serve it and its share of the traffic.
-An endpoint keeps a snapshot of its config's variants, so a config may be deleted while an endpoint uses it.
+An endpoint keeps a snapshot of its config's variants (and DataCaptureConfig, ``tailor.hosting.capture``), so
+a config may be deleted while an endpoint uses it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import delete
 
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, ValidationError
+from tailor.hosting.capture import CaptureConfigs, parse_config
 from tailor.hosting.models import Models
 from tailor.hosting.store import EndpointConfigRow
 from tailor.resources import arn, check_name, fetch, list_request, paginate
@@ -27,6 +29,7 @@ class EndpointConfigs:
     settings: Settings
     db: Database
     models: Models
+    capture: CaptureConfigs
 
     def create(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         spec = {**(spec or {}), **kwargs}
@@ -38,6 +41,7 @@ class EndpointConfigs:
         names = [v["VariantName"] for v in variants]
         if len(set(names)) != len(names):
             raise ValidationError(f"ProductionVariants: VariantName values must be unique, got {names}")
+        capture = parse_config(spec["DataCaptureConfig"]) if spec.get("DataCaptureConfig") is not None else None
         row = EndpointConfigRow(
             name=name,
             arn=arn(self.settings.region, self.settings.account_id, "endpoint-config", name),
@@ -48,6 +52,7 @@ class EndpointConfigs:
             if s.get(EndpointConfigRow, name) is not None:
                 raise ConflictError(f"Endpoint configuration {name!r} already exists")
             s.add(row)
+        self.capture.put("endpoint-config", name, capture)
         return {"EndpointConfigArn": row.arn}
 
     def _variant(self, i: int, v: Any) -> dict[str, Any]:
@@ -78,12 +83,15 @@ class EndpointConfigs:
 
     def describe(self, name: str) -> dict[str, Any]:
         row = self.get(name)
-        return {
+        out = {
             "EndpointConfigName": row.name,
             "EndpointConfigArn": row.arn,
             "ProductionVariants": row.variants,
             "CreationTime": row.creation_time,
         }
+        if (capture := self.capture.get("endpoint-config", name)) is not None:
+            out["DataCaptureConfig"] = capture
+        return out
 
     def list(self, filters: dict[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
         """Filters as a request dict (the SageMaker protocol) and/or keywords."""
@@ -102,4 +110,5 @@ class EndpointConfigs:
         self.get(name)
         with self.db.session() as s:
             s.execute(delete(EndpointConfigRow).where(EndpointConfigRow.name == name))
+        self.capture.put("endpoint-config", name, None)
         return {}

@@ -23,6 +23,8 @@ from sqlalchemy import delete, select
 
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ServiceUnavailableError, TailorError, ValidationError
+from tailor.hosting.capture import DataCapture
+from tailor.hosting.capture import summary as capture_summary
 from tailor.hosting.endpoint_configs import EndpointConfigs
 from tailor.hosting.instances import EndpointLocks, Instances
 from tailor.hosting.models import DEFAULT_IMAGE, Models
@@ -55,6 +57,7 @@ class Endpoints:
     instances: Instances
     locks: EndpointLocks
     router: Router
+    capture: DataCapture
     _ops: list[threading.Thread] = field(default_factory=list, init=False)
 
     def get(self, name: str) -> EndpointRow:
@@ -80,6 +83,9 @@ class Endpoints:
             if s.get(EndpointRow, name) is not None:
                 raise ConflictError(f"Endpoint {name!r} already exists")
             s.add(row)
+        self.capture.configs.snapshot(config.name, name)
+        self.capture.invalidate(name)
+        self._log(name, f"CreateEndpoint: config {config.name}, {_shape(config.variants)}")
         self._background(f"create-{name}", lambda: self._deploy_first(name, config.variants))
         return {"EndpointArn": row.arn}
 
@@ -101,9 +107,11 @@ class Endpoints:
             except TailorError as err:
                 self.instances.stop_generation(name, 1)
                 self._set(name, status="Failed", failure_reason=str(err)[:1024])
+                self._log(name, f"endpoint Failed: {err}")
                 return
             self._set(name, status="InService", failure_reason=None)
             self.router.invalidate(name)
+            self._log(name, "endpoint InService")
 
     def update(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         spec = {**(spec or {}), **kwargs}
@@ -117,6 +125,9 @@ class Endpoints:
             row.pending_config_name = config.name
             row.last_modified_time = utcnow()
             endpoint_arn, old_gen = row.arn, row.generation
+        self._log(
+            name, f"UpdateEndpoint: to config {config.name} (generation {old_gen + 1}), {_shape(config.variants)}"
+        )
         self._background(f"update-{name}", lambda: self._switch(name, old_gen, config.name, config.variants))
         return {"EndpointArn": endpoint_arn}
 
@@ -128,6 +139,7 @@ class Endpoints:
             except TailorError as err:
                 self.instances.stop_generation(name, new_gen)
                 self._set(name, status="InService", pending_config_name=None, failure_reason=str(err)[:1024])
+                self._log(name, f"update failed, still serving generation {old_gen}: {err}")
                 return
             # The switch: one transaction moves routing to the new generation.
             with self.db.session() as s:
@@ -140,9 +152,15 @@ class Endpoints:
                     select(WorkerRow).where(WorkerRow.endpoint_name == name, WorkerRow.generation == old_gen)
                 ):
                     w.state = "draining"
+            self.capture.configs.snapshot(config_name, name)
+            self.capture.invalidate(name)
             self.router.invalidate(name)
+            self._log(
+                name, f"traffic switched to generation {new_gen} (config {config_name}); generation {old_gen} drains"
+            )
             time.sleep(DRAIN_S)
             self.instances.stop_generation(name, old_gen)
+            self._log(name, f"update done: generation {old_gen} stopped")
 
     def delete(self, name: str) -> dict[str, Any]:
         with self.db.session() as s:
@@ -152,16 +170,23 @@ class Endpoints:
             row.status = "Deleting"
             row.last_modified_time = utcnow()
         self.router.invalidate(name)
+        self._log(name, "DeleteEndpoint: stopping every worker")
 
         def run() -> None:
             with self.locks(name):
                 self.instances.stop_generation(name, None)
+                self._log(name, "endpoint deleted")  # before the row goes: a follower stops once it is gone
                 with self.db.session() as s:
                     s.execute(delete(EndpointRow).where(EndpointRow.name == name))
+                self.capture.configs.put("endpoint", name, None)
+                self.capture.invalidate(name)
                 self.router.invalidate(name)
 
         self._background(f"delete-{name}", run)
         return {}
+
+    def _log(self, name: str, message: str) -> None:
+        self.instances.logs.event(name, message)
 
     def _set(self, name: str, **fields: Any) -> None:
         with self.db.session() as s:
@@ -186,6 +211,8 @@ class Endpoints:
             "CreationTime": row.creation_time,
             "LastModifiedTime": row.last_modified_time,
         }
+        if (config := self.capture.configs.get("endpoint", name)) is not None:
+            out["DataCaptureConfig"] = capture_summary(config)
         if row.failure_reason:
             out["FailureReason"] = row.failure_reason
         if row.pending_config_name:
@@ -232,6 +259,16 @@ def wait_settled(describe: Callable[[str], dict[str, Any]], name: str, timeout: 
         if time.monotonic() > deadline:
             raise ServiceUnavailableError(f"Endpoint {name!r} is still {desc['EndpointStatus']} after {timeout:g} s")
         time.sleep(poll)
+
+
+def _shape(variants: list[dict[str, Any]]) -> str:
+    """For the runtime log: "variants AllTraffic: 2 x model fm (weight 1)"."""
+    parts = [
+        f"{v['VariantName']}: {v['InitialInstanceCount']} x model {v['ModelName']} "
+        f"(weight {v['InitialVariantWeight']:g})"
+        for v in variants
+    ]
+    return "variants " + "; ".join(parts)
 
 
 def _variant_summary(

@@ -7,8 +7,11 @@ answers /ping; a crashed or orphaned instance is relaunched in place (same id an
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from sqlalchemy import delete, select
 from tailor.backends import Backend, Handle
 from tailor.db import Database
 from tailor.errors import ServiceUnavailableError, TailorError
+from tailor.hosting.logs import EndpointLogs
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.models import Models
 from tailor.hosting.store import WorkerRow
@@ -32,11 +36,12 @@ class Instances:
     backend: Backend
     models: Models
     metrics: MetricsStore
+    logs: EndpointLogs
     options: dict[str, Any] = field(default_factory=dict)  # max_batch_size / max_delay_ms for new workers
     recovering: set[str] = field(default_factory=set, init=False)  # endpoints being relaunched now
 
     def log_path(self, endpoint: str, worker_id: str) -> Path:
-        return self.settings.home / "endpoints" / endpoint / f"worker-{worker_id}.log"
+        return self.logs.worker_path(endpoint, worker_id)
 
     def start_generation(self, name: str, generation: int, variants: list[dict[str, Any]]) -> None:
         """Launch every instance of every variant, then wait until each answers /ping."""
@@ -60,6 +65,7 @@ class Instances:
                 )
         with self.db.session() as s:
             s.add_all(rows)
+        t0 = time.monotonic()
         for w in rows:
             self._spawn(w)
         errors = []
@@ -67,11 +73,14 @@ class Instances:
             try:
                 self.backend.wait_ready(w.id, w.socket_path, self.log_path(name, w.id))
                 self._mark(w.id, "ready")
+                self._ready_event(w, t0)
             except TailorError as err:  # FailureReason is shown to callers: the model's name, not its directory
                 reason = str(err).replace(f"{w.model_dir}/", f"model {w.model_name!r}: ")
                 reason = reason.replace(w.model_dir, f"model {w.model_name!r}")
                 reason = reason.replace(str(self.settings.home), "$TAILOR_HOME")
                 errors.append(f"variant {w.variant_name}: {reason}")
+                self.logs.collect(name, [w.id])
+                self.logs.event(name, f"worker {w.id} did not start: {reason}")
         if errors:
             raise ServiceUnavailableError(errors[0])
 
@@ -79,10 +88,34 @@ class Instances:
         log = self.log_path(w.endpoint_name, w.id)
         options = {"max_image_pixels": self.settings.max_image_pixels, **self.options}
         handle = self.backend.start_instance(w.id, w.model_dir, w.socket_path, log, options)
+        self.logs.event(
+            w.endpoint_name,
+            f"worker {w.id} starting: variant {w.variant_name}, model {w.model_name}, generation {w.generation}, "
+            f"pid {handle.pid}",
+        )
         with self.db.session() as s:
             row = s.get(WorkerRow, w.id)
             if row is not None:
                 row.pid, row.process_start_time, row.owner_pid = handle.pid, handle.started, os.getpid()
+
+    def _ready_event(self, w: WorkerRow, t0: float) -> None:
+        self.logs.collect(w.endpoint_name, [w.id])  # its own "model loaded in … s" line comes first
+        self.logs.event(w.endpoint_name, f"worker {w.id} ready in {time.monotonic() - t0:.2f} s (start to /ping)")
+
+    def exit_reason(self, w: WorkerRow) -> str:
+        """Why a worker is gone, in words: its exit code or signal when the backend knows it."""
+        code = getattr(self.backend, "exit_code", lambda _id: None)(w.id)
+        if code is None:
+            return "the process is gone"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+            return f"killed by signal {-code}"
+        return f"exited with code {code}"
+
+    def collect_logs(self, name: str) -> None:
+        """Copy the workers' own output of an endpoint into its runtime log."""
+        self.logs.collect(name, [w.id for w in self.of(name)])
 
     def _mark(self, worker_id: str, state: str) -> None:
         with self.db.session() as s:
@@ -105,8 +138,11 @@ class Instances:
         self._stop_all(rows)
         with self.db.session() as s:
             s.execute(delete(WorkerRow).where(WorkerRow.id.in_([w.id for w in rows])))
+        self.logs.collect(name, [w.id for w in rows])
         for w in rows:
             Path(w.socket_path).unlink(missing_ok=True)
+            self.logs.event(name, f"worker {w.id} stopped (variant {w.variant_name}, generation {w.generation})")
+            self.logs.forget_worker(name, w.id)
 
     def _stop_all(self, rows: list[WorkerRow]) -> None:
         threads = [threading.Thread(target=self.stop, args=(w,)) for w in rows]
@@ -121,20 +157,28 @@ class Instances:
     def alive(self, w: WorkerRow) -> bool:
         return w.state == "ready" and self.backend.instance_alive(w.id, Handle(w.pid, w.process_start_time))
 
-    def relaunch(self, name: str, rows: list[WorkerRow]) -> None:
-        """Stop what is left of these instances and start them again in place; each one restart more."""
+    def relaunch(self, name: str, rows: list[WorkerRow], why: str = "crashed") -> None:
+        """Stop what is left of these instances and start them again in place; each one restart more.
+        ``why`` says in the endpoint log what happened ("crashed": the backend's exit reason is added)."""
         self.recovering.add(name)
         try:
+            self.logs.collect(name, [w.id for w in rows])  # the dead worker's last words before the restart
             for w in rows:
+                reason = f"{why}: {self.exit_reason(w)}" if why == "crashed" else why
+                self.logs.event(name, f"worker {w.id} {reason}; restarting it (restart {w.restarts + 1})")
                 self.stop(w)
                 self._mark(w.id, "starting")  # out of the routing table until it answers /ping again
                 self._spawn(w)
+            t0 = time.monotonic()
             for w in rows:
                 try:
                     self.backend.wait_ready(w.id, w.socket_path, self.log_path(name, w.id))
                     self._mark(w.id, "ready")
-                except TailorError:
+                    self._ready_event(w, t0)
+                except TailorError as err:
                     self._mark(w.id, "failed")
+                    self.logs.collect(name, [w.id])
+                    self.logs.event(name, f"worker {w.id} failed to restart: {err}")
                 with self.db.session() as s:
                     row = s.get(WorkerRow, w.id)
                     if row is not None:
@@ -148,6 +192,10 @@ class Instances:
             mine = list(s.scalars(select(WorkerRow).where(WorkerRow.owner_pid == os.getpid())))
         for w in mine:
             self.stop(w)
+        for name in {w.endpoint_name for w in mine}:
+            self.logs.collect(name, [w.id for w in mine if w.endpoint_name == name])
+        for w in mine:
+            self.logs.event(w.endpoint_name, f"worker {w.id} stopped: the Tailor process that ran it is closing")
 
 
 class EndpointLocks:

@@ -44,7 +44,7 @@ class RouteTable:
             lock = self.locks(name)
             if lock.acquire(blocking=False):
                 try:
-                    self.instances.relaunch(name, orphaned)
+                    self.instances.relaunch(name, orphaned, why="lost the Tailor process that ran it")
                 finally:
                     lock.release()
                 return self.resolve(name)

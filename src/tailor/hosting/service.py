@@ -9,6 +9,8 @@ The service wires the hosting rooms together and adds nothing of its own but inv
     endpoint_configs.py  the variants an endpoint serves
     endpoints.py         endpoint lifecycle: create, blue/green update, delete, describe, list, wait
     instances.py         each endpoint generation's model workers, started through a ``tailor.backends`` backend
+    logs.py              each endpoint's bounded runtime log (lifecycle, workers' output, failed invocations)
+    capture.py           DataCaptureConfig: sampled inputs/outputs as SageMaker's JSON Lines, off the request path
     routing.py           the routing table the router (``tailor.serving.router``) asks for
     supervisor.py        server mode: restart dead workers, sample and flush metrics
     metrics_store.py     per-minute endpoint metrics in the database
@@ -27,9 +29,12 @@ from typing import Any
 
 from tailor.backends import Backend, local
 from tailor.db import Database
+from tailor.errors import NotFoundError
+from tailor.hosting.capture import CaptureConfigs, DataCapture
 from tailor.hosting.endpoint_configs import EndpointConfigs
 from tailor.hosting.endpoints import ENDPOINT_STATUSES, Endpoints
 from tailor.hosting.instances import EndpointLocks, Instances
+from tailor.hosting.logs import MAX_CHUNK, EndpointLogs
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.models import Models
 from tailor.hosting.routing import RouteTable
@@ -46,12 +51,16 @@ class HostingService:
         self.db = db
         self.metrics = EndpointMetrics()
         self.models = Models(settings, db, storage)
-        self.configs = EndpointConfigs(settings, db, self.models)
+        self.logs = EndpointLogs(settings)
+        self.capture = DataCapture(CaptureConfigs(db), storage, self.logs)
+        self.configs = EndpointConfigs(settings, db, self.models, self.capture.configs)
         self.metrics_store = MetricsStore(db, self.metrics)
-        self.instances = Instances(settings, db, backend or local(), self.models, self.metrics_store)
+        self.instances = Instances(settings, db, backend or local(), self.models, self.metrics_store, self.logs)
         locks = EndpointLocks()
         self.router = Router(RouteTable(db, self.instances, locks).resolve, self.metrics)
-        self.endpoints = Endpoints(settings, db, self.models, self.configs, self.instances, locks, self.router)
+        self.endpoints = Endpoints(
+            settings, db, self.models, self.configs, self.instances, locks, self.router, self.capture
+        )
         self.supervisor = Supervisor(db, self.instances, locks, self.router, self.metrics_store)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -95,10 +104,35 @@ class HostingService:
         self.endpoints.get(name)
         return self.metrics_store.query(name, since)
 
+    def endpoint_logs(self, name: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """``{Text, NextOffset, Complete}`` of the endpoint's runtime log from logical byte ``offset``;
+        Complete once the endpoint is gone (its log stays readable until the name is used again)."""
+        try:
+            self.endpoints.get(name)
+            self.instances.collect_logs(name)  # what its workers printed since the supervisor's last pass
+            gone = False
+        except NotFoundError:
+            if not self.logs.exists(name):
+                raise
+            gone = True
+        out: dict[str, Any] = self.logs.read(name, offset, limit or MAX_CHUNK)
+        out["Complete"] = gone
+        return out
+
+    def log_invocation_error(
+        self, name: str, request_id: str, status: int, code: str, message: str, variant: str = ""
+    ) -> None:
+        """A failed invocation in the endpoint's runtime log (rate-limited there)."""
+        self.logs.invocation_error(name, request_id, status, code, message[:300], variant)
+
     # -- invoke -----------------------------------------------------------------------------------------
     async def ainvoke(self, name: str, body: bytes, content_type: str, accept: str = "") -> Invocation:
-        """Invoke on the caller's event loop (the REST route)."""
-        return await self.router.invoke(name, content_type or "", accept or "", body)
+        """Invoke on the caller's event loop (the REST route); an answered call is offered to data capture."""
+        result = await self.router.invoke(name, content_type or "", accept or "", body)
+        if result.reply.status < 300:
+            reply = result.reply
+            self.capture.offer(name, result.variant, content_type or "", body, reply.content_type, reply.body)
+        return result
 
     def invoke(self, name: str, body: bytes, content_type: str, accept: str = "") -> Invocation:
         """Blocking invoke for the in-process SDK (runs on a private event-loop thread)."""
@@ -126,6 +160,7 @@ class HostingService:
         """Stop supervising; stop the workers this process owns (the next server relaunches InService ones)."""
         self.supervisor.stop()
         self.endpoints.join(60)
+        self.capture.close()  # what was sampled is written before the process goes
         with contextlib.suppress(Exception):  # closing must not fail on a metrics write
             self.metrics_store.flush()
         if stop_workers:

@@ -121,3 +121,18 @@ class EndpointInputMismatchRow(Base):
     variant_name: Mapped[str] = mapped_column(String(63), primary_key=True)
     minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     mismatched_inputs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DataCaptureRow(Base):
+    """The DataCaptureConfig of an endpoint config (kind "endpoint-config") or the snapshot an endpoint serves
+    with (kind "endpoint"), as validated by ``tailor.hosting.capture.parse_config``.
+
+    A table of its own (not a column of the config and endpoint tables) so databases made before it existed
+    gain it through ``create_all`` without a migration.
+    """
+
+    __tablename__ = "hosting_data_capture"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,12 +1,14 @@
 """The hosting supervisor (server mode): keeps every InService endpoint's instances running and measured.
 
-Once a second it restarts instances that died (a crash, or the workers an earlier server owned), every 5 s it
-samples each worker's CPU, memory and batcher counters, and every 2 s it flushes the metrics to the database.
+Once a second it restarts instances that died (a crash, or the workers an earlier server owned), saying why in
+the endpoint's runtime log, and copies what the workers printed into that log; every 5 s it samples each
+worker's CPU, memory and batcher counters, and every 2 s it flushes the metrics to the database.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,6 +79,8 @@ class Supervisor:
                 if w.generation == live[w.endpoint_name].generation and w.state in ("ready", "failed")
             ]
         restarted = []
+        for name in live:
+            self.instances.collect_logs(name)
         for name in {w.endpoint_name for w in rows}:
             lock = self.locks(name)
             if not lock.acquire(blocking=False):
@@ -85,7 +89,11 @@ class Supervisor:
                 dead = [w for w in rows if w.endpoint_name == name and not self.instances.alive(w)]
                 if dead:
                     self.router.invalidate(name)
-                    self.instances.relaunch(name, dead)
+                    crashed = [w for w in dead if w.owner_pid == os.getpid()]
+                    if crashed:
+                        self.instances.relaunch(name, crashed)
+                    if orphans := [w for w in dead if w.owner_pid != os.getpid()]:
+                        self.instances.relaunch(name, orphans, why="was run by an earlier Tailor server")
                     self.router.invalidate(name)
                     restarted += [w.id for w in dead]
             finally:

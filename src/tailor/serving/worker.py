@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
+import time
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -33,8 +35,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Errors (an invocation's traceback) go to stderr, which the endpoint runtime log collects.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from tailor.serving.server import event_loop_policy, load_service, run_worker
 
+    t0 = time.monotonic()
     service = load_service(
         args.model_dir,
         max_batch_size=args.max_batch_size,
@@ -51,9 +56,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def ready() -> None:
         where = " ".join(x for x in (args.socket and f"socket={args.socket}", args.port and f"port={args.port}") if x)
-        print(f"tailor worker {os.getpid()} ready: {where}", flush=True)
+        print(f"tailor worker {os.getpid()} ready: model loaded in {loaded_s:.2f} s, serving {where}", flush=True)
 
+    loaded_s = time.monotonic() - t0
     asyncio.run(run_worker(service, socket_path=args.socket, host=args.host, port=args.port, on_ready=ready))
+    print(f"tailor worker {os.getpid()} stopped", flush=True)
 
 
 def _watch_owner(owner_pid: int) -> None:

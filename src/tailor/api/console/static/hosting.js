@@ -114,16 +114,29 @@
         preds.replaceChildren(ui.h("div", { class: "failure" }, err.message));
       }
     });
+    // The runtime log, tailed live like a job's: worker starts, model loads, crashes, restarts, failed calls.
+    const log = ui.h("pre", { class: "log", id: "endpoint-log" });
+    let logOffset = 0;
     host.replaceChildren(
       ui.h("div", { class: "card" }, ui.h("h2", {}, "Try it"), ui.h("div", { class: "tryit" }, ui.h("div", {}, file, ui.h("div", { style: "margin-top:8px" }, preview), note), preds)),
       ui.h("div", { class: "grid2" }, ...charts.map((c) => ui.h("div", { class: "card" }, c))),
+      ui.h("div", { class: "card", style: "margin-top:16px" }, ui.h("h2", {}, "Runtime log"), log),
       ui.h("div", { style: "height:16px" }));
     const mine = () => document.body.contains(host);
     const tick = async () => {
       if (!mine()) return;
       try {
-        const m = await ui.api(`/api/v1/endpoints/${ui.enc(name)}/metrics`);
+        const [m, chunk] = await Promise.all([
+          ui.api(`/api/v1/endpoints/${ui.enc(name)}/metrics`),
+          ui.api(`/api/v1/endpoints/${ui.enc(name)}/logs?offset=${logOffset}`),
+        ]);
         drawEndpointMetrics(m, charts);
+        if (chunk.Text) {
+          const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+          log.textContent = (log.textContent + chunk.Text).slice(-200000); // the tail: 200 kB keeps the DOM light
+          if (atEnd) log.scrollTop = log.scrollHeight;
+        }
+        logOffset = chunk.NextOffset;
       } catch (err) { ui.failed(err); }
       if (mine()) setTimeout(tick, 2000);
     };

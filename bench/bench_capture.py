@@ -1,0 +1,122 @@
+"""What data capture adds to an invocation's latency: ``python -m bench capture [--seconds S] [--rounds R]``.
+
+One ``tailor server`` on loopback serves two endpoints of the same ResNet-20 (1x28x28, 10 classes; one worker
+each): ``plain`` without DataCaptureConfig and ``captured`` with 100 % sampling of input and output (JSON
+output, base64 PNG input) to a local bucket. wrk (one thread, 16 connections, bearer token) drives them in
+alternating rounds (plain, captured, plain, …) so drifting load from other work on the machine hits both
+alike; the medians of the rounds' p99 are compared. Goal: capture at 100 % adds <= 1 ms to p99 at c=16.
+The captured records are counted at the end (written off the request path by the capture thread).
+
+Measured: MEASURED_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import loadavg
+from bench.bench_serving import build_model, free_port, spawn, stop, wait_http, write_images
+from bench.bench_serving import wrk as run_wrk
+
+CONCURRENCY = 16
+GOAL_MS = 1.0
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="bench_capture")
+    p.add_argument("--seconds", type=float, default=8.0, help="wrk duration per round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per endpoint (alternating)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    print(f"capture bench: c={CONCURRENCY}, {args.rounds} x {args.seconds:g} s per endpoint, {os.cpu_count()} cores")
+    print(f"load average before: {loadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tailor-bench-capture-") as tmp:
+        work = Path(tmp)
+        tar, _ = build_model(work)
+        raw, _ = write_images(work)
+        results, records = run(work, tar, raw, args.seconds, args.rounds)
+    print(f"load average after: {loadavg()}")
+    report(results, records)
+
+
+def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[dict[str, list[dict]], tuple[int, int]]:
+    from tailor.auth.keys import KeyStore, init_admin
+    from tailor.client import Client
+    from tailor.settings import load_settings
+    from tailor.storage import Storage
+
+    home = work / "tailor-home"
+    settings = load_settings(home=str(home)).ensure_dirs()
+    new, _ = init_admin(settings)
+    port = free_port()
+    env = {**os.environ, "TAILOR_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    log = work / "tailor.log"
+    cmd = [sys.executable, "-m", "tailor.cli.main", "server", "--port", str(port), "--log-level", "warning"]
+    proc = spawn(cmd, log, env)
+    url = f"http://127.0.0.1:{port}"
+    results: dict[str, list[dict]] = {"plain": [], "captured": []}
+    try:
+        wait_http(f"{url}/healthz", proc, log)
+        Storage(settings).upload_file(tar, "s3://bench/model.tar.gz")
+        with Client(url=url, settings=settings) as client:
+            client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
+            capture = {
+                "InitialSamplingPercentage": 100,
+                "DestinationS3Uri": "s3://capture/bench",
+                "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+                "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+            }
+            for name in results:
+                extra = {"DataCaptureConfig": capture} if name == "captured" else {}
+                variants = [{"VariantName": "AllTraffic", "ModelName": "bench"}]
+                client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=variants, **extra)
+                client.create_endpoint(EndpointName=name, EndpointConfigName=name)
+            for name in results:
+                desc = client.wait_endpoint(name, timeout=180)
+                if desc["EndpointStatus"] != "InService":
+                    raise RuntimeError(f"{name}: {desc['EndpointStatus']}: {desc.get('FailureReason')}")
+        token, _ = KeyStore(settings).issue_token(new.info.access_key_id)
+        headers = {"Content-Type": "image/png", "Authorization": f"Bearer {token}"}
+        for name in results:  # warm-up: connections, batch shapes, the capture thread
+            run_wrk(f"{url}/endpoints/{name}/invocations", raw, headers, CONCURRENCY, 2.0, work)
+        for i in range(rounds):
+            for name in results:
+                r = run_wrk(f"{url}/endpoints/{name}/invocations", raw, headers, CONCURRENCY, seconds, work)
+                results[name].append(r)
+                bad = f"  non-2xx={r['bad']}" if r["bad"] else ""
+                print(
+                    f"  round {i + 1} {name:<9} {r['rps']:>6.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                    f"p99 {r['p99_ms']:6.2f} ms{bad}",
+                    flush=True,
+                )
+    finally:
+        stop(proc)  # closing writes what the capture thread still held
+    bucket = settings.buckets_dir / "capture" / "bench" / "captured"
+    records = sum(len(f.read_text().splitlines()) for f in bucket.rglob("*.jsonl"))
+    from tailor.core import Tailor
+
+    with Tailor.open(settings) as t:  # the server flushed its metrics on close: how many were answered
+        points = t.hosting.endpoint_metrics("captured")["Metrics"]
+    answered = sum(p["Invocations"] - p["Invocation4XXErrors"] - p["Invocation5XXErrors"] for p in points)
+    return results, (records, answered)
+
+
+def report(results: dict[str, list[dict]], counts: tuple[int, int]) -> None:
+    med: dict[str, float] = {}
+    for name, rounds in results.items():
+        p99s = [r["p99_ms"] for r in rounds]
+        med[name] = statistics.median(p99s)
+        rps = statistics.median(r["rps"] for r in rounds)
+        print(
+            f"{name:<9} c={CONCURRENCY}: median {rps:>5.0f} req/s, p99 {med[name]:.1f} ms "
+            f"(rounds {' / '.join(f'{x:.1f}' for x in p99s)})"
+        )
+    added = med["captured"] - med["plain"]
+    verdict = "met" if added <= GOAL_MS else "NOT met"
+    print(f"p99 added by capture at 100 %: {added:+.1f} ms (goal <= {GOAL_MS:g} ms: {verdict})")
+    print(f"captured endpoint: {counts[0]} records written for {counts[1]} answered invocations")

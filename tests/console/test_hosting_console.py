@@ -1,4 +1,5 @@
-"""The console's hosting pages in a real browser: models, endpoint configs, an endpoint with charts and try-it."""
+"""The console's hosting pages in a real browser: models, endpoint configs, an endpoint with charts, its runtime
+log and try-it."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def test_endpoint_page_charts_and_try_it(settings: Settings, console: Console, t
     page.wait_for_selector("#endpoints-body tr[data-name='fmnist-ep'] .badge.InService")
     page.click("#endpoints-body a:text('fmnist-ep')")
     page.wait_for_selector("h1 .badge.InService")
+    # The runtime log, tailed live: the worker's start and its model load are there.
+    page.wait_for_selector("#endpoint-log:has-text('endpoint InService')")
+    assert re.search(r"worker \w+ ready in \d+\.\d\d s", page.inner_text("#endpoint-log"))
     wait_for(lambda: int(page.get_attribute("#chart-invocations", "data-points") or 0) >= 16, timeout=20)
     # Latency: two lines (the old minutes, now) with a gap between; invocations: the quiet minutes drawn as 0.
     assert page.locator("#chart-latency path.series").first.get_attribute("d").count("M") == 2

@@ -26,14 +26,9 @@ from tailor.cli.main import cli
 from tailor.hosting.capture import decode
 from tailor.settings import Settings
 from tailor.storage import Storage
-from tests.serving.artifacts import build_artifact, png_bytes
+from tests.serving.artifacts import png_bytes
 
-pytestmark = pytest.mark.slow  # a server and a model worker
-
-
-@pytest.fixture(scope="module")
-def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_artifact(tmp_path_factory.mktemp("artifact") / "model.tar.gz")
+pytestmark = pytest.mark.slow  # a server and model workers (the artifact is tests/hosting/conftest.py's)
 
 
 def _boto(service: str, url: str, settings: Settings, key_id: str, secret: str) -> Any:
@@ -123,6 +118,36 @@ def test_logs_and_capture_end_to_end(
     assert re.search(r"worker (\w+) crashed: killed by SIGKILL; restarting it \(restart 1\)", text), text
     assert re.search(rf"invocation {failed_id} failed on variant AllTraffic: 400 Validation\w+: .*JPEG or PNG", text)
     assert str(settings.home) not in text and admin_credentials.secret_access_key not in text
+
+    # UpdateEndpoint to a config capturing inputs only: the log tells the switch, records hold no output.
+    input_only = {
+        **capture,
+        "DestinationS3Uri": "s3://monitor/input-only",
+        "CaptureOptions": [{"CaptureMode": "Input"}],
+    }
+    variants = [{"VariantName": "Blue", "ModelName": "fm", "InitialInstanceCount": 1}]
+    sm.create_endpoint_config(EndpointConfigName="fm-in", ProductionVariants=variants, DataCaptureConfig=input_only)
+    sm.update_endpoint(EndpointName="fm", EndpointConfigName="fm-in")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="fm", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    for b in bodies[:3]:
+        assert (
+            runtime.invoke_endpoint(EndpointName="fm", Body=b, ContentType="image/png")["InvokedProductionVariant"]
+            == "Blue"
+        )
+    blue = settings.buckets_dir / "monitor" / "input-only" / "fm" / "Blue"
+    got = _wait_for(
+        lambda: (
+            (ls := [json.loads(x) for f in blue.rglob("*.jsonl") for x in f.read_text().splitlines()])
+            and len(ls) >= 3
+            and ls
+        ),
+        timeout=15,
+    )
+    assert len(got) == 3 and all(set(r["captureData"]) == {"endpointInput"} for r in got)
+    with Client(url=api_server) as client:
+        text = _wait_for(lambda: "update done" in (t := client.endpoint_logs("fm")["Text"]) and t, 30)
+    assert "UpdateEndpoint: to config fm-in (generation 2), variants Blue: 1 x model fm" in text
+    assert "traffic switched to generation 2 (config fm-in)" in text and "update done: generation 1 stopped" in text
 
     # REST: pages by offset; the same auth as DescribeEndpoint.
     page = _rest(api_server, settings, "/api/v1/endpoints/fm/logs", {"limit": 200})

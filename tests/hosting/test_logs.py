@@ -93,3 +93,11 @@ def test_failed_invocations_are_rate_limited_and_counted(logs: EndpointLogs, mon
     assert "tailor: 15 more failed invocations not logged (rate limit)" in text
     assert logged[-1].endswith("invocation req-next failed: 503 ServiceUnavailable: no worker")
     assert not logs.directory("never-created").exists()
+
+
+def test_a_name_that_is_not_an_endpoint_name_never_reaches_the_disk(logs: EndpointLogs) -> None:
+    from tailor.errors import ValidationError
+
+    for bad in ("..", "a/b", ""):
+        with pytest.raises(ValidationError, match="EndpointName"):
+            logs.read(bad)

@@ -206,8 +206,7 @@ class DataCapture:
             return self._plans[endpoint]
         except KeyError:  # an endpoint's first invocation in this process: one database read
             plan = self._plans[endpoint] = Plan.of(self.configs.get("endpoint", endpoint))
-            if plan is not None:
-                self._start()
+            self._start()  # also refreshes plans: another process may turn capture on later
             return plan
 
     def offer(self, endpoint: str, variant: str, content_type: str, body: bytes, reply_type: str, reply: bytes) -> None:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from tailor.resources import NAME_RE, check_name
 from tailor.settings import Settings
 
 LOG_NAME = "endpoint.log"
@@ -69,7 +70,8 @@ class EndpointLogs:
 
     # -- paths --------------------------------------------------------------------------------------------
     def directory(self, endpoint: str) -> Path:
-        return self.root / endpoint
+        """The endpoint's folder; a name that is not a valid endpoint name (``..``) never reaches the disk."""
+        return self.root / check_name("EndpointName", endpoint)
 
     def path(self, endpoint: str) -> Path:
         return self.directory(endpoint) / LOG_NAME
@@ -98,7 +100,7 @@ class EndpointLogs:
         """A failed invocation; at most ``ERRORS_PER_S`` lines a second per endpoint, the rest counted. Only
         for an endpoint that has a log already (created through Tailor), so a caller's made-up name makes
         no directory."""
-        if not self.directory(endpoint).is_dir():
+        if not NAME_RE.match(endpoint) or not self.directory(endpoint).is_dir():
             return
         now = int(time.time())
         with self._lock:

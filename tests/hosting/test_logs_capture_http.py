@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -172,17 +173,37 @@ def test_logs_and_capture_end_to_end(
         stderr=subprocess.PIPE,
         text=True,
     )
+    streamed: list[str] = []
+    rest_started = threading.Event()
+
+    def rest_follow() -> None:
+        signed = _rest(api_server, settings, "/api/v1/endpoints/fm/logs", {"follow": "true"}, send=False)
+        with httpx.stream("GET", signed.url, headers=signed.headers, timeout=60) as r:
+            for text_chunk in r.iter_text():
+                streamed.append(text_chunk)
+                rest_started.set()
+
+    reader = threading.Thread(target=rest_follow)
+    reader.start()
     try:
+        first = follow.stdout.readline()  # both followers are running before the endpoint goes
+        assert rest_started.wait(30) and "CreateEndpoint" in first
         sm.delete_endpoint(EndpointName="fm")
-        out, errors = follow.communicate(timeout=60)
+        out = first + follow.stdout.read()  # until the follower exits (pytest's timeout bounds it)
+        follow.wait(30)
+        reader.join(60)
     finally:
         follow.kill()
-    assert follow.returncode == 0, errors
+    assert follow.returncode == 0, follow.stderr.read()
     assert out.rstrip().endswith("tailor: endpoint deleted") and "DeleteEndpoint: stopping every worker" in out
+    assert not reader.is_alive() and "".join(streamed) == out  # REST's follow=true streamed the same text
 
 
-def _rest(url: str, settings: Settings, path: str, params: dict[str, Any], new_key: Any = None) -> httpx.Response:
-    """A GET signed with the admin key of this home, or with ``new_key`` (a KeyStore.create answer)."""
+def _rest(
+    url: str, settings: Settings, path: str, params: dict[str, Any], new_key: Any = None, send: bool = True
+) -> Any:
+    """A GET signed with the admin key of this home, or with ``new_key`` (a KeyStore.create answer); with
+    ``send=False`` the signed request itself (to stream it)."""
     from tailor.auth import sigv4
     from tailor.auth.keys import resolve_credentials
 
@@ -201,4 +222,5 @@ def _rest(url: str, settings: Settings, path: str, params: dict[str, Any], new_k
         secret=secret,
         region=settings.region,
     )
-    return httpx.get(str(request.url), headers=headers, timeout=30)
+    signed = httpx.Request("GET", request.url, headers=headers)
+    return httpx.Client(timeout=30).send(signed) if send else signed

@@ -31,8 +31,13 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="bench_capture")
     p.add_argument("--seconds", type=float, default=8.0, help="wrk duration per round")
     p.add_argument("--rounds", type=int, default=3, help="rounds per endpoint (alternating)")
+    p.add_argument("--hot-path-only", action="store_true", help="only the in-process cost per request (no wrk)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    print(f"load average before the in-process measure: {loadavg()}")
+    hot_path_cost()
+    if args.hot_path_only:
+        return
     print(f"capture bench: c={CONCURRENCY}, {args.rounds} x {args.seconds:g} s per endpoint, {os.cpu_count()} cores")
     print(f"load average before: {loadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tailor-bench-capture-") as tmp:
@@ -42,6 +47,49 @@ def main(argv: list[str]) -> None:
         results, records = run(work, tar, raw, args.seconds, args.rounds)
     print(f"load average after: {loadavg()}")
     report(results, records)
+
+
+def hot_path_cost(n: int = 20_000) -> None:
+    """CPU time per request, in this process, of what capture adds: the sample and the queue put on the
+    request path (capture off: a dict lookup), and the writer thread's encoding and file writes per record. A
+    figure that load on the machine stretches far less than a p99."""
+    import time
+
+    from tailor.db import Database
+    from tailor.hosting.capture import CaptureConfigs, DataCapture, parse_config
+    from tailor.hosting.logs import EndpointLogs
+    from tailor.settings import load_settings
+    from tailor.storage import Storage
+
+    with tempfile.TemporaryDirectory(prefix="tailor-bench-capture-") as tmp:
+        settings = load_settings(home=tmp).ensure_dirs()
+        body, reply = b"\x89PNG" + os.urandom(300), b"[" + b"0.1, " * 9 + b"0.1]"  # a 28x28 PNG's size, 10 probs
+        db = Database(settings).create_all()
+        capture = DataCapture(CaptureConfigs(db), Storage(settings), EndpointLogs(settings), queue_max=n)
+        config = {
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": "s3://bench/capture",
+            "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+        }
+        capture.configs.put("endpoint", "on", parse_config(config))
+        capture._start = lambda: None  # type: ignore[method-assign]  # the request path alone, then the writer
+        capture.plan("on"), capture.plan("off")
+        for name in ("off", "on"):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                capture.offer(name, "AllTraffic", "image/png", body, "application/json", reply)
+            print(f"  request path, capture {name:<3}: {(time.perf_counter() - t0) / n * 1e6:6.2f} us per request")
+        del capture._start
+        t0, c0 = time.perf_counter(), time.process_time()
+        capture._start()
+        capture.close()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(
+            f"  writer thread: {capture.stats()['captured']} records, {capture.stats()['files']} files, "
+            f"{cpu / n * 1e6:.1f} us CPU per record ({wall:.2f} s wall)",
+            flush=True,
+        )
 
 
 def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[dict[str, list[dict]], tuple[int, int]]:

@@ -53,7 +53,8 @@ def test_records_are_sagemakers_json_lines_in_its_layout(capture: DataCapture, s
     capture.offer("ep", "AllTraffic", "text/csv", b"1,2,3", "application/json", b"[1.0]")
     capture.close()
     got = records(settings, "ep")
-    assert len(got) == 6 and capture.stats()["captured"] == 6 and capture.stats()["dropped"] == 0
+    stats = capture.stats()
+    assert len(got) == 6 and (stats["captured"], stats["written"], stats["dropped"], stats["files"]) == (6, 6, 0, 1)
     path, first = got[0]
     assert _FILE.match(path), path
     assert set(first) == {"captureData", "eventMetadata", "eventVersion"} and first["eventVersion"] == "0"
@@ -104,7 +105,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(settings: Settings) -
     capture._start = lambda: None  # type: ignore[method-assign]  # no writer: the queue only fills
     for _ in range(10):
         capture.offer("ep", "AllTraffic", "image/png", b"x", "application/json", b"[1]")
-    assert capture.stats()["dropped"] == 7
+    assert (capture.stats()["captured"], capture.stats()["dropped"]) == (3, 7)
 
 
 @pytest.mark.parametrize(
@@ -131,6 +132,6 @@ def test_a_write_that_fails_is_counted_and_logged(capture: DataCapture, settings
     capture.logs.event("ep", "endpoint InService")
     capture.offer("ep", "AllTraffic", "image/png", b"x", "application/json", b"[1]")
     capture.close()
-    assert capture.stats()["failed_writes"] == 1
+    assert (capture.stats()["failed_writes"], capture.stats()["failed"], capture.stats()["written"]) == (1, 1, 0)
     log = Path(capture.logs.path("ep")).read_text()
     assert "data capture: 1 records not written to s3://capture/data/ep/AllTraffic/" in log

@@ -145,6 +145,9 @@ def test_logs_and_capture_end_to_end(
         timeout=15,
     )
     assert len(got) == 3 and all(set(r["captureData"]) == {"endpointInput"} for r in got)
+    prom = _rest(api_server, settings, "/metrics", {}).text
+    assert 'tailor_data_capture_records_total{state="written"} 9.0' in prom
+    assert 'tailor_data_capture_records_total{state="dropped"} 0.0' in prom
     with Client(url=api_server) as client:
         text = _wait_for(lambda: "update done" in (t := client.endpoint_logs("fm")["Text"]) and t, 30)
     assert "UpdateEndpoint: to config fm-in (generation 2), variants Blue: 1 x model fm" in text

@@ -353,5 +353,14 @@ class HostingCollector:
                 images.add_metric(key, w["images"])
                 mean.add_metric(key, w["mean_batch_size"])
                 refused.add_metric(key, w["throttled"] + w["expired"])
+        capture = CounterMetricFamily(
+            "tailor_data_capture_records",
+            "Data capture records: captured (queued), dropped (queue full), written, in failed writes",
+            labels=["state"],
+        )
+        if tailor is not None:
+            stats = tailor.hosting.capture.stats()
+            for state in ("captured", "dropped", "written", "failed"):
+                capture.add_metric([state], stats[state])
         yield from fams.values()
-        yield from (status, batches, images, mean, refused)
+        yield from (status, batches, images, mean, refused, capture)

@@ -3,11 +3,24 @@
 One ``tailor server`` on loopback serves two endpoints of the same ResNet-20 (1x28x28, 10 classes; one worker
 each): ``plain`` without DataCaptureConfig and ``captured`` with 100 % sampling of input and output (JSON
 output, base64 PNG input) to a local bucket. wrk (one thread, 16 connections, bearer token) drives them in
-alternating rounds (plain, captured, plain, …) so drifting load from other work on the machine hits both
-alike; the medians of the rounds' p99 are compared. Goal: capture at 100 % adds <= 1 ms to p99 at c=16.
+rounds ordered plain, captured, captured, plain, … so load drifting with other work on the machine weighs on
+both alike; the medians of the rounds' p99 are compared. Goal: capture at 100 % adds <= 1 ms to p99 at c=16.
 The captured records are counted at the end (written off the request path by the capture thread).
 
-Measured: MEASURED_PLACEHOLDER
+Measured (``--rounds 4``; the 2-core VM shared with other engineers' test runs, load average 17.3 before and
+17.5 after, so throughput was ~100 req/s against ~750 on a quiet machine):
+
+    in-process, per request:  request path +7.7 us (0.83 us capture off, 8.52 us capture on; both inflated by
+                              the load), writer thread 103 us CPU per record (20,000 records in 40 files)
+    plain     c=16: median 105 req/s, p99 276.5 ms (rounds 254.2 / 250.7 / 319.9 / 298.7)
+    captured  c=16: median 102 req/s, p99 247.2 ms (rounds 227.8 / 266.6 / 218.1 / 280.3)
+    3,562 records written for 3,562 answered invocations, none dropped
+
+So at that load the wrk comparison cannot resolve 1 ms: one endpoint's p99 moved by up to 69 ms between rounds,
+and the difference changed sign between runs (an earlier run of 5 rounds at load 11-17: +40.5 ms, this one
+-29.3 ms). What capture adds on the request path is the in-process figure, a few microseconds; its writer's
+~50-100 us of CPU per record runs on another thread that hands the GIL back after every record. The 1 ms goal
+is to be confirmed on a quiet machine (``python -m bench capture``).
 """
 
 from __future__ import annotations
@@ -133,7 +146,8 @@ def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[
         for name in results:  # warm-up: connections, batch shapes, the capture thread
             run_wrk(f"{url}/endpoints/{name}/invocations", raw, headers, CONCURRENCY, 2.0, work)
         for i in range(rounds):
-            for name in results:
+            # ABBA order (plain, captured, captured, plain, …): load that drifts during the run weighs on both.
+            for name in list(results) if i % 2 == 0 else list(results)[::-1]:
                 r = run_wrk(f"{url}/endpoints/{name}/invocations", raw, headers, CONCURRENCY, seconds, work)
                 results[name].append(r)
                 bad = f"  non-2xx={r['bad']}" if r["bad"] else ""
@@ -165,6 +179,11 @@ def report(results: dict[str, list[dict]], counts: tuple[int, int]) -> None:
             f"(rounds {' / '.join(f'{x:.1f}' for x in p99s)})"
         )
     added = med["captured"] - med["plain"]
-    verdict = "met" if added <= GOAL_MS else "NOT met"
+    # What one endpoint's p99 varies by from round to round: differences below it are noise.
+    spread = max(max(r["p99_ms"] for r in rounds) - min(r["p99_ms"] for r in rounds) for rounds in results.values())
+    if spread > GOAL_MS:
+        verdict = f"not resolvable in this run: one endpoint's p99 varies by {spread:.1f} ms between rounds"
+    else:
+        verdict = "met" if added <= GOAL_MS else "NOT met"
     print(f"p99 added by capture at 100 %: {added:+.1f} ms (goal <= {GOAL_MS:g} ms: {verdict})")
     print(f"captured endpoint: {counts[0]} records written for {counts[1]} answered invocations")

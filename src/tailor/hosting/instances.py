@@ -3,6 +3,8 @@
 Each instance is a row in ``hosting_workers`` (its address, the backend's handle, its state) plus a process
 the backend runs. A generation's instances start together and the endpoint turns InService only when every one
 answers /ping; a crashed or orphaned instance is relaunched in place (same id and address, one more restart).
+Each start (pid), readiness (seconds to /ping), stop and restart (with the reason) goes to the endpoint's
+runtime log (``tailor.hosting.logs``), and so does what the worker printed, collected from its own file.
 """
 
 from __future__ import annotations

@@ -72,6 +72,18 @@ def test_logs_and_capture_end_to_end(
         DataCaptureConfig=capture,
     )
     assert sm.describe_endpoint_config(EndpointConfigName="fm")["DataCaptureConfig"] == capture
+    # One-line refusals: KMS (not done here), a destination that is not in a bucket.
+    for bad, says in (
+        ({"KmsKeyId": "alias/k"}, "KmsKeyId is not supported"),
+        ({"DestinationS3Uri": "file:///etc"}, "s3://"),
+    ):
+        with pytest.raises(sm.exceptions.ClientError) as err:
+            sm.create_endpoint_config(
+                EndpointConfigName="bad",
+                ProductionVariants=[{"VariantName": "A", "ModelName": "fm"}],
+                DataCaptureConfig={**capture, **bad},
+            )
+        assert err.value.response["Error"]["Code"] == "ValidationException" and says in str(err.value)
     sm.create_endpoint(EndpointName="fm", EndpointConfigName="fm")
     sm.get_waiter("endpoint_in_service").wait(EndpointName="fm", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     assert sm.describe_endpoint(EndpointName="fm")["DataCaptureConfig"] == {
@@ -80,6 +92,9 @@ def test_logs_and_capture_end_to_end(
         "CurrentSamplingPercentage": 100,
         "DestinationS3Uri": "s3://monitor/capture",
     }
+
+    res = CliRunner().invoke(cli, ["endpoints", "describe", "--url", api_server, "fm"])
+    assert res.exit_code == 0 and "DataCapture       Started, 100 % to s3://monitor/capture" in res.output, res.output
 
     # Invocations: every answered one is captured, in SageMaker's layout and record format.
     bodies = [png_bytes(i) for i in range(6)]
@@ -135,6 +150,8 @@ def test_logs_and_capture_end_to_end(
             runtime.invoke_endpoint(EndpointName="fm", Body=b, ContentType="image/png")["InvokedProductionVariant"]
             == "Blue"
         )
+    with Client(url=api_server) as client:  # the SDK over REST shows the same config
+        assert client.describe_endpoint_config("fm-in")["DataCaptureConfig"] == input_only
     blue = settings.buckets_dir / "monitor" / "input-only" / "fm" / "Blue"
     got = _wait_for(
         lambda: (

@@ -140,3 +140,28 @@ def api_server(settings: Settings, admin_credentials: object) -> Iterator[str]:
     """A real Tailor server (uvicorn) on a free loopback port; yields its base URL."""
     with running_app(settings) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL 15 cluster on loopback for the session (tests/postgres.py); yields its base URL."""
+    from tests.postgres import postgres_cluster
+
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(postgres: str) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    from tests.postgres import fresh_database
+
+    return fresh_database(postgres)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test's settings on each metadata database Tailor supports: SQLite in the home, and PostgreSQL."""
+    if request.param == "sqlite":
+        return settings
+    return settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})

@@ -86,6 +86,14 @@ def moto_server() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real model artifact (tests/serving/artifacts.py), built once per session."""
+    from tests.serving.artifacts import build_artifact
+
+    return build_artifact(tmp_path_factory.mktemp("artifact") / "model.tar.gz")
+
+
 @pytest.fixture
 def s3_settings(settings: Settings, moto_server: str) -> Settings:
     """Settings whose s3:// URIs go to the moto server (a fresh bucket namespace per test is up to the test)."""

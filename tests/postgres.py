@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +40,18 @@ def postgres_cluster() -> Iterator[str]:
     run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=root)
     subprocess.run(
         _as_postgres(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8"]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--locale=C",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
         ),
         **run,
     )
@@ -70,13 +80,16 @@ _created = 0
 
 
 def fresh_database(base_url: str) -> str:
-    """A new empty database on the cluster; its URL."""
+    """A new, empty schema of the cluster's ``postgres`` database, as the URL of a database whose search path
+    is that schema: as isolated as a database for Tailor's tables, and created in milliseconds where
+    CREATE DATABASE copies a template (~2 s on a busy 2-core machine)."""
     import psycopg
 
     global _created
     _created += 1
-    name = f"t{os.getpid()}_{_created}_{int(time.time() * 1000) % 100000}"
-    dsn = base_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{base_url}/{name}"
+    name = f"t{os.getpid()}_{_created}"
+    with psycopg.connect(
+        base_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres", autocommit=True
+    ) as c:
+        c.execute(f'CREATE SCHEMA "{name}"')
+    return f"{base_url}/postgres?options=-csearch_path%3D{name}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,10 @@ def test_postgresql_behind_head_is_refused_in_one_line_until_upgraded(
         "run `tailor db upgrade`"
     )
     monkeypatch.setenv("TAILOR_DATABASE_URL", pg_url)
+    server = subprocess.run(  # the server refuses before it binds its port, in one line
+        [sys.executable, "-m", "tailor.cli.main", "server", "--port", "1"], capture_output=True, text=True, timeout=120
+    )
+    assert server.returncode != 0 and server.stderr == f"error: {err.value}\n", server.stderr
     res = CliRunner().invoke(cli, ["db", "upgrade"])
     assert res.output == f"database upgraded: {migrations.BASELINE} -> {migrations.HEAD}\n"
     with Tailor.open(pg) as t:

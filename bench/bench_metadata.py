@@ -77,6 +77,7 @@ def measure(url: str | None, home: Path, n: int) -> dict[str, tuple[float, float
     from tailor import migrations
     from tailor.db import Database
     from tailor.hosting.metrics_store import MetricsStore
+    from tailor.hosting.routing import RouteTable
     from tailor.hosting.store import EndpointRow
     from tailor.jobs.state import stop_requested, transition
     from tailor.jobs.store import MetricPointRow, ResourceSampleRow
@@ -117,6 +118,8 @@ def measure(url: str | None, home: Path, n: int) -> dict[str, tuple[float, float
             )
             list(s.scalars(q))
 
+    routes = RouteTable(db, None, None, shared=True)  # type: ignore[arg-type]  # reads only: relaunches nothing
+
     def metric_point() -> None:
         with db.session() as s:
             s.add(MetricPointRow(job_name="job-1", timestamp=datetime.now(UTC), name="train:loss", value=0.5))
@@ -130,6 +133,7 @@ def measure(url: str | None, home: Path, n: int) -> dict[str, tuple[float, float
         "job take-over claim (1,000 jobs, 100 running)": _time(lambda: claim_orphans(db, me), n),
         "endpoint take-over claim (1,000 endpoints)": _time(endpoint_claim, n),
         "supervisor: own endpoints": _time(supervisor_query, n),
+        "route resolve (endpoint + its workers)": _time(lambda: routes.resolve("ep-5"), n),
         "stop-flag poll (one job row)": _time(lambda: stop_requested(db, "job-2", owner="live"), n),
         "job status transition": _time(lambda: transition(db, "job-3", "Training", "epoch", owner="live"), n),
         "metric point insert": _time(metric_point, n),

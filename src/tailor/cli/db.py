@@ -63,7 +63,12 @@ def current(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    state = "current" if out["Current"] else f"behind: run `tailor db upgrade` to reach {migrations.HEAD}"
+    if out["Current"]:
+        state = "current"
+    elif found is None:
+        state = f"not versioned yet: the first start or `tailor db upgrade` brings it to {migrations.HEAD}"
+    else:
+        state = f"behind: run `tailor db upgrade` to reach {migrations.HEAD}"
     click.echo(f"{out['Database']}: revision {found or 'none'} ({state})")
     for s in servers:
         click.echo(

@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tailor.core import Tailor
 from tailor.db import Database
@@ -73,11 +73,23 @@ def test_a_member_without_heartbeat_is_dead_after_the_lease_and_every_orphan_is_
         assert owners["mine"] == t.membership.id  # a live member's job is never taken
         for i, names in enumerate(claimed):
             assert all(owners[n] == claimers[i].id for n in names)
+        # Dead long ago: forgotten once it supervises nothing (its jobs were claimed); one that still owns an
+        # unfinished job stays, so its host is known when its job is taken over.
+        still_owning = Membership(pg, t.db).join()
+        with t.db.session() as s:
+            s.add(_job("unclaimed", still_owning.id))
+            s.execute(
+                update(ServerRow)
+                .where(ServerRow.id.in_([dead.id, still_owning.id]))
+                .values(heartbeat_at=datetime(2020, 1, 1, tzinfo=UTC))
+            )
+        t.membership.forget_dead()  # (the claimers' own loops may have done it already)
         for c in claimers:
             c.leave()
         with t.db.session() as s:  # members that leave take their rows with them
             ids = {r.id for r in s.scalars(select(ServerRow))}
-        assert t.membership.id in ids and not ids & {c.id for c in claimers}
+        assert t.membership.id in ids and still_owning.id in ids and dead.id not in ids
+        assert not ids & {c.id for c in claimers}
 
 
 def test_writes_of_a_job_taken_over_are_fenced(settings: Settings, pg_url: str) -> None:

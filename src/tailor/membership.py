@@ -158,12 +158,16 @@ class Membership:
             return s.scalar(select(ServerRow.host).where(ServerRow.id == server_id))
 
     def forget_dead(self) -> int:
-        """Drop members dead for 10 leases that own nothing any more (their rows only name them)."""
+        """Drop members dead for 10 leases that supervise nothing any more: no unfinished job, no endpoint.
+        (Finished jobs keep naming the server that ran them; that does not keep its row.)"""
         from_tables = [t for t in Base.metadata.sorted_tables if "owner_server" in t.c]
         cutoff = db_now(self.db) - timedelta(seconds=10 * self.lease)
         q = delete(ServerRow).where(ServerRow.heartbeat_at < cutoff)
         for t in from_tables:
-            q = q.where(ServerRow.id.not_in(select(t.c.owner_server).where(t.c.owner_server.is_not(None))))
+            owned = select(t.c.owner_server).where(t.c.owner_server.is_not(None))
+            if t.name == "training_jobs":
+                owned = owned.where(t.c.status.in_(("InProgress", "Stopping")))
+            q = q.where(ServerRow.id.not_in(owned))
         with self.db.session() as s:
             return s.execute(q).rowcount  # type: ignore[attr-defined]
 

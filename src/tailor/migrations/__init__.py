@@ -107,7 +107,9 @@ def current(db: Database) -> str | None:
 
 
 class _locked:
-    """A transaction on one connection; on PostgreSQL it first takes the migrations' advisory lock."""
+    """A transaction on one connection that holds the database against other migrators: PostgreSQL's advisory
+    lock; on SQLite the write lock from the start (BEGIN IMMEDIATE), so a server and a CLI opening an old home
+    at once upgrade it once (the second waits, then finds it current)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -117,6 +119,8 @@ class _locked:
         conn = self._ctx.__enter__()
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         return conn
 
     def __exit__(self, *exc: Any) -> None:

@@ -182,7 +182,7 @@ class Endpoints:
 
     def _remote(self, row: EndpointRow, op: str) -> bool:
         """On a shared database, an update or delete of an endpoint another server owns is left in its row
-        for that owner (its supervisor takes it within a second), which runs the instances; True then. An
+        for that owner (its next heartbeat pass takes it), which runs the instances; True then. An
         endpoint of a dead server keeps the request until a live one adopts it and carries it out."""
         if self.membership is None or row.owner_server == self.membership.id:
             return False

@@ -13,7 +13,7 @@ endif
 # Two threads spinning in OpenMP collapse ~4x when the other core is busy (docs/MEASURED.md).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv mxnet chromium bentoml wrk demo test test-fast lint format bench clean screenshots
+.PHONY: help venv mxnet chromium postgresql bentoml wrk demo test test-fast lint format bench clean screenshots
 
 help:
 	@echo "make demo   - set up .venv and run the Fashion-MNIST job end to end"
@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,pretrained]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,pretrained,cluster]'
 	touch $@
 
 # MXNet 1.9.1 is the reference implementation our RecordIO files and benchmarks are checked against.
@@ -45,6 +45,11 @@ chromium:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
 		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
 
+# The PostgreSQL tests start a throwaway cluster from Debian's PostgreSQL 15 binaries (never a service).
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || \
+		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql)
+
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -53,7 +58,7 @@ format: venv
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: venv mxnet chromium lint
+test: venv mxnet chromium postgresql lint
 	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/pytest -q
 
 # The inner loop: everything but the tests marked `slow` (training runs, browsers, whole servers, MXNet).
@@ -76,7 +81,7 @@ $(BENTOVENV)/.installed:
 wrk:
 	@command -v wrk >/dev/null || apt-get install -y -q wrk
 
-bench: venv mxnet bentoml wrk
+bench: venv mxnet bentoml wrk postgresql
 	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/python -m bench
 
 clean:

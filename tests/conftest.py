@@ -86,6 +86,14 @@ def moto_server() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real model artifact (tests/serving/artifacts.py), built once per session."""
+    from tests.serving.artifacts import build_artifact
+
+    return build_artifact(tmp_path_factory.mktemp("artifact") / "model.tar.gz")
+
+
 @pytest.fixture
 def s3_settings(settings: Settings, moto_server: str) -> Settings:
     """Settings whose s3:// URIs go to the moto server (a fresh bucket namespace per test is up to the test)."""
@@ -140,3 +148,28 @@ def api_server(settings: Settings, admin_credentials: object) -> Iterator[str]:
     """A real Tailor server (uvicorn) on a free loopback port; yields its base URL."""
     with running_app(settings) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL 15 cluster on loopback for the session (tests/postgres.py); yields its base URL."""
+    from tests.postgres import postgres_cluster
+
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(postgres: str) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    from tests.postgres import fresh_database
+
+    return fresh_database(postgres)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test's settings on each metadata database Tailor supports: SQLite in the home, and PostgreSQL."""
+    if request.param == "sqlite":
+        return settings
+    return settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})

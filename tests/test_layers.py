@@ -18,11 +18,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors", "_version", "progress"),
     ("settings", "asgi", "json_input"),
     ("storage", "db", "resources", "artifact"),
+    ("membership",),  # who serves a shared database (over db)
     ("data",),
     ("algorithms",),  # the registry and the built-in algorithm: trains, exports model.tar.gz
     ("serving", "auth"),  # serving rebuilds a network from model.json, so it sits above algorithms
     ("backends",),  # where processes run: local now, a cluster next
     ("jobs", "hosting"),
+    ("migrations",),  # the schema of every domain's tables
     ("core",),
     ("api", "client"),
     ("cli",),

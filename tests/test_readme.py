@@ -33,6 +33,9 @@ _BLOCK = re.compile(r"(?P<before>[^\n]*)\n```(?P<lang>bash|python)\n(?P<body>.*?
 _SKIP = re.compile(r"<!-- readme-test: skip: (?P<reason>.+?) -->")
 # The start of the first line of each block README marks as not run here, and why.
 SKIPPED = {
+    "pip install 'tailor[cluster]'      # psycopg 3; without it a PostgreSQL URL stops with this hint": (
+        "needs a PostgreSQL server and an S3 endpoint; tests/test_cluster.py runs two servers on both"
+    ),
     "make demo   # creates .venv": (
         "make targets: make test runs this file, so it would recurse; tests/cli/test_demo.py runs the demo"
     ),

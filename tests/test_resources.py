@@ -16,8 +16,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(settings: Settings) -> Database:
-    db = Database(settings).create_all()
+def db(store_settings: Settings) -> Database:
+    db = Database(store_settings).create_all()
     with db.session() as s:
         for i, name in enumerate(["beta", "Alpha", "gamma-1", "delta"]):
             t = T0 + timedelta(minutes=i)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tailor import migrations
 from tailor.db import Database
 from tailor.hosting import HostingService
 from tailor.jobs.service import TrainingJobService
+from tailor.membership import Membership, clustered
 from tailor.settings import Settings
 from tailor.storage import Storage
 
@@ -23,20 +25,36 @@ class Tailor:
     storage: Storage
     jobs: TrainingJobService
     hosting: HostingService
+    membership: Membership | None = None  # a PostgreSQL database shared by several servers (tailor.membership)
 
     @classmethod
     def open(cls, settings: Settings) -> Tailor:
         settings.ensure_dirs()
-        db = Database(settings).create_all()
+        db = Database(settings)
+        migrations.prepare(db)  # a fresh database at head; an older one upgraded (SQLite) or refused
+        # On a shared database every process is a member while it runs (its jobs are its own); only a
+        # serving one (``serve``) also takes over what dead members leave.
+        membership = Membership(settings, db).join().start() if clustered(db) else None
         storage = Storage(settings)
-        jobs = TrainingJobService(settings, db, storage).start()
-        hosting = HostingService(settings, db, storage)
-        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting)
+        jobs = TrainingJobService(settings, db, storage, membership=membership).start()
+        hosting = HostingService(settings, db, storage, membership=membership)
+        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, membership=membership)
+
+    def serve(self) -> Tailor:
+        """Server mode: supervise endpoints (relaunch InService ones) and, on a shared database, take over the
+        jobs and endpoints of servers whose heartbeat stopped."""
+        self.hosting.serve()
+        if self.membership is not None:
+            self.membership.set_url(f"http://{self.settings.host}:{self.settings.port}")
+            self.membership.add_tasks([self.jobs.adopt_orphans, self.hosting.adopt_orphans])
+        return self
 
     def close(self) -> None:
         """Stop running jobs (they end Stopped), then release the database."""
         self.jobs.close()
         self.hosting.close()  # stops the endpoint workers this process launched
+        if self.membership is not None:
+            self.membership.leave()
         self.db.dispose()
 
     def __enter__(self) -> Tailor:

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, DateTime, Integer, String, TypeDecorator, create_engine, event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeEngine
 
+from tailor.errors import ValidationError
 from tailor.settings import Settings
 
 
@@ -47,6 +49,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+def name_type(length: int = 63) -> TypeEngine[str]:
+    """A resource name: compared and sorted byte-wise on every database, as SQLite does. PostgreSQL's default
+    collation follows the server's locale (``en_US``: case folded, hyphens ignored), which would reorder
+    ListTrainingJobs(SortBy=Name) and its pages; the ``C`` collation there keeps one order everywhere."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+# Row ids of the time series: 64-bit on PostgreSQL (a busy server writes billions of metric points over its
+# life); SQLite's INTEGER PRIMARY KEY is already 64-bit and the only form it auto-increments.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+CLUSTER_EXTRA = "pip install 'tailor[cluster]'"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the server read while a job runner writes; busy_timeout rides out short write locks.
@@ -57,11 +73,45 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` (what PostgreSQL's own tools print) means psycopg 3 here, not SQLAlchemy's psycopg2."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError or ValueError by case
+        raise ValidationError(
+            f"database_url {_redact(url)!r} is not a database URL: use sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB"
+        ) from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url.split("@")[-1]
+
+
 def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if url.startswith("postgresql"):
+        try:
+            import psycopg  # noqa: F401 - the driver SQLAlchemy loads for postgresql+psycopg
+        except ImportError:
+            raise ValidationError(
+                f"database_url is PostgreSQL but its driver (psycopg 3) is not installed: {CLUSTER_EXTRA}"
+            ) from None
+        # A server holds few connections (request threads, its supervisors); a pool of 5 + 10 overflow covers
+        # them, pre-ping survives a restarted PostgreSQL, and a lost server is noticed within 10 s.
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 10}
+        )
     return create_engine(url, pool_pre_ping=True)
 
 

@@ -47,9 +47,10 @@ def arn(region: str, account_id: str, resource_type: str, name: str) -> str:
     return f"arn:aws:sagemaker:{region}:{account_id}:{resource_type}/{name}"
 
 
-def row_of(session: Any, table: Any, name: str, label: str) -> Any:
-    """The row named ``name`` in an open session, or NotFoundError ("<label> 'x' does not exist")."""
-    row = session.get(table, name)
+def row_of(session: Any, table: Any, name: str, label: str, *, lock: bool = False) -> Any:
+    """The row named ``name`` in an open session, or NotFoundError ("<label> 'x' does not exist"); ``lock``
+    reads it ``FOR UPDATE`` (PostgreSQL), for a read-modify-write that another server may race."""
+    row = session.get(table, name, with_for_update=lock or None)
     if row is None:
         raise NotFoundError(f"{label} {name!r} does not exist")
     return row

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # built-in algorithm, one of the others per own-code job (unused by systemd's and distributions' ranges).
     job_uid_base: int = Field(default=1_900_000_000, ge=1000, le=2_147_000_000)
     job_uid_count: int = Field(default=65_536, ge=2, le=1 << 20)
+    # Servers sharing one PostgreSQL database: a server whose heartbeat is older than this is dead, and the
+    # others take over its training jobs and endpoints (it beats 5 times per lease).
+    server_lease_seconds: float = Field(default=15.0, ge=0.5, le=3600)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -35,21 +35,21 @@ def test_create_lookup_and_secret_is_encrypted_at_rest(settings: Settings) -> No
     assert "secret" not in str(store.list()[0].to_dict()).lower()
 
 
-def test_key_without_policy_can_do_nothing(settings: Settings) -> None:
-    store = KeyStore(settings)
+def test_key_without_policy_can_do_nothing(store_settings: Settings) -> None:
+    store = KeyStore(store_settings)
     new = store.create("nobody")
     p = store.principal(new.info.access_key_id)
     assert p is not None and not p.decide("sagemaker:InvokeEndpoint", "*").allowed
 
 
-def test_admin_key_can_do_everything(settings: Settings) -> None:
-    store = KeyStore(settings)
+def test_admin_key_can_do_everything(store_settings: Settings) -> None:
+    store = KeyStore(store_settings)
     p = store.principal(store.create("root", admin=True).info.access_key_id)
     assert p is not None and p.decide("sagemaker:DeleteEndpoint", "arn:aws:sagemaker:x").allowed
 
 
-def test_duplicate_names_and_bad_input(settings: Settings) -> None:
-    store = KeyStore(settings)
+def test_duplicate_names_and_bad_input(store_settings: Settings) -> None:
+    store = KeyStore(store_settings)
     store.create("bob")
     with pytest.raises(ConflictError):
         store.create("bob")
@@ -61,8 +61,8 @@ def test_duplicate_names_and_bad_input(settings: Settings) -> None:
         store.get("nobody")
 
 
-def test_disable_enable_delete(settings: Settings) -> None:
-    store = KeyStore(settings)
+def test_disable_enable_delete(store_settings: Settings) -> None:
+    store = KeyStore(store_settings)
     key_id = store.create("dave", POLICY).info.access_key_id
     store.set_enabled("dave", False)
     assert store.secret_of(key_id) is None and store.principal(key_id) is None
@@ -73,8 +73,8 @@ def test_disable_enable_delete(settings: Settings) -> None:
     assert store.list() == []
 
 
-def test_tokens_expire_revoke_and_follow_the_key(settings: Settings) -> None:
-    store = KeyStore(settings)
+def test_tokens_expire_revoke_and_follow_the_key(store_settings: Settings) -> None:
+    store = KeyStore(store_settings)
     store.create("erin", POLICY)
     token, expires = store.issue_token("erin", ttl_seconds=60)
     assert expires > dt.datetime.now(dt.UTC)

@@ -17,7 +17,6 @@ from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.api.conftest import ServerProcess, server, server_factory  # noqa: F401 - fixtures
 from tests.conftest import free_port
-from tests.hosting.conftest import model_tar  # noqa: F401 - fixture
 from tests.serving.artifacts import png_bytes
 
 pytestmark = pytest.mark.slow  # model workers

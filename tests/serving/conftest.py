@@ -4,13 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.artifacts import build_artifact
-
-
-@pytest.fixture(scope="session")
-def model_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_artifact(tmp_path_factory.mktemp("artifact") / "model.tar.gz")
-
 
 @pytest.fixture(scope="session")
 def model_dir(model_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

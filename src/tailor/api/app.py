@@ -33,7 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.tailor = Tailor.open(settings)
-        app.state.tailor.hosting.serve()  # relaunch InService endpoints' workers, restart crashed ones
+        # relaunch InService endpoints' workers, restart crashed ones; on a shared database, take over too
+        app.state.tailor.serve()
         try:
             yield
         finally:

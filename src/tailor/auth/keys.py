@@ -38,7 +38,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tailor.auth.policy import ADMIN_POLICY, Decision, Policy, evaluate, parse_policy
-from tailor.db import Base, Database
+from tailor.db import Base, Database, name_type
 from tailor.errors import ConflictError, InternalError, NotFoundError, ValidationError
 from tailor.settings import Settings
 
@@ -65,7 +65,7 @@ class AccessKeyRow(Base):
     __tablename__ = "auth_access_keys"
 
     access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    name: Mapped[str] = mapped_column(name_type(64), unique=True, index=True)
     secret_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
     secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary(128))
     policy: Mapped[str] = mapped_column(Text)

@@ -37,6 +37,7 @@ def server(ctx: click.Context, host: str | None, port: int | None, log_level: st
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
     lock = hold_server_lock(settings)  # held (open) until this process exits
+    _check_database(settings)
     click.echo(f"Tailor server on http://{settings.host}:{settings.port} (home {settings.home})", err=True)
     try:
         uvicorn.run(
@@ -44,6 +45,19 @@ def server(ctx: click.Context, host: str | None, port: int | None, log_level: st
         )
     finally:
         os.close(lock)
+
+
+def _check_database(settings: Settings) -> None:
+    """The database answers and its schema suits this Tailor (a fresh one is created), before the app starts:
+    a refusal ("run `tailor db upgrade`", a missing driver) is one line here, not an ASGI start-up traceback."""
+    from tailor import migrations
+    from tailor.db import Database
+
+    db = Database(settings)
+    try:
+        migrations.prepare(db)
+    finally:
+        db.dispose()
 
 
 def hold_server_lock(settings: Settings) -> int:

@@ -29,6 +29,7 @@ from tailor.hosting.endpoint_configs import EndpointConfigs
 from tailor.hosting.instances import EndpointLocks, Instances
 from tailor.hosting.models import DEFAULT_IMAGE, Models
 from tailor.hosting.store import EndpointRow, WorkerRow
+from tailor.membership import Membership
 from tailor.resources import arn, check_name, fetch, list_request, paginate, row_of
 from tailor.serving.router import Router
 from tailor.settings import Settings
@@ -58,6 +59,7 @@ class Endpoints:
     locks: EndpointLocks
     router: Router
     capture: DataCapture
+    membership: Membership | None = None  # several servers on PostgreSQL: who owns which endpoint
     _ops: list[threading.Thread] = field(default_factory=list, init=False)
 
     def get(self, name: str) -> EndpointRow:
@@ -78,6 +80,7 @@ class Endpoints:
             generation=1,
             creation_time=now,
             last_modified_time=now,
+            owner_server=self.membership.id if self.membership else None,
         )
         with self.db.session() as s:
             if s.get(EndpointRow, name) is not None:
@@ -118,13 +121,15 @@ class Endpoints:
         name = check_name("EndpointName", spec.get("EndpointName"))
         config = self.configs.get(check_name("EndpointConfigName", spec.get("EndpointConfigName")))
         with self.db.session() as s:
-            row = row_of(s, EndpointRow, name, "Endpoint")
+            row = row_of(s, EndpointRow, name, "Endpoint", lock=True)
             if row.status != "InService":
                 raise ValidationError(f"Endpoint {name!r} is {row.status}; it can be updated only when InService")
             row.status = "Updating"
             row.pending_config_name = config.name
             row.last_modified_time = utcnow()
             endpoint_arn, old_gen = row.arn, row.generation
+            if self._remote(row, "update"):
+                return {"EndpointArn": endpoint_arn}
         self._log(
             name, f"UpdateEndpoint: to config {config.name} (generation {old_gen + 1}), {_shape(config.variants)}"
         )
@@ -164,26 +169,47 @@ class Endpoints:
 
     def delete(self, name: str) -> dict[str, Any]:
         with self.db.session() as s:
-            row = row_of(s, EndpointRow, name, "Endpoint")
+            row = row_of(s, EndpointRow, name, "Endpoint", lock=True)
             if row.status == "Deleting":
                 return {}
             row.status = "Deleting"
             row.last_modified_time = utcnow()
+            if self._remote(row, "delete"):
+                return {}
         self.router.invalidate(name)
-        self._log(name, "DeleteEndpoint: stopping every worker")
-
-        def run() -> None:
-            with self.locks(name):
-                self.instances.stop_generation(name, None)
-                self._log(name, "endpoint deleted")  # before the row goes: a follower stops once it is gone
-                with self.db.session() as s:
-                    s.execute(delete(EndpointRow).where(EndpointRow.name == name))
-                self.capture.configs.put("endpoint", name, None)
-                self.capture.invalidate(name)
-                self.router.invalidate(name)
-
-        self._background(f"delete-{name}", run)
+        self._background(f"delete-{name}", lambda: self.remove(name))
         return {}
+
+    def remove(self, name: str) -> None:
+        """Stop every instance of a Deleting endpoint, then forget it."""
+        self._log(name, "DeleteEndpoint: stopping every worker")
+        with self.locks(name):
+            self.instances.stop_generation(name, None)
+            self._log(name, "endpoint deleted")  # before the row goes: a follower stops once it is gone
+            with self.db.session() as s:
+                s.execute(delete(EndpointRow).where(EndpointRow.name == name))
+            self.capture.configs.put("endpoint", name, None)
+            self.capture.invalidate(name)
+            self.router.invalidate(name)
+
+    def switch(self, name: str) -> None:
+        """Carry out an update another server accepted (its row is Updating with a pending config)."""
+        row = self.get(name)
+        try:
+            config = self.configs.get(row.pending_config_name or "")
+        except NotFoundError as err:
+            self._set(name, status="InService", pending_config_name=None, failure_reason=str(err))
+            return
+        self._switch(name, row.generation, config.name, config.variants)
+
+    def _remote(self, row: EndpointRow, op: str) -> bool:
+        """On a shared database, an update or delete of an endpoint another server owns is left in its row
+        for that owner (its next heartbeat pass takes it), which runs the instances; True then. An
+        endpoint of a dead server keeps the request until a live one adopts it and carries it out."""
+        if self.membership is None or row.owner_server == self.membership.id:
+            return False
+        row.pending_op = op
+        return True
 
     def _log(self, name: str, message: str) -> None:
         self.instances.logs.event(name, message)

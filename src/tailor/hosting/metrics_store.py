@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import psutil
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from tailor.db import Database
 from tailor.hosting.store import EndpointInputMismatchRow, EndpointMetricDetailRow, EndpointMetricRow, WorkerRow
@@ -32,55 +33,74 @@ class MetricsStore:
     _batch_seen: dict[str, tuple[int | None, int, int, int]] = field(default_factory=dict, init=False)
 
     def flush(self) -> None:
-        """Add this process's invocation and sample deltas into the per-minute rows."""
+        """Add this process's invocation and sample deltas into the per-minute rows.
+
+        Several processes (servers, an in-process client) add to the same minutes, so counters are added in SQL
+        (``SET n = n + :delta``), never read and written back: no addition is lost on either database. When
+        two insert the same new minute at once, the loser retries its whole transaction and adds to the row.
+        """
         deltas = self.metrics.drain()
         if not deltas:
             return
-        with self.db.session() as s:
-            for (endpoint, variant, minute), b in deltas.items():
-                row = s.get(EndpointMetricRow, (endpoint, variant, minute))
-                if row is None:
-                    row = EndpointMetricRow(
+        for attempt in range(3):
+            try:
+                with self.db.session() as s:
+                    self._add(s, deltas)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def _add(self, s: Any, deltas: dict[tuple[str, str, datetime], Any]) -> None:
+        greatest = func.greatest if s.get_bind().dialect.name == "postgresql" else func.max  # scalar max
+        m = EndpointMetricRow
+        for (endpoint, variant, minute), b in deltas.items():
+            key = (endpoint, variant, minute)
+            sums = {
+                "invocations": b.invocations,
+                "errors_4xx": b.errors_4xx,
+                "errors_5xx": b.errors_5xx,
+                "model_latency_us": b.model_latency_us,
+                "overhead_latency_us": b.overhead_latency_us,
+                "cpu_percent": b.cpu_percent,
+                "memory_bytes": b.memory_bytes,
+                "samples": b.samples,
+            }
+            values: dict[str, Any] = {k: getattr(m, k) + v for k, v in sums.items()}
+            values["max_model_latency_us"] = greatest(m.max_model_latency_us, b.max_model_latency_us)
+            values["instances"] = greatest(m.instances, b.instances)
+            # The first write of the transaction: on SQLite it takes the write lock, so the details' read below
+            # cannot interleave with another writer either (PostgreSQL locks that row instead).
+            if not _update(s, m, key, values):
+                s.add(
+                    m(
                         endpoint_name=endpoint,
                         variant_name=variant,
                         minute=minute,
-                        invocations=0,
-                        errors_4xx=0,
-                        errors_5xx=0,
-                        model_latency_us=0.0,
-                        overhead_latency_us=0.0,
-                        max_model_latency_us=0.0,
-                        instances=0,
-                        cpu_percent=0.0,
-                        memory_bytes=0.0,
-                        samples=0,
+                        max_model_latency_us=b.max_model_latency_us,
+                        instances=b.instances,
+                        **sums,
                     )
-                    s.add(row)
-                row.invocations += b.invocations
-                row.errors_4xx += b.errors_4xx
-                row.errors_5xx += b.errors_5xx
-                row.model_latency_us += b.model_latency_us
-                row.overhead_latency_us += b.overhead_latency_us
-                row.max_model_latency_us = max(row.max_model_latency_us, b.max_model_latency_us)
-                row.cpu_percent += b.cpu_percent
-                row.memory_bytes += b.memory_bytes
-                row.samples += b.samples
-                row.instances = max(row.instances, b.instances)
-                if b.latency_histogram or b.batches:
-                    self._flush_details(s, (endpoint, variant, minute), b)
-                if b.mismatched_inputs:
-                    key = (endpoint, variant, minute)
-                    mm = s.get(EndpointInputMismatchRow, key)
-                    if mm is None:
-                        mm = EndpointInputMismatchRow(
-                            endpoint_name=endpoint, variant_name=variant, minute=minute, mismatched_inputs=0
+                )
+                s.flush()  # the INSERT now, so a concurrent one fails here (and is retried), not at commit
+            if b.latency_histogram or b.batches:
+                self._flush_details(s, key, b)
+            if b.mismatched_inputs:
+                mm = EndpointInputMismatchRow
+                if not _update(s, mm, key, {"mismatched_inputs": mm.mismatched_inputs + b.mismatched_inputs}):
+                    s.add(
+                        mm(
+                            endpoint_name=endpoint,
+                            variant_name=variant,
+                            minute=minute,
+                            mismatched_inputs=b.mismatched_inputs,
                         )
-                        s.add(mm)
-                    mm.mismatched_inputs += b.mismatched_inputs
+                    )
+                    s.flush()
 
     @staticmethod
     def _flush_details(s: Any, key: tuple[str, str, datetime], b: Any) -> None:
-        row = s.get(EndpointMetricDetailRow, key)
+        row = s.get(EndpointMetricDetailRow, key, with_for_update=True)
         if row is None:
             row = EndpointMetricDetailRow(
                 endpoint_name=key[0],
@@ -91,6 +111,7 @@ class MetricsStore:
                 batched_images=0,
             )
             s.add(row)
+            s.flush()
         hist = {int(k): int(v) for k, v in (row.latency_histogram or {}).items()}
         merge_histogram(hist, b.latency_histogram)
         row.latency_histogram = {str(k): v for k, v in sorted(hist.items())}  # a new dict: JSON change tracked
@@ -211,6 +232,17 @@ class MetricsStore:
                     now,
                     mismatched - last_mismatched,
                 )
+
+
+def _update(s: Any, table: Any, key: tuple[str, str, datetime], values: dict[str, Any]) -> bool:
+    """UPDATE one (endpoint, variant, minute) row with SQL expressions; False when there is no such row."""
+    q = (
+        update(table)
+        .where(table.endpoint_name == key[0], table.variant_name == key[1], table.minute == key[2])
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(s.execute(q).rowcount)
 
 
 _PRIMED: set[str] = set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from tailor.settings import Settings
 from tailor.storage import Storage
 
 DEFAULT_IMAGE = "tailor/image-classification"
+
+
+_UNPACKING = threading.Lock()  # one unpack of a model made elsewhere at a time (two deploys of it race)
 
 
 @dataclass(eq=False)
@@ -98,7 +102,18 @@ class Models:
         return fetch(self.db, ModelRow, name, "Model")
 
     def directory(self, name: str) -> Path:
-        return self.settings.models_dir / self.get(name).model_id
+        """The model's unpacked files in this server's home. Servers sharing one database each keep their own
+        copy: one that deploys a model another server created unpacks it here first, from its ModelDataUrl."""
+        row = self.get(name)
+        dest = self.settings.models_dir / row.model_id
+        if not dest.is_dir():
+            with _UNPACKING:
+                if not dest.is_dir():
+                    tmp = dest.with_name(dest.name + ".partial")
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    self._unpack(row.spec["PrimaryContainer"]["ModelDataUrl"], tmp)
+                    tmp.rename(dest)
+        return dest
 
     def images(self, names: list[str]) -> dict[str, str]:
         """The container image recorded for each of these models."""

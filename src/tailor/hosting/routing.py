@@ -26,6 +26,9 @@ class RouteTable:
     db: Database
     instances: Instances
     locks: EndpointLocks
+    # On a shared database each endpoint's owner relaunches its instances (tailor.hosting.takeover); a pid of
+    # another machine means nothing here, so the embedded relaunch below is off.
+    shared: bool = False
 
     def resolve(self, name: str) -> tuple[VariantRoute, ...]:
         with self.db.session() as s:
@@ -37,7 +40,7 @@ class RouteTable:
                     select(WorkerRow).where(WorkerRow.endpoint_name == name, WorkerRow.generation == row.generation)
                 )
             )
-        orphaned = [w for w in ws if w.state == "ready" and not _owner_alive(w.owner_pid)]
+        orphaned = [] if self.shared else [w for w in ws if w.state == "ready" and not _owner_alive(w.owner_pid)]
         if orphaned and name not in self.instances.recovering:
             # An embedded process finds workers whose owner exited: relaunch them here, unless this process's
             # supervisor (or an update) holds the endpoint already; then callers get a quick 503 meanwhile.

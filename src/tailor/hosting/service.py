@@ -39,6 +39,8 @@ from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.models import Models
 from tailor.hosting.routing import RouteTable
 from tailor.hosting.supervisor import Supervisor
+from tailor.hosting.takeover import Takeover
+from tailor.membership import Membership
 from tailor.serving.metrics import EndpointMetrics
 from tailor.serving.router import Invocation, Router
 from tailor.settings import Settings
@@ -46,8 +48,16 @@ from tailor.storage import Storage
 
 
 class HostingService:
-    def __init__(self, settings: Settings, db: Database, storage: Storage, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        storage: Storage,
+        backend: Backend | None = None,
+        membership: Membership | None = None,
+    ) -> None:
         self.settings = settings
+        self.membership = membership  # several servers on PostgreSQL (tailor.membership); None on SQLite
         self.db = db
         self.metrics = EndpointMetrics()
         self.models = Models(settings, db, storage)
@@ -57,11 +67,14 @@ class HostingService:
         self.metrics_store = MetricsStore(db, self.metrics)
         self.instances = Instances(settings, db, backend or local(), self.models, self.metrics_store, self.logs)
         locks = EndpointLocks()
-        self.router = Router(RouteTable(db, self.instances, locks).resolve, self.metrics)
+        shared = membership is not None
+        self.router = Router(RouteTable(db, self.instances, locks, shared).resolve, self.metrics)
         self.endpoints = Endpoints(
-            settings, db, self.models, self.configs, self.instances, locks, self.router, self.capture
+            settings, db, self.models, self.configs, self.instances, locks, self.router, self.capture, membership
         )
-        self.supervisor = Supervisor(db, self.instances, locks, self.router, self.metrics_store)
+        owner = membership.id if membership else None
+        self.supervisor = Supervisor(db, self.instances, locks, self.router, self.metrics_store, owner)
+        self.takeover = Takeover(self.endpoints, membership) if membership else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
@@ -150,6 +163,12 @@ class HostingService:
                 self._loop = loop
             return self._loop
 
+    def adopt_orphans(self) -> list[str]:
+        """Shared database: adopt dead servers' endpoints and run updates/deletes asked of this server's."""
+        if self.takeover is None:
+            return []
+        return self.takeover.adopt_orphans() + self.takeover.run_pending()
+
     # -- server mode and shutdown -----------------------------------------------------------------------
     def serve(self) -> HostingService:
         """Server mode: relaunch InService endpoints' workers, then supervise them in a background thread."""
@@ -165,6 +184,9 @@ class HostingService:
             self.metrics_store.flush()
         if stop_workers:
             self.instances.stop_owned()
+            if self.takeover is not None:
+                with contextlib.suppress(Exception):  # the others adopt them at once, or after the lease
+                    self.takeover.release()
         if self._loop is not None:
             loop, self._loop = self._loop, None
             # The in-process SDK's worker connections end on their own loop before it stops, so the process

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import JSON, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tailor.db import Base, UTCDateTime
+from tailor.db import Base, UTCDateTime, name_type
 
 
 class ModelRow(Base):
     __tablename__ = "hosting_models"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256))
     model_id: Mapped[str] = mapped_column(String(32))  # server-made directory name under settings.models_dir
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated CreateModel request
@@ -29,7 +29,7 @@ class ModelRow(Base):
 class EndpointConfigRow(Base):
     __tablename__ = "hosting_endpoint_configs"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256))
     variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     creation_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -38,7 +38,7 @@ class EndpointConfigRow(Base):
 class EndpointRow(Base):
     __tablename__ = "hosting_endpoints"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256))
     config_name: Mapped[str] = mapped_column(String(63))  # the config that serves traffic
     # Snapshot of the serving config's variants (a config may be deleted while an endpoint uses it).
@@ -47,6 +47,10 @@ class EndpointRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
     generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every routing change
+    # Several servers on one PostgreSQL: the server supervising the instances, and an "update" or "delete"
+    # asked of another server, which the owner carries out (None on SQLite: one server does everything).
+    owner_server: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    pending_op: Mapped[str | None] = mapped_column(String(16), default=None)
     creation_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_modified_time: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -34,6 +34,7 @@ class Supervisor:
     locks: EndpointLocks
     router: Router
     metrics: MetricsStore
+    owner: str | None = None  # on a shared database, the server id: only its own endpoints are supervised here
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
 
@@ -69,10 +70,10 @@ class Supervisor:
     def supervise_once(self) -> list[str]:
         """Restart dead workers of InService/Updating endpoints; returns the ids restarted."""
         with self.db.session() as s:
-            live = {
-                r.name: r
-                for r in s.scalars(select(EndpointRow).where(EndpointRow.status.in_(("InService", "Updating"))))
-            }
+            q = select(EndpointRow).where(EndpointRow.status.in_(("InService", "Updating")))
+            if self.owner is not None:
+                q = q.where(EndpointRow.owner_server == self.owner)
+            live = {r.name: r for r in s.scalars(q)}
             rows = [
                 w
                 for w in s.scalars(select(WorkerRow).where(WorkerRow.endpoint_name.in_(list(live))))

@@ -27,7 +27,7 @@ from tailor.jobs.contract import JobContract
 from tailor.jobs.logs import LOG_NAME, LogWriter, tail
 from tailor.jobs.metrics import MetricParser
 from tailor.jobs.spec import TrainingJobSpec
-from tailor.jobs.state import final_metrics, set_message, stop_requested, transition, update
+from tailor.jobs.state import HANDED_OVER, final_metrics, set_message, stop_requested, transition, update
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.settings import Settings
 from tailor.storage import Storage, join_uri
@@ -58,6 +58,7 @@ class JobRunner:
         stop_event: threading.Event,
         backend: Backend,
         on_done: Callable[[str], None] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -70,6 +71,9 @@ class JobRunner:
         self.stop_event = stop_event
         self.on_done = on_done
         self.backend = backend  # where the algorithm's processes run
+        # The server id that owns the job (several servers on PostgreSQL): every write is fenced on it, and a
+        # job taken over by another server is ended here without a word in its row (None: SQLite).
+        self.owner = owner
         self.contract = JobContract(settings, spec, self.dir)
         self.log = LogWriter(self.dir / LOG_NAME)
         self.parser = MetricParser(spec.metric_definitions())
@@ -101,11 +105,11 @@ class JobRunner:
 
     def _stop_reason(self) -> str | None:
         if self.stop_event.is_set():
-            return stop_requested(self.db, self.name) or "user"
+            return stop_requested(self.db, self.name, owner=self.owner) or "user"
         now = time.monotonic()
         if now - self._last_db_poll >= _DB_POLL_S:
             self._last_db_poll = now
-            reason = stop_requested(self.db, self.name)
+            reason = stop_requested(self.db, self.name, owner=self.owner)
             if reason:
                 self.stop_event.set()
                 return reason
@@ -115,7 +119,7 @@ class JobRunner:
         limit = self.settings.max_concurrent_jobs
         if self.slots.acquire(blocking=False):
             return True
-        set_message(self.db, self.name, f"Waiting for a free slot: {limit} job(s) already running")
+        set_message(self.db, self.name, f"Waiting for a free slot: {limit} job(s) already running", owner=self.owner)
         self.log.system(f"waiting for a free slot (max_concurrent_jobs={limit})")
         while not self.slots.acquire(timeout=_POLL_S):
             if self._stop_reason():
@@ -124,7 +128,9 @@ class JobRunner:
 
     # -- Downloading ---------------------------------------------------------------------------------
     def _prepare(self, start: datetime) -> None:
-        transition(self.db, self.name, "Downloading", "Downloading input data", training_start_time=start)
+        transition(
+            self.db, self.name, "Downloading", "Downloading input data", training_start_time=start, owner=self.owner
+        )
         self.contract.write_config()
         spec = self.spec
         for channel in spec.InputDataConfig:
@@ -158,6 +164,7 @@ class JobRunner:
                     self.db,
                     self.name,
                     f"Downloading channel {channel}: {i}/{len(objects)} objects, {done / 1e6:.1f}/{total / 1e6:.1f} MB",
+                    owner=self.owner,
                 )
         self.log.system(f"staged channel {channel!r}: {len(objects)} objects, {total / 1e6:.1f} MB from {uri}")
 
@@ -256,6 +263,7 @@ class JobRunner:
             pid=proc.pid,
             pgid=pgid,
             process_start_time=self.backend.start_time(proc.pid),
+            owner=self.owner,
         )
         reader = threading.Thread(target=self._pump, args=(proc,), name=f"log-{self.name}", daemon=True)
         reader.start()
@@ -263,7 +271,7 @@ class JobRunner:
         reader.join(timeout=10)
         # Anything the algorithm left behind (data-loader workers) goes with it.
         self.backend.signal_group(pgid, signal.SIGKILL)
-        update(self.db, self.name, exit_code=proc.returncode)
+        update(self.db, self.name, exit_code=proc.returncode, owner=self.owner)
         return proc.returncode, stop_reason
 
     def _pump(self, proc: TrainingProcess) -> None:
@@ -296,7 +304,7 @@ class JobRunner:
                 stop_reason = self._stop_reason()
                 if stop_reason is None and deadline is not None and time.time() >= deadline:
                     stop_reason = "max_runtime"
-                    update(self.db, self.name, stop_requested=True, stop_reason="max_runtime")
+                    update(self.db, self.name, stop_requested=True, stop_reason="max_runtime", owner=self.owner)
                 if stop_reason is not None:
                     self._begin_stop(stop_reason, pgid)
                     kill_at = time.monotonic() + self.settings.job_stop_grace_seconds
@@ -314,10 +322,12 @@ class JobRunner:
             msg = f"MaxRuntimeInSeconds ({self.spec.StoppingCondition.MaxRuntimeInSeconds} s) exceeded: stopping"
         elif reason == "shutdown":
             msg = "Tailor is shutting down: stopping the job"
+        elif reason == HANDED_OVER:
+            msg = "Another server took this job over: ending its process here"
         else:
             msg = "Stop requested: sent SIGTERM to the training process"
         self.log.system(msg)
-        transition(self.db, self.name, "Stopping", msg, status="Stopping")
+        transition(self.db, self.name, "Stopping", msg, status="Stopping", owner=self.owner)
         self.backend.signal_group(pgid, signal.SIGTERM)
 
     def _sample(self, sampler: Any) -> None:
@@ -335,7 +345,7 @@ class JobRunner:
         if rc != 0:
             self._fail(self._failure_reason(rc))
             return
-        transition(self.db, self.name, "Uploading", "Uploading generated training model")
+        transition(self.db, self.name, "Uploading", "Uploading generated training model", owner=self.owner)
         try:
             artifact = self._upload_model(required=True)
             self._sync_checkpoints()
@@ -353,9 +363,13 @@ class JobRunner:
             model_artifact=artifact,
             training_end_time=end,
             final_metrics=self._final_metrics(end),
+            owner=self.owner,
         )
 
     def _end_stopped(self, reason: str) -> None:
+        if reason == HANDED_OVER:
+            self.log.system("another server took this job over: its process here is ended, nothing uploaded")
+            return
         artifact = None
         try:  # as SageMaker: a model saved before the stop is still uploaded (best effort)
             artifact = self._upload_model(required=False)
@@ -379,6 +393,7 @@ class JobRunner:
             model_artifact=artifact,
             training_end_time=end,
             final_metrics=self._final_metrics(end),
+            owner=self.owner,
         )
 
     def _fail(self, reason: str) -> None:
@@ -397,6 +412,7 @@ class JobRunner:
             failure_reason=reason,
             training_end_time=end if started else None,
             final_metrics=self._final_metrics(end),
+            owner=self.owner,
         )
 
     def _public(self, text: str) -> str:

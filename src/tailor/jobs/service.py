@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,8 +28,10 @@ from tailor.jobs import container, isolation
 from tailor.jobs.logs import LOG_NAME, read_log
 from tailor.jobs.runner import JobRunner, reclaim_orphan
 from tailor.jobs.spec import TrainingJobSpec, builtin_images, parse_spec
-from tailor.jobs.state import TERMINAL, transition, update
+from tailor.jobs.state import TERMINAL, final_metrics, transition, update
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
+from tailor.jobs.takeover import claim_orphans
+from tailor.membership import Membership
 from tailor.resources import arn, fetch, list_request, paginate, row_of
 from tailor.settings import Settings
 from tailor.storage import Storage, parse_uri
@@ -38,8 +41,16 @@ RESTART_REASON = "the server restarted while the job ran"
 
 
 class TrainingJobService:
-    def __init__(self, settings: Settings, db: Database, storage: Storage, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        storage: Storage,
+        backend: Backend | None = None,
+        membership: Membership | None = None,
+    ) -> None:
         self.settings = settings
+        self.membership = membership  # several servers on PostgreSQL (tailor.membership); None on SQLite
         self.db = db
         self.storage = storage
         self.backend = backend or local()  # where training processes run
@@ -50,8 +61,49 @@ class TrainingJobService:
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> TrainingJobService:
-        self.recover()
+        if self.membership is None:  # on a shared database, the others' jobs are taken over by lease instead
+            self.recover()
         return self
+
+    def adopt_orphans(self) -> list[str]:
+        """Take over the running jobs of dead servers (``tailor.jobs.takeover``); the names taken."""
+        if self.membership is None:
+            return []
+        me = self.membership
+        taken = []
+        for o in claim_orphans(self.db, me):
+            if o.previous_host == me.host:  # its training processes outlive it on this machine: end them
+                self.backend.end_training(o.pid, o.process_start_time, o.pgid)
+            who = f"server {o.previous_owner[:8]}" if o.previous_owner else "its server"
+            if o.stop_requested or o.status == "Stopping":
+                transition(
+                    self.db,
+                    o.name,
+                    "Stopped",
+                    f"Training job stopped: {who} stopped answering while the job was stopping",
+                    status="Stopped",
+                    training_end_time=utcnow(),
+                    final_metrics=final_metrics(self.db, o.name),
+                    owner=me.id,
+                )
+            else:
+                transition(
+                    self.db,
+                    o.name,
+                    "Starting",
+                    f"Restarting on {me.host}: {who} stopped answering",
+                    owner=me.id,
+                    pid=None,
+                    pgid=None,
+                    process_start_time=None,
+                    exit_code=None,
+                    job_dir=str(self.settings.jobs_dir / o.name),
+                    owner_pid=self._me[0],
+                    owner_start_time=self._me[1],
+                )
+                self._launch(TrainingJobSpec.model_validate(o.spec))
+            taken.append(o.name)
+        return taken
 
     def recover(self) -> list[str]:
         """Fail jobs whose supervising Tailor process is gone; kill their training process group first."""
@@ -125,6 +177,7 @@ class TrainingJobService:
             job_dir=str(self.settings.jobs_dir / name),
             owner_pid=self._me[0],
             owner_start_time=self._me[1],
+            owner_server=self.membership.id if self.membership else None,
         )
         try:
             with self.db.session() as s:
@@ -196,6 +249,7 @@ class TrainingJobService:
             stop_event=event,
             backend=self.backend,
             on_done=self._done,
+            owner=self.membership.id if self.membership else None,
         )
         thread = threading.Thread(target=job.run, name=f"job-{spec.TrainingJobName}", daemon=True)
         with self._lock:
@@ -233,7 +287,7 @@ class TrainingJobService:
     def stop(self, name: str) -> dict[str, Any]:
         """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
         with self.db.session() as s:
-            row = row_of(s, TrainingJobRow, name, "Training job")
+            row = row_of(s, TrainingJobRow, name, "Training job", lock=True)
             if row.status not in ("InProgress", "Stopping"):
                 raise ValidationError(f"Training job {name!r} is {row.status}: only InProgress jobs can be stopped")
             row.stop_requested = True
@@ -259,9 +313,13 @@ class TrainingJobService:
     def logs(self, name: str, offset: int = 0, limit: int = 1 << 20) -> dict[str, Any]:
         """A chunk of the job log from a byte offset; ``Complete`` once the job ended and all is read."""
         row = self._row(name)
-        chunk = read_log(self.settings.jobs_dir / name / LOG_NAME, offset, limit)
+        # The job's own dir: under another server's home when that server ran it (readable on its machine).
+        path = Path(row.job_dir) / LOG_NAME
+        if not path.exists():
+            path = self.settings.jobs_dir / name / LOG_NAME
+        chunk = read_log(path, offset, limit)
         done = row.status in TERMINAL
-        complete = done and read_log(self.settings.jobs_dir / name / LOG_NAME, chunk.next_offset, 1).text == ""
+        complete = done and read_log(path, chunk.next_offset, 1).text == ""
         return {"Text": chunk.text, "NextOffset": chunk.next_offset, "Complete": complete}
 
     def metrics(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from tailor.db import Base, UTCDateTime, utcnow
+from tailor.db import Base, BigId, UTCDateTime, name_type, utcnow
 
 __all__ = ["MetricPointRow", "ResourceSampleRow", "TrainingJobRow", "UTCDateTime", "utcnow"]
 
@@ -20,7 +20,7 @@ __all__ = ["MetricPointRow", "ResourceSampleRow", "TrainingJobRow", "UTCDateTime
 class TrainingJobRow(Base):
     __tablename__ = "training_jobs"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated CreateTrainingJob request
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -42,6 +42,8 @@ class TrainingJobRow(Base):
     pgid: Mapped[int | None] = mapped_column(Integer, default=None)
     process_start_time: Mapped[float | None] = mapped_column(Float, default=None)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The server (``servers.id``) supervising the job when several share a PostgreSQL database; None on SQLite.
+    owner_server: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     # Set by StopTrainingJob from any process; the supervisor polls it. "user" or "max_runtime".
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
@@ -50,8 +52,8 @@ class TrainingJobRow(Base):
 class _JobSeries:
     """A time series of one job: rows by id, read by (job, time); they go when the job's row goes."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(name_type(), ForeignKey("training_jobs.name", ondelete="CASCADE"))
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
 
     @declared_attr.directive
@@ -71,6 +73,6 @@ class ResourceSampleRow(_JobSeries, Base):
     __tablename__ = "training_job_resources"
 
     cpu_percent: Mapped[float] = mapped_column(Float)
-    rss_bytes: Mapped[int] = mapped_column(Integer)
+    rss_bytes: Mapped[int] = mapped_column(BigInteger)  # bytes: past 2 GiB, beyond PostgreSQL's INTEGER
     gpu_utilization: Mapped[float | None] = mapped_column(Float, default=None)
-    gpu_memory_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    gpu_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)

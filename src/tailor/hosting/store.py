@@ -131,12 +131,11 @@ class DataCaptureRow(Base):
     """The DataCaptureConfig of an endpoint config (kind "endpoint-config") or the snapshot an endpoint serves
     with (kind "endpoint"), as validated by ``tailor.hosting.capture.parse_config``.
 
-    A table of its own (not a column of the config and endpoint tables) so databases made before it existed
-    gain it through ``create_all`` without a migration.
+    A table of its own (not a column of the config and endpoint tables): migration 0003 adds it.
     """
 
     __tablename__ = "hosting_data_capture"
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), primary_key=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,pretrained]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,pretrained,cluster]'
 	touch $@
 
 # MXNet 1.9.1 is the reference implementation our RecordIO files and benchmarks are checked against.

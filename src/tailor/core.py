@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tailor.backends import for_settings
 from tailor.db import Database
 from tailor.hosting import HostingService
 from tailor.jobs.service import TrainingJobService
@@ -27,10 +28,11 @@ class Tailor:
     @classmethod
     def open(cls, settings: Settings) -> Tailor:
         settings.ensure_dirs()
+        backend = for_settings(settings)  # local processes, or a Ray cluster (joined first: fails fast)
         db = Database(settings).create_all()
         storage = Storage(settings)
-        jobs = TrainingJobService(settings, db, storage).start()
-        hosting = HostingService(settings, db, storage)
+        jobs = TrainingJobService(settings, db, storage, backend).start()
+        hosting = HostingService(settings, db, storage, backend)
         return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting)
 
     def close(self) -> None:

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     # built-in algorithm, one of the others per own-code job (unused by systemd's and distributions' ranges).
     job_uid_base: int = Field(default=1_900_000_000, ge=1000, le=2_147_000_000)
     job_uid_count: int = Field(default=65_536, ge=2, le=1 << 20)
+    # Where training jobs and endpoint workers run: "local" (child processes of this server) or "ray" (an existing
+    # Ray cluster at ray_address: "auto" for the cluster this host belongs to, "HOST:PORT" of its head (GCS), or
+    # "ray://HOST:10001" through Ray Client). Ray needs the optional extra: pip install 'tailor[cluster]'.
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(default=None, description='e.g. "auto", "10.0.0.5:6379", "ray://head:10001"')
+    # How an InstanceType maps to Ray resources (CPUs, GPUs, memory) on the ray backend; default the table in
+    # tailor.backends.instance_types, overridden entry by entry by this TOML file (default home/instance_types.toml).
+    instance_types_file: Path | None = None
 
     @field_validator("home", mode="after")
     @classmethod
@@ -148,6 +156,10 @@ class Settings(BaseSettings):
     @property
     def credentials_path(self) -> Path:
         return self.credentials_file or self.home / "credentials"
+
+    @property
+    def instance_types_path(self) -> Path:
+        return self.instance_types_file or self.home / "instance_types.toml"
 
     @property
     def zoo_dir(self) -> Path:

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # How an InstanceType maps to Ray resources (CPUs, GPUs, memory) on the ray backend; default the table in
     # tailor.backends.instance_types, overridden entry by entry by this TOML file (default home/instance_types.toml).
     instance_types_file: Path | None = None
+    # Training on the ray backend: seconds a job waits for its placement group (all instances' resources) before
+    # it fails, and how often it restarts from its last checkpoint after losing a node (each restart waits again).
+    ray_resource_wait_seconds: float = Field(default=60.0, gt=0)
+    ray_max_restarts: int = Field(default=2, ge=0, le=100)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -16,7 +16,7 @@ services never start, signal or look up a process themselves. What a backend ret
 
 from __future__ import annotations
 
-from tailor.backends.base import Backend, Handle, TrainingProcess
+from tailor.backends.base import Backend, Handle, TrainingInputs, TrainingProcess
 from tailor.backends.local import LocalBackend
 from tailor.settings import Settings
 
@@ -35,4 +35,4 @@ def for_settings(settings: Settings) -> Backend:
     return local()
 
 
-__all__ = ["Backend", "Handle", "LocalBackend", "TrainingProcess", "for_settings", "local"]
+__all__ = ["Backend", "Handle", "LocalBackend", "TrainingInputs", "TrainingProcess", "for_settings", "local"]

@@ -58,6 +58,7 @@ from tailor.backends.ray_worker import TrainingWorker
 MARK = "[tailor-ray]"
 POLL_S = 0.25  # how often instances' output is collected: log latency
 UNRESPONSIVE_S = 30.0  # an instance that answers no poll this long counts as lost with its node
+NODES_S = 2.0  # how often the cluster's node list is read (one GCS call)
 SETTLE_S = 15.0  # after one instance fails or is lost, how long the others get to end on their own
 START_TIMEOUT_S = 120.0  # an actor's process must start (Python + Tailor import) within this
 _EPOCH = re.compile(r"Epoch\[(\d+)\]")
@@ -110,7 +111,8 @@ class Driver:
         self.n = int(desc["instance_count"])
         self.stop = threading.Event()
         self.epoch: int | None = None  # the last epoch rank 0 reported
-        self.lost_note = ""  # "node … lost at epoch …; " once a restart waits for resources
+        self.lost_note = ""
+        self._nodes_at, self._dead = 0.0, set[str]()  # "node … lost at epoch …; " once a restart waits for resources
 
     # -- the job ---------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -307,10 +309,23 @@ class Driver:
                 self.forward(inst, kind, text)
             if state["done"]:
                 inst.done, inst.rc, inst.ended, inst.failure = True, state["rc"], state["ended"], state["failure"]
+        dead = self.dead_nodes(now)
         for inst in live:
-            if not inst.done and not inst.lost and now - inst.last_answer > UNRESPONSIVE_S:
+            if inst.done or inst.lost:
+                continue
+            if inst.node["node_id"] in dead:
+                inst.lost = True
+                say(f"{inst.host}: its node is dead ({_short(inst)})")
+            elif now - inst.last_answer > UNRESPONSIVE_S:
                 inst.lost = True
                 say(f"{inst.host}: no answer for {UNRESPONSIVE_S:g} s ({_short(inst)})")
+
+    def dead_nodes(self, now: float) -> set[str]:
+        """Ids of nodes Ray has declared dead, asked every NODES_S (a lost node's actor may never answer)."""
+        if now - self._nodes_at >= NODES_S:
+            self._nodes_at = now
+            self._dead = {n["NodeID"] for n in self.ray.nodes() if not n["Alive"]}
+        return self._dead
 
     def forward(self, inst: Instance, kind: str, text: str) -> None:
         if kind == "sys":

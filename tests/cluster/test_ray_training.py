@@ -32,9 +32,10 @@ from tests.cluster.ray_nodes import RayCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-TRAIN, VALIDATION = 400, 500
-# 400 images, 2 epochs: accuracies land around 0.55-0.7; per-rank BatchNorm statistics and another data order
-# move them by a few points (tests/algorithms/test_distributed.py measured 8 points of spread at 600 images).
+TRAIN, VALIDATION = 600, 500
+# 600 images, 3 epochs: accuracies land around 0.6-0.7 (tests/algorithms/test_distributed.py, which measured up
+# to 8 points between 2 x 32 and 1 x 64 from per-rank BatchNorm statistics and another data order; 400 images and
+# 2 epochs gave 0.40-0.49, too close to the start to compare).
 TOLERANCE = 0.1
 INSTANCE_TYPES = '["ml.m5.large"]\ncpus = 1\nmemory_gib = 0\n'
 
@@ -121,8 +122,8 @@ def _wait_log(path: Path, pattern: str, timeout: float) -> None:
 @pytest.mark.timeout(480)  # the first test of the session also starts the cluster (2.5 min at load 19)
 def test_two_instances_on_two_hosts_match_one(ray_settings: Settings, data_uri: str) -> None:
     with Client(settings=ray_settings) as client:
-        two = client.create_training_job(spec("ray-2", data_uri, 2, batch=16, epochs=2)).wait(timeout=180)
-        one = client.create_training_job(spec("ray-1", data_uri, 1, batch=32, epochs=2)).wait(timeout=180)
+        two = client.create_training_job(spec("ray-2", data_uri, 2, batch=16, epochs=3)).wait(timeout=180)
+        one = client.create_training_job(spec("ray-1", data_uri, 1, batch=32, epochs=3)).wait(timeout=180)
     assert two["TrainingJobStatus"] == "Completed", two.get("FailureReason")
     assert one["TrainingJobStatus"] == "Completed", one.get("FailureReason")
     log = (ray_settings.jobs_dir / "ray-2" / "training.log").read_text()
@@ -131,13 +132,13 @@ def test_two_instances_on_two_hosts_match_one(ray_settings: Settings, data_uri: 
     assert len(set(re.findall(r"host-[ab]", placed))) == 2, placed  # one instance per host
     assert "global batch 32 (mini_batch_size is per worker" in log
     # rank 0's metric lines once; rank 1 announced itself under its own prefix
-    assert sum("Validation-accuracy=" in ln for ln in log.splitlines()) == 2
+    assert sum("Validation-accuracy=" in ln for ln in log.splitlines()) == 3
     assert re.search(r"^\[algo-2\] \[rank 1\] torch.distributed: 2 processes", log, re.M)
     storage = Storage(ray_settings)
     assert storage.exists("s3://cluster-out/models/ray-2/output/model.tar.gz")
     assert two["ModelArtifacts"]["S3ModelArtifacts"] == "s3://cluster-out/models/ray-2/output/model.tar.gz"
     acc2, acc1 = _final(two, "validation:accuracy"), _final(one, "validation:accuracy")
-    assert acc1 > 0.4 and abs(acc2 - acc1) <= TOLERANCE, (acc2, acc1)
+    assert acc1 > 0.5 and abs(acc2 - acc1) <= TOLERANCE, (acc2, acc1)
 
 
 @pytest.mark.timeout(300)

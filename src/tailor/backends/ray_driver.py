@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -111,8 +112,8 @@ class Driver:
         self.n = int(desc["instance_count"])
         self.stop = threading.Event()
         self.epoch: int | None = None  # the last epoch rank 0 reported
-        self.lost_note = ""
-        self._nodes_at, self._dead = 0.0, set[str]()  # "node … lost at epoch …; " once a restart waits for resources
+        self.lost_note = ""  # "node … lost at epoch …; " once a restart waits for resources
+        self._nodes_at, self._dead = 0.0, set[str]()  # when the node table was read, the dead nodes in it
 
     # -- the job ---------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -158,12 +159,13 @@ class Driver:
                 )
             instances = self.place(pg)
             if not instances:
-                return Outcome("lost", lost="(an instance did not start)")
+                return Outcome("lost", lost="unknown (an instance's actor did not start)")
             self.announce(instances, waited, resumed)
             return self.watch(instances)
         finally:
             self.release(instances)
-            remove_placement_group(pg)
+            with contextlib.suppress(Exception):  # the cluster frees it with this driver anyway
+                remove_placement_group(pg)
 
     def release(self, instances: list[Instance]) -> None:
         """Remove each instance's job dir on its node (bounded), then kill the actors and their processes."""
@@ -415,4 +417,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # The instances and the placement group are gone already; Ray's own shutdown at exit takes seconds more
+    # on a busy machine, and the cluster drops whatever a closed driver connection leaves.
+    os._exit(code)

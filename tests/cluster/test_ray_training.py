@@ -153,7 +153,7 @@ def test_lost_host_restarts_from_the_checkpoint(ray_settings: Settings, data_uri
             assert time.monotonic() < deadline, "no checkpoint in S3 within 150 s"
             time.sleep(0.2)
         victim = next(h for h in ("host-a", "host-b") if re.search(rf"algo-2 on {h}", log.read_text()))
-        two_hosts.nodes[victim].kill()
+        two_hosts.nodes.pop(victim).kill()  # gone from the fixture's nodes: the next test's two_hosts starts it anew
         killed = time.monotonic()
         try:
             two_hosts.add_node("host-c")  # the new machine the job may resume on

@@ -114,6 +114,8 @@ class TrainingWorker:
     def cleanup(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the job's folder, once its last instance on this node is gone
+                self._dir.parent.rmdir()
 
     # -- the body --------------------------------------------------------------------------------------
     def _say(self, text: str) -> None:

@@ -222,7 +222,9 @@ class Driver:
 
     def announce(self, instances: list[Instance], waited: float, resumed: bool) -> None:
         labels = _node_labels(self.ray)
-        where = ", ".join(f"{i.host} on {labels.get(i.node['node_id'], '?')} ({_short(i)})" for i in instances)
+        for inst in instances:  # named now: a dead node's entry no longer lists its resources
+            inst.node["label"] = labels.get(inst.node["node_id"], inst.node["hostname"])
+        where = ", ".join(f"{i.host} on {i.node['label']} ({_short(i)})" for i in instances)
         say(f"placement group: {self.n} x {_shown(self.desc['bundle'])} (SPREAD) ready in {waited:.1f} s: {where}")
         master = instances[0]
         port = self.ray.get(master.actor.free_port.remote(), timeout=60)
@@ -234,7 +236,7 @@ class Driver:
             inst.actor.start.remote(self.task(inst, master.node["ip"], port, local.index(inst.rank), len(local)))
         say(f"rendezvous: MASTER_ADDR={master.node['ip']} MASTER_PORT={port} WORLD_SIZE={self.n}")
         if resumed:
-            hosts = ", ".join(sorted({labels.get(i.node["node_id"], "?") for i in instances}))
+            hosts = ", ".join(sorted({i.node["label"] for i in instances}))
             status("Training", f"training resumed on {hosts} from the last checkpoint")
 
     def task(self, inst: Instance, master: str, port: int, local_rank: int, local_world: int) -> dict[str, Any]:
@@ -288,8 +290,7 @@ class Driver:
             time.sleep(POLL_S)
         lost = [i for i in instances if i.lost]
         if lost and not self.stop.is_set():
-            labels = _node_labels(self.ray, dead=True)
-            return Outcome("lost", lost=", ".join(labels.get(i.node["node_id"], i.node["hostname"]) for i in lost))
+            return Outcome("lost", lost=", ".join(i.node["label"] for i in lost))
         return self.result(instances)
 
     def poll(self, instances: list[Instance]) -> None:
@@ -381,11 +382,11 @@ def _shown(bundle: dict[str, float]) -> str:
 _RAY_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
 
 
-def _node_labels(ray: Any, *, dead: bool = False) -> dict[str, str]:
-    """Node id -> how a person names the node: its custom resources (``host-b``), else its hostname and IP."""
+def _node_labels(ray: Any) -> dict[str, str]:
+    """Node id -> how a person names a live node: its custom resources (``host-b``), else its hostname and IP."""
     out = {}
     for node in ray.nodes():
-        if not dead and not node["Alive"]:
+        if not node["Alive"]:
             continue
         custom = sorted(
             k for k in node["Resources"] if k not in _RAY_RESOURCES and not k.startswith(("node:", "accelerator"))

@@ -150,7 +150,7 @@ def test_lost_host_restarts_from_the_checkpoint(ray_settings: Settings, data_uri
     storage = Storage(ray_settings)
     try:
         with Client(settings=ray_settings) as client:
-            job = client.create_training_job(spec("ray-loss", data_uri, 2, batch=16, epochs=4))
+            job = client.create_training_job(spec("ray-loss", data_uri, 2, batch=16, epochs=3))
             deadline = time.monotonic() + 150
             while not storage.exists("s3://cluster-out/models/ray-loss/checkpoints/last.json"):  # epoch 0's
                 assert time.monotonic() < deadline, "no checkpoint in S3 within 150 s"

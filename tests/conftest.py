@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from tailor.settings import Settings, load_settings
+from tests import netns
+
+# Before any fixture starts a server: the session gets a network namespace of its own (tests/netns.py).
+IN_PRIVATE_NETNS = netns.enter()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"

@@ -47,6 +47,10 @@ SKIPPED = {
         "a reference card whose KEY and invoke.json are placeholders; tests/auth/test_cli_keys.py runs each"
     ),
     "import boto3, json": "placeholder keys; tests/e2e/test_boto3.py makes the same calls",
+    "# shell 1: the head (coordinates only: no CPUs for jobs), then two 1-CPU hosts": (
+        "starts a Ray cluster, which needs the test session's private network namespace; "
+        "tests/cluster/test_ray_training.py starts the same nodes and runs jobs on them"
+    ),
     ".venv/bin/pip install notebook": ("installs from the network; tests/test_notebook.py executes the notebook"),
 }
 README_PORT = "127.0.0.1:8023"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tailor import migrations
+from tailor.backends import for_settings
 from tailor.db import Database
 from tailor.hosting import HostingService
 from tailor.jobs.service import TrainingJobService
@@ -30,14 +31,15 @@ class Tailor:
     @classmethod
     def open(cls, settings: Settings) -> Tailor:
         settings.ensure_dirs()
+        backend = for_settings(settings)  # local processes, or a Ray cluster (joined first: fails fast)
         db = Database(settings)
         migrations.prepare(db)  # a fresh database at head; an older one upgraded (SQLite) or refused
         # On a shared database every process is a member while it runs (its jobs are its own); only a
         # serving one (``serve``) also takes over what dead members leave.
         membership = Membership(settings, db).join().start() if clustered(db) else None
         storage = Storage(settings)
-        jobs = TrainingJobService(settings, db, storage, membership=membership).start()
-        hosting = HostingService(settings, db, storage, membership=membership)
+        jobs = TrainingJobService(settings, db, storage, backend, membership=membership).start()
+        hosting = HostingService(settings, db, storage, backend, membership=membership)
         return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, membership=membership)
 
     def serve(self) -> Tailor:

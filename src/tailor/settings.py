@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     # Servers sharing one PostgreSQL database: a server whose heartbeat is older than this is dead, and the
     # others take over its training jobs and endpoints (it beats 5 times per lease).
     server_lease_seconds: float = Field(default=15.0, ge=0.5, le=3600)
+    # Where training jobs and endpoint workers run: "local" (child processes of this server) or "ray" (an existing
+    # Ray cluster at ray_address: "auto" for the cluster this host belongs to, "HOST:PORT" of its head (GCS), or
+    # "ray://HOST:10001" through Ray Client). Ray needs the optional extra: pip install 'tailor[cluster]'.
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(default=None, description='e.g. "auto", "10.0.0.5:6379", "ray://head:10001"')
+    # How an InstanceType maps to Ray resources (CPUs, GPUs, memory) on the ray backend; default the table in
+    # tailor.backends.instance_types, overridden entry by entry by this TOML file (default home/instance_types.toml).
+    instance_types_file: Path | None = None
+    # Training on the ray backend: seconds a job waits for its placement group (all instances' resources) before
+    # it fails, and how often it restarts from its last checkpoint after losing a node (each restart waits again).
+    ray_resource_wait_seconds: float = Field(default=60.0, gt=0)
+    ray_max_restarts: int = Field(default=2, ge=0, le=100)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -151,6 +163,10 @@ class Settings(BaseSettings):
     @property
     def credentials_path(self) -> Path:
         return self.credentials_file or self.home / "credentials"
+
+    @property
+    def instance_types_path(self) -> Path:
+        return self.instance_types_file or self.home / "instance_types.toml"
 
     @property
     def zoo_dir(self) -> Path:

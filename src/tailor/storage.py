@@ -111,6 +111,20 @@ def join_uri(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+def relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:
+    """Where an object lands inside its channel dir: its key relative to the channel's prefix."""
+    if not obj_uri.startswith("s3://"):
+        return key  # local listings already give keys relative to the listed folder (or the file name)
+    prefix = prefix_uri.split("/", 3)[3] if prefix_uri.count("/") >= 3 else ""
+    folder = prefix.rstrip("/") + "/" if prefix else ""
+    if key == prefix:
+        return Path(key).name
+    if key.startswith(folder):
+        return key[len(folder) :]
+    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    return key[len(parent) :]
+
+
 class Storage:
     """One interface over local files, local buckets and S3-compatible servers."""
 

@@ -14,11 +14,11 @@ import pytest
 
 from tailor.backends import LocalBackend
 from tailor.db import Database
-from tailor.jobs.runner import JobRunner, _relative_key
+from tailor.jobs.runner import JobRunner
 from tailor.jobs.service import TrainingJobService
 from tailor.jobs.spec import parse_spec
 from tailor.settings import Settings
-from tailor.storage import Storage
+from tailor.storage import Storage, relative_key
 from tests.jobs.specs import fake_spec, put_train_data
 
 SAGEMAKER_IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
@@ -103,8 +103,8 @@ def test_environment_follows_sagemaker_and_the_spec_wins(settings: Settings) -> 
     ],
 )
 def test_channel_objects_land_relative_to_the_channel_prefix(prefix: str, key: str, landing: str) -> None:
-    assert _relative_key(prefix, key, f"s3://b/{key}") == landing
-    assert _relative_key("/local/dir", "a/b.png", "/local/dir/a/b.png") == "a/b.png"  # local listings as given
+    assert relative_key(prefix, key, f"s3://b/{key}") == landing
+    assert relative_key("/local/dir", "a/b.png", "/local/dir/a/b.png") == "a/b.png"  # local listings as given
 
 
 class RecordingBackend(LocalBackend):

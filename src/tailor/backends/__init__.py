@@ -16,8 +16,9 @@ services never start, signal or look up a process themselves. What a backend ret
 
 from __future__ import annotations
 
-from tailor.backends.base import Backend, Handle, TrainingProcess
+from tailor.backends.base import Backend, Handle, TrainingInputs, TrainingProcess
 from tailor.backends.local import LocalBackend
+from tailor.settings import Settings
 
 
 def local() -> Backend:
@@ -25,4 +26,13 @@ def local() -> Backend:
     return LocalBackend()
 
 
-__all__ = ["Backend", "Handle", "LocalBackend", "TrainingProcess", "local"]
+def for_settings(settings: Settings) -> Backend:
+    """The backend ``settings.backend`` names; the ray one joins its cluster now (one-line errors)."""
+    if settings.backend == "ray":
+        from tailor.backends.ray import RayBackend  # imports Ray only when chosen: it is an optional extra
+
+        return RayBackend(settings)
+    return local()
+
+
+__all__ = ["Backend", "Handle", "LocalBackend", "TrainingInputs", "TrainingProcess", "for_settings", "local"]

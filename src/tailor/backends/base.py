@@ -9,6 +9,18 @@ from typing import IO, Any, Protocol
 
 
 @dataclass(frozen=True)
+class TrainingInputs:
+    """What a backend whose instances run on other machines needs beyond the command: where each instance reads
+    its channels and checkpoints from and what it asks the cluster for (the local backend ignores it)."""
+
+    job_name: str
+    channels: dict[str, str]  # channel name -> S3 URI
+    checkpoint_uri: str  # CheckpointConfig.S3Uri, or a prefix under the job's output path
+    instance_type: str
+    instance_count: int
+
+
+@dataclass(frozen=True)
 class Handle:
     """How a backend finds a started process again: its pid and start time (PIDs get recycled)."""
 
@@ -28,10 +40,21 @@ class TrainingProcess(Protocol):
 
 class Backend(Protocol):
     name: str
+    # True when training instances run on other machines: they read channels and checkpoints from storage
+    # themselves, so the runner stages nothing into the job dir and does not sandbox the command here.
+    remote: bool
 
     # -- training jobs ----------------------------------------------------------------------------------
-    def start_training(self, cmd: list[str], *, cwd: Path, env: Mapping[str, str]) -> tuple[TrainingProcess, int]:
+    def check_training(self, *, instance_type: str, instance_count: int, own_code: bool) -> None:
+        """Refuse at CreateTrainingJob, with one line, a job this backend cannot run."""
+
+    def start_training(
+        self, cmd: list[str], *, cwd: Path, env: Mapping[str, str], inputs: TrainingInputs | None = None
+    ) -> tuple[TrainingProcess, int]:
         """Start ``cmd`` in its own process group; (process, group id). OSError when it cannot start."""
+
+    def status_change(self, line: str) -> tuple[str, str] | None:
+        """(SecondaryStatus, message) when a line of the training output reports one (a restart), else None."""
 
     def signal_group(self, group: int | None, sig: int) -> None:
         """Send ``sig`` to every process of a training job's group (never to Tailor's own)."""

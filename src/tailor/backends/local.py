@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from tailor.backends.base import Handle
+from tailor.backends.base import Handle, TrainingInputs
 from tailor.errors import ServiceUnavailableError
 from tailor.serving import wire
 
@@ -39,13 +39,17 @@ class LocalBackend:
     """``tailor.backends.Backend`` on this machine."""
 
     name = "local"
+    remote = False
 
     def __init__(self) -> None:
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # instance id -> our child, to reap and poll
 
     # -- training jobs ----------------------------------------------------------------------------------
+    def check_training(self, *, instance_type: str, instance_count: int, own_code: bool) -> None:
+        return None  # every job runs here: InstanceCount processes on this machine
+
     def start_training(
-        self, cmd: list[str], *, cwd: Path, env: Mapping[str, str]
+        self, cmd: list[str], *, cwd: Path, env: Mapping[str, str], inputs: TrainingInputs | None = None
     ) -> tuple[subprocess.Popen[bytes], int]:
         proc = subprocess.Popen(
             cmd,
@@ -57,6 +61,9 @@ class LocalBackend:
             start_new_session=True,
         )
         return proc, os.getpgid(proc.pid)
+
+    def status_change(self, line: str) -> tuple[str, str] | None:
+        return None
 
     def signal_group(self, group: int | None, sig: int = signal.SIGKILL) -> None:
         kill_group(group, sig)

@@ -24,8 +24,25 @@ LOCK_NAME = "server.lock"
     show_default=True,
     help="One log line per HTTP request (off by default: it costs CPU on the invocation hot path).",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Where jobs and endpoint workers run (default: settings.backend, local).",
+)
+@click.option(
+    "--ray-address", default=None, help='The Ray cluster for --backend ray ("auto", HOST:6379, ray://HOST:10001).'
+)
 @click.pass_context
-def server(ctx: click.Context, host: str | None, port: int | None, log_level: str, access_log: bool) -> None:
+def server(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    access_log: bool,
+    backend: str | None,
+    ray_address: str | None,
+) -> None:
     """Run the Tailor server (subcommands manage it)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -33,9 +50,12 @@ def server(ctx: click.Context, host: str | None, port: int | None, log_level: st
 
     from tailor.api.app import create_app
 
-    settings = settings_of(ctx).model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
+    flags = {"host": host, "port": port, "backend": backend, "ray_address": ray_address}
+    settings = settings_of(ctx).model_copy(update={k: v for k, v in flags.items() if v is not None})
+    if settings.backend == "ray":  # a missing extra or address is one line now, not a failed lifespan later
+        from tailor.backends import ray_cluster
+
+        ray_cluster.connect(settings.ray_address)
     lock = hold_server_lock(settings)  # held (open) until this process exits
     _check_database(settings)
     click.echo(f"Tailor server on http://{settings.host}:{settings.port} (home {settings.home})", err=True)

@@ -72,18 +72,21 @@ class JobContract:
             },
         )
 
-    def command(self) -> list[str]:
+    def command(self, *, per_instance: bool = False) -> list[str]:
+        """The job's command; ``per_instance``: what one instance runs (a cluster backend starts one per
+        instance and sets the torch.distributed variables itself), else torchrun for InstanceCount > 1."""
         spec = self.spec
         algo = spec.AlgorithmSpecification
         selected = algo.algorithm()
+        many = spec.ResourceConfig.InstanceCount > 1 and not per_instance
         if selected is not None:
             cache = isolation.builtin_dirs(self.settings)[0]
             body = [*selected.arguments(self.dir), "--cache-dir", str(cache)]
-            if spec.ResourceConfig.InstanceCount > 1:
+            if many:
                 return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), *body]
             return [sys.executable, *body]
         cmd = [*(algo.ContainerEntrypoint or []), *(algo.ContainerArguments or [])]
-        if spec.ResourceConfig.InstanceCount > 1:
+        if many:
             return [sys.executable, "-m", "torch.distributed.run", *self._torchrun_args(), "--no-python", *cmd]
         return cmd
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tailor.backends import Backend, TrainingProcess
+from tailor.backends import Backend, TrainingInputs, TrainingProcess
 from tailor.db import Database, utcnow
 from tailor.errors import NotFoundError, ServiceUnavailableError, StorageError, TailorError
 from tailor.jobs import container, isolation
@@ -30,7 +30,7 @@ from tailor.jobs.spec import TrainingJobSpec
 from tailor.jobs.state import HANDED_OVER, final_metrics, set_message, stop_requested, transition, update
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.settings import Settings
-from tailor.storage import Storage, join_uri
+from tailor.storage import Storage, join_uri, relative_key
 
 FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
 _POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
@@ -133,6 +133,8 @@ class JobRunner:
         )
         self.contract.write_config()
         spec = self.spec
+        if self.backend.remote:  # the instances read their channels and checkpoints from storage themselves
+            return
         for channel in spec.InputDataConfig:
             self._stage(channel.ChannelName, channel.DataSource.S3DataSource.S3Uri)
         if spec.CheckpointConfig:
@@ -150,7 +152,7 @@ class JobRunner:
         done = 0
         last = 0.0
         for i, obj in enumerate(objects, 1):
-            rel = _relative_key(uri, obj.key, obj.uri)
+            rel = relative_key(uri, obj.key, obj.uri)
             dest = (dest_root / rel).resolve()
             if dest_root.resolve() not in dest.parents:
                 raise StorageError(f"channel {channel!r}: object {obj.uri} would land outside the channel dir")
@@ -170,7 +172,7 @@ class JobRunner:
 
     def _restore_checkpoints(self, uri: str) -> None:
         for obj in self.storage.list(uri):
-            rel = _relative_key(uri, obj.key, obj.uri)
+            rel = relative_key(uri, obj.key, obj.uri)
             self.storage.download_file(obj.uri, self.dir / "checkpoints" / rel)
 
     # -- Training ------------------------------------------------------------------------------------
@@ -248,11 +250,14 @@ class JobRunner:
             self._reclaim()
 
     def _run_process(self, start: datetime) -> tuple[int, str | None]:
-        cmd = self.contract.command()
+        remote = self.backend.remote
+        cmd = self.contract.command(per_instance=remote)
         self.log.system("launching: " + " ".join(cmd))
-        cmd, env = self._isolate(cmd)
+        # On a cluster each instance runs the command on its node: nothing here to sandbox.
+        cmd, env = (cmd, self.contract.environment()) if remote else self._isolate(cmd)
+        extra = {"inputs": self._inputs()} if remote else {}
         try:
-            proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=env)
+            proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=env, **extra)
         except OSError as err:
             raise TailorError(f"AlgorithmError: cannot start {cmd[0]!r}: {err.strerror or err}") from None
         transition(
@@ -274,11 +279,27 @@ class JobRunner:
         update(self.db, self.name, exit_code=proc.returncode, owner=self.owner)
         return proc.returncode, stop_reason
 
+    def _inputs(self) -> TrainingInputs:
+        spec = self.spec
+        # Without a CheckpointConfig the instances still checkpoint to storage, so a restart after a lost node
+        # resumes: under the job's own output prefix.
+        default = join_uri(spec.OutputDataConfig.S3OutputPath, self.name, "checkpoints")
+        return TrainingInputs(
+            job_name=self.name,
+            channels={c.ChannelName: c.DataSource.S3DataSource.S3Uri for c in spec.InputDataConfig},
+            checkpoint_uri=spec.CheckpointConfig.S3Uri if spec.CheckpointConfig else default,
+            instance_type=spec.ResourceConfig.InstanceType,
+            instance_count=spec.ResourceConfig.InstanceCount,
+        )
+
     def _pump(self, proc: TrainingProcess) -> None:
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             self.log.write(line)
+            change = self.backend.status_change(line)
+            if change is not None and not self.stop_event.is_set():
+                transition(self.db, self.name, *change)
             points = self.parser.parse(line)
             if points:
                 now = utcnow()
@@ -475,17 +496,3 @@ def reclaim_orphan(settings: Settings, job_dir: Path) -> None:
         return
     base = settings.job_uid_base
     isolation.reclaim(job_dir, owner if base < owner < base + settings.job_uid_count else None)
-
-
-def _relative_key(prefix_uri: str, key: str, obj_uri: str) -> str:
-    """Where an object lands inside its channel dir: its key relative to the channel's prefix."""
-    if not obj_uri.startswith("s3://"):
-        return key  # local listings already give keys relative to the listed folder (or the file name)
-    prefix = prefix_uri.split("/", 3)[3] if prefix_uri.count("/") >= 3 else ""
-    folder = prefix.rstrip("/") + "/" if prefix else ""
-    if key == prefix:
-        return Path(key).name
-    if key.startswith(folder):
-        return key[len(folder) :]
-    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    return key[len(parent) :]

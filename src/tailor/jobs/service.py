@@ -155,6 +155,11 @@ class TrainingJobService:
         """
         spec = parse_spec(raw)
         self._check_own_code(spec, authorize_own_code)
+        self.backend.check_training(
+            instance_type=spec.ResourceConfig.InstanceType,
+            instance_count=spec.ResourceConfig.InstanceCount,
+            own_code=spec.AlgorithmSpecification.own_code,
+        )
         spec = self._resolve(spec)
         name = spec.TrainingJobName
         now = utcnow()

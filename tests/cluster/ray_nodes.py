@@ -1,0 +1,154 @@
+"""A real multi-node Ray cluster on this machine, for the cluster tests.
+
+Each node is ``ray start --block`` in a process group of its own (so the test owns it and can kill exactly it):
+a head with no CPUs (no work lands there, as on a cluster whose head only coordinates) and worker nodes with
+1 CPU each and a custom resource naming the "host" (``host-a``, ``host-b``…), which instance-type tables and
+assertions use to tell the nodes apart. Everything binds 127.0.0.1: the session runs in its own network
+namespace (tests/netns.py), where loopback is the only interface, so Ray has nothing else to advertise.
+
+Never ``ray stop``: it would kill every Ray process on the machine, not just this cluster's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+RAY = str(Path(sys.executable).with_name("ray"))
+# A few hundred MB of object store per node: tests move model files and logs, not data sets (default: 30 % RAM).
+OBJECT_STORE_BYTES = 150_000_000
+
+
+def ray_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_DISABLE_DOCKER_CPU_WARNING="1",
+        # 2 cores shared by everything: keep Ray from pre-starting idle Python workers on every node.
+        RAY_prestart_worker_first_driver="0",
+        OMP_WAIT_POLICY="PASSIVE",
+        # A lost node is declared dead after 3 missed 1 s health checks (default 5 x 3 s): the node-loss tests
+        # wait for that, and a real cluster may keep Ray's defaults.
+        RAY_health_check_period_ms="1000",
+        RAY_health_check_failure_threshold="3",
+    )
+    return env
+
+
+@dataclass
+class Node:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    def raylet(self) -> psutil.Process | None:
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return None
+        return next((p for p in kids if p.name() == "raylet"), None)
+
+    def kill(self) -> None:
+        """What losing the host looks like to Ray: SIGKILL its raylet and everything of the node's group."""
+        raylet = self.raylet()
+        if raylet is not None:
+            raylet.kill()
+        _kill_tree(self.proc.pid)
+
+
+@dataclass
+class RayCluster:
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")))
+    port: int = 0
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start_head(self, port: int) -> str:
+        self.port = port
+        args = ["--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false", "--disable-usage-stats"]
+        self._start("head", args + [f"--temp-dir={self.root}", "--resources", json.dumps({"tailor-head": 1})])
+        self.wait_nodes(1)
+        return self.address
+
+    def add_node(self, name: str, cpus: int = 1, resources: dict[str, float] | None = None) -> Node:
+        res = {name: 1.0, **(resources or {})}
+        args = [f"--address={self.address}", f"--num-cpus={cpus}", "--resources", json.dumps(res)]
+        for attempt in range(3):
+            node = self._start(name, args)
+            try:
+                self.wait_nodes(len(self.nodes))
+                return node
+            except RuntimeError:
+                # `ray start` gives its raylet 30 s to register with the GCS; on a loaded 2-core machine (load
+                # 15-20 measured) that can pass: start the node again rather than fail the session.
+                if node.proc.poll() is None or attempt == 2:
+                    raise
+                self.nodes.pop(name)
+        raise AssertionError("unreachable")
+
+    def _start(self, name: str, args: list[str]) -> Node:
+        log = self.root / f"{name}.out"
+        cmd = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}"]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                cmd + args, stdout=out, stderr=subprocess.STDOUT, env=ray_env(), start_new_session=True
+            )
+        self.nodes[name] = node = Node(name, proc, log)
+        return node
+
+    def alive_nodes(self) -> list[dict]:
+        """The cluster's live nodes as Ray's GCS reports them (``ray list nodes``' fields)."""
+        code = (
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False);"
+            "print('nodes:', json.dumps([n for n in ray.nodes() if n['Alive']]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=ray_env(), timeout=60, check=True
+        ).stdout
+        # Ray may forward raylet messages to the driver's stdout too: read the one line this code printed.
+        return json.loads(next(ln for ln in out.splitlines() if ln.startswith("nodes: "))[len("nodes: ") :])
+
+    def wait_nodes(self, count: int, timeout: float = 90.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for node in self.nodes.values():
+                if node.proc.poll() is not None:
+                    raise RuntimeError(f"ray node {node.name} exited: {node.log.read_text()[-2000:]}")
+            try:
+                alive = self.alive_nodes()
+            except subprocess.CalledProcessError:
+                alive = []
+            if len(alive) == count:
+                return alive
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(alive)} of {count} ray nodes alive after {timeout:g} s")
+            time.sleep(1.0)
+
+    def stop(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            _kill_tree(node.proc.pid)
+        self.nodes.clear()
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        procs = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)

@@ -41,6 +41,11 @@ def ray_env() -> dict[str, str]:
         # wait for that, and a real cluster may keep Ray's defaults.
         RAY_health_check_period_ms="1000",
         RAY_health_check_failure_threshold="3",
+        # On the shared 2-core VM under load (~15) a node's dashboard agent took > 15 s to import and the raylet
+        # gave up waiting for its port file; give slow starts room instead of failing the session.
+        RAY_raylet_start_wait_time_s="120",
+        RAY_agent_register_timeout_ms="120000",
+        RAY_worker_register_timeout_seconds="120",
     )
     return env
 

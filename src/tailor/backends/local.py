@@ -39,6 +39,7 @@ class LocalBackend:
     """``tailor.backends.Backend`` on this machine."""
 
     name = "local"
+    detached_instances = False  # workers watch their owner and exit with it
 
     def __init__(self) -> None:
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # instance id -> our child, to reap and poll

@@ -1,0 +1,163 @@
+"""`python -m bench cluster [--part serving] [--seconds S]`: Tailor on a Ray cluster beside Tailor on one machine.
+
+Serving part: invocations at 16 concurrent callers through Tailor's router (the path every REST invocation
+takes after HTTP parsing and auth), to one endpoint instance that is a Ray actor on a cluster node (frames over
+TCP with its token) and to one local worker (frames over a Unix socket), alternating in the same run, two
+rounds each. The cluster is the tests' one (tests/cluster/ray_nodes.py: a 0-CPU head and two 1-CPU hosts on
+this machine) in a private network namespace, so nothing leaves loopback; S3 is moto on loopback.
+
+Measured (ResNet-20 1x28x28 random weights, 28x28 PNG, c=16, 8 s per round, 2 rounds, the 2-core VM shared with
+other engineers' test runs):
+
+    (figures below are filled in from the run; see README "Endpoints on a cluster")
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench import loadavg
+
+CONCURRENCY = 16
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="bench_cluster")
+    p.add_argument("--part", choices=["serving"], action="append")
+    p.add_argument("--seconds", type=float, default=8.0, help="duration of one round per backend")
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+    for part in args.part or ["serving"]:
+        if part == "serving":
+            serving(args.seconds, args.rounds)
+
+
+# -- serving: router -> Ray actor over TCP vs router -> local worker over a Unix socket ---------------------------
+def serving(seconds: float, rounds: int) -> None:
+    from tests import netns
+
+    if not netns.enter():
+        raise SystemExit("the cluster bench runs Ray in a private network namespace: run it as root")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from tests.cluster.ray_nodes import RayCluster
+    from tests.conftest import free_port
+    from tests.serving.artifacts import build_artifact, png_bytes
+
+    print(f"load average before: {loadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tailor-bench-cluster-") as tmp:
+        work = Path(tmp)
+        tar = build_artifact(work / "model.tar.gz")
+        moto = start_moto(free_port())
+        cluster = RayCluster()
+        try:
+            cluster.start_head(free_port())
+            for host in ("host-a", "host-b"):
+                cluster.add_node(host)
+            results = compare(work, tar, moto[1], cluster.address, png_bytes(0), seconds, rounds)
+        finally:
+            cluster.stop()
+            moto[0].terminate()
+            moto[0].wait(10)
+    print(f"load average after: {loadavg()}")
+    print(f"\nc={CONCURRENCY}, {rounds} x {seconds:g} s each   req/s    p50 ms   p99 ms   errors")
+    for name, (rps, p50, p99, errors) in results.items():
+        print(f"  {name:<28} {rps:7.0f}  {p50:7.1f}  {p99:7.1f}   {errors}")
+    ray_rps, local_rps = results["ray actor (TCP)"][0], results["local worker (Unix)"][0]
+    print(f"ray / local req/s: {ray_rps / local_rps:.2f}")
+
+
+def compare(
+    work: Path, tar: Path, s3_url: str, ray_address: str, body: bytes, seconds: float, rounds: int
+) -> dict[str, tuple[float, float, float, int]]:
+    from tailor.core import Tailor
+    from tailor.settings import Settings
+    from tailor.storage import Storage
+
+    types = work / "instance_types.toml"
+    types.write_text('["ml.m5.large"]\ncpus = 1\nmemory_gib = 0\n')
+    s3 = {"s3_endpoint_url": s3_url, "s3_access_key_id": "bench", "s3_secret_access_key": "bench"}
+    on_ray = Settings(home=work / "ray-home", backend="ray", ray_address=ray_address, instance_types_file=types, **s3)
+    local = Settings(home=work / "local-home", **s3)
+    storage = Storage(local.ensure_dirs())
+    storage.ensure_bucket("bench")
+    storage.upload_file(tar, "s3://bench/model.tar.gz")
+    samples: dict[str, list[tuple[int, float, list[float], int]]] = {}
+    with Tailor.open(on_ray.ensure_dirs()) as tr, Tailor.open(local) as tl:
+        for t in (tr, tl):
+            deploy(t)
+        try:
+            for _ in range(rounds):
+                for name, t in (("local worker (Unix)", tl), ("ray actor (TCP)", tr)):
+                    samples.setdefault(name, []).append(run_load(t, body, seconds))
+        finally:
+            for t in (tr, tl):
+                t.hosting.delete_endpoint("bench")
+                t.hosting.wait_endpoint("bench", timeout=60)
+    out = {}
+    for name, runs in samples.items():
+        lat = sorted(x for _, _, ls, _ in runs for x in ls)
+        done, wall, errors = sum(r[0] for r in runs), sum(r[1] for r in runs), sum(r[3] for r in runs)
+        out[name] = (done / wall, lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, errors)
+    return out
+
+
+def deploy(t) -> None:  # noqa: ANN001 - tailor.core.Tailor
+    h = t.hosting
+    h.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
+    variant = {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1}
+    h.create_endpoint_config(
+        EndpointConfigName="bench", ProductionVariants=[{**variant, "InstanceType": "ml.m5.large"}]
+    )
+    h.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    desc = h.wait_endpoint("bench", timeout=180)
+    if desc["EndpointStatus"] != "InService":
+        raise SystemExit(f"endpoint failed: {desc.get('FailureReason')}")
+
+
+def run_load(t, body: bytes, seconds: float) -> tuple[int, float, list[float], int]:  # noqa: ANN001
+    """CONCURRENCY callers in a loop for ``seconds`` (bounded: at most 200k requests): done, wall, latencies."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def caller(deadline: float) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline and len(latencies) < 200_000:
+            t0 = time.perf_counter()
+            inv = await t.hosting.ainvoke("bench", body, "image/png")
+            latencies.append(time.perf_counter() - t0)
+            errors += inv.reply.status != 200
+
+    async def go() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(caller(t0 + seconds) for _ in range(CONCURRENCY)))
+        wall = time.perf_counter() - t0
+        await t.hosting.router.close()
+        return wall
+
+    wall = asyncio.run(go())
+    return len(latencies), wall, latencies, errors
+
+
+def start_moto(port: int) -> tuple[subprocess.Popen[bytes], str]:
+    exe = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("moto_server did not start") from None
+            time.sleep(0.2)

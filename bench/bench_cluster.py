@@ -31,13 +31,15 @@ CONCURRENCY = 16
 
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="bench_cluster")
-    p.add_argument("--part", choices=["serving"], action="append")
+    p.add_argument("--part", choices=["serving", "fanout"], action="append")
     p.add_argument("--seconds", type=float, default=8.0, help="duration of one round per backend")
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args(argv)
     for part in args.part or ["serving"]:
         if part == "serving":
             serving(args.seconds, args.rounds)
+        elif part == "fanout":
+            fanout()
 
 
 # -- serving: router -> Ray actor over TCP vs router -> local worker over a Unix socket ---------------------------
@@ -161,3 +163,94 @@ def start_moto(port: int) -> tuple[subprocess.Popen[bytes], str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("moto_server did not start") from None
             time.sleep(0.2)
+
+
+# -- fanout: what one router connection and one routed request cost (docs/CLUSTER.md "Endpoints at 1,000") ------
+FANOUT_CONNECTIONS = 1000
+FANOUT_REQUESTS = 4000
+_WORKER = """
+import sys, time
+from tailor.serving.worker import ThreadedWorker
+w = ThreadedWorker(sys.argv[1], host="127.0.0.1", token="t" * 64, options={"max_batch_size": 16})
+print(w.address, flush=True)
+time.sleep(3600)
+"""
+
+
+def fanout() -> None:
+    """One model worker in a child process (TCP with a token, and its Unix socket via the worker CLI); this
+    process is the router. Measures router-side and worker-side RSS per open connection, and router CPU per
+    request over TCP vs Unix at c=16 (same worker; /ping frames, so the model's own cost is out)."""
+    import psutil
+    from tests.serving.artifacts import build_artifact
+
+    print(f"load average before: {loadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tailor-bench-fanout-") as tmp:
+        tar = build_artifact(Path(tmp) / "model.tar.gz")
+        sock = str(Path(tmp) / "w.sock")
+        tcp_proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(tar)], stdout=subprocess.PIPE, text=True)
+        unix_proc = subprocess.Popen([sys.executable, "-m", "tailor.serving.worker", str(tar), "--socket", sock])
+        try:
+            assert tcp_proc.stdout is not None
+            address = tcp_proc.stdout.readline().strip()
+            from tailor.serving import wire
+
+            while not (Path(sock).exists() and wire.ping(sock)):
+                time.sleep(0.1)
+            worker = psutil.Process(tcp_proc.pid)
+            print(f"model worker (ResNet-20, ONNX Runtime) RSS idle: {worker.memory_info().rss / 2**20:.0f} MiB")
+            router_kib, worker_kib = asyncio.run(_per_connection(address, worker))
+            print(f"per open connection: router {router_kib:.1f} KiB RSS, worker {worker_kib:.1f} KiB RSS")
+            for name, addr in (("unix", sock), ("tcp", address), ("unix", sock), ("tcp", address)):
+                us = asyncio.run(_router_cpu(addr))
+                print(f"router CPU per request over {name}: {us:.0f} us")
+        finally:
+            for proc in (tcp_proc, unix_proc):
+                proc.terminate()
+                proc.wait(10)
+    print(f"load average after: {loadavg()}")
+
+
+async def _per_connection(address: str, worker) -> tuple[float, float]:  # noqa: ANN001 - psutil.Process
+    import gc
+
+    import psutil
+
+    from tailor.serving import wire
+
+    me = psutil.Process()
+    conns = [wire.WorkerConnection(address) for _ in range(FANOUT_CONNECTIONS)]
+    await conns[0].request(wire.OP_PING)  # imports and first-use allocations out of the figure
+    gc.collect()
+    r0, w0 = me.memory_info().rss, worker.memory_info().rss
+    for i in range(1, FANOUT_CONNECTIONS, 100):
+        await asyncio.gather(*(c.request(wire.OP_PING) for c in conns[i : i + 100]))
+    gc.collect()
+    r1, w1 = me.memory_info().rss, worker.memory_info().rss
+    for c in conns:
+        await c.close()
+    n = FANOUT_CONNECTIONS - 1
+    return (r1 - r0) / 1024 / n, (w1 - w0) / 1024 / n
+
+
+async def _router_cpu(address: str) -> float:
+    import resource
+
+    from tailor.serving import wire
+
+    conn = wire.WorkerConnection(address)
+    await conn.request(wire.OP_PING)
+    left = FANOUT_REQUESTS
+
+    async def caller() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await conn.request(wire.OP_PING)
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    await conn.close()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu / FANOUT_REQUESTS * 1e6

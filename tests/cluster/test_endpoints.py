@@ -94,6 +94,7 @@ def hosts_of(t: Tailor, cluster: RayCluster, workers: list[WorkerRow]) -> list[s
         n["NodeID"]: next(k for k in n["Resources"] if k.startswith("host-")) for n in cluster.alive_nodes()
     }
     infos = ray.get([ray.get_actor(actor_name(w.id), namespace="tailor").info.remote() for w in workers])
+    print(f"\ninstance actors' RSS: {[round(i['rss_bytes'] / 2**20) for i in infos]} MiB")
     return [host_of_node[i["node_id"]] for i in infos]
 
 

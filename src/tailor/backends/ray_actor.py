@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from tailor.serving.worker import ThreadedWorker
 from tailor.settings import Settings
 from tailor.storage import Storage
@@ -57,7 +59,7 @@ class InstanceActor:
         return self.worker.address
 
     def info(self) -> dict[str, Any]:
-        """Where this instance runs (placement checks, the operator): Ray node id, host name, IP, pid, start."""
+        """Where this instance runs (placement checks, the operator): Ray node id, host, IP, pid, start, RSS."""
         import ray
 
         node = ray.get_runtime_context().get_node_id()
@@ -67,6 +69,7 @@ class InstanceActor:
             "ip": node_ip(),
             "pid": os.getpid(),
             "started": self.started,
+            "rss_bytes": psutil.Process().memory_info().rss,  # the actor process: Ray's core worker + the model
         }
 
     def stop(self) -> bool:

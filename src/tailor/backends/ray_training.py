@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tailor.backends.base import TrainingProcess
+from tailor.backends.local import process_start_time, same_process
 from tailor.errors import ServiceUnavailableError
 
 
@@ -21,10 +22,10 @@ class RayTraining:
         raise ServiceUnavailableError("training on the ray backend is not built yet")
 
     def same_process(self, pid: int | None, started: float | None) -> bool:
-        raise ServiceUnavailableError("training on the ray backend is not built yet")
+        return same_process(pid, started)  # a Tailor server's own pid (job owners), on this machine
 
     def start_time(self, pid: int) -> float | None:
-        raise ServiceUnavailableError("training on the ray backend is not built yet")
+        return process_start_time(pid)
 
     def sampler(self, pid: int) -> Any:
         raise ServiceUnavailableError("training on the ray backend is not built yet")

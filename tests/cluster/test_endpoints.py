@@ -86,7 +86,7 @@ def ready_workers(t: Tailor, name: str) -> list[WorkerRow]:
         return list(s.scalars(q))
 
 
-def hosts_of(t: Tailor, cluster: RayCluster, workers: list[WorkerRow]) -> list[str]:
+def hosts_of(workers: list[WorkerRow]) -> list[str]:
     """The test host (host-a / host-b) each instance's actor runs on, from Ray's own record of its node."""
     import ray
 
@@ -109,7 +109,7 @@ def test_two_instances_on_two_hosts_both_serve(tailor: Tailor, two_hosts: RayClu
     workers = ready_workers(tailor, "spread")
     assert len(workers) == 2
     assert all(w.socket_path.startswith("tcp://") and "@127.0.0.1:" in w.socket_path for w in workers)
-    assert sorted(hosts_of(tailor, two_hosts, workers)) == ["host-a", "host-b"]
+    assert sorted(hosts_of(workers)) == ["host-a", "host-b"]
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda _: invoke_status(tailor, "spread"), range(64)))
@@ -123,12 +123,21 @@ def test_two_instances_on_two_hosts_both_serve(tailor: Tailor, two_hosts: RayClu
     assert wire.call(wire.tcp_address(tcp.host, tcp.port, "0" * 64), wire.OP_PING, 2.0) is None
     assert wire.ping(workers[0].socket_path)
 
+    # Another server on the same database (as after a restart) finds the actors by name: nothing relaunched.
+    with Tailor.open(tailor.settings) as again:
+        assert again.hosting.supervise_once() == []
+        assert again.hosting.invoke("spread", BODY, "image/png").reply.status == 200
+    assert {(w.id, w.socket_path, w.restarts) for w in ready_workers(tailor, "spread")} == {
+        (w.id, w.socket_path, 0) for w in workers
+    }
+    assert invoke_status(tailor, "spread") == 200  # closing that server left the instances serving
+
 
 def test_host_lost_under_load_is_replaced(tailor: Tailor, two_hosts: RayCluster) -> None:
     deploy(tailor, "lost", [("AllTraffic", 2)])
     tailor.hosting.serve()  # the supervisor: replaces dead instances
     workers = ready_workers(tailor, "lost")
-    hosts = hosts_of(tailor, two_hosts, workers)
+    hosts = hosts_of(workers)
     victim_host, victim = hosts[0], workers[0]
 
     results: list[tuple[float, int]] = []
@@ -159,7 +168,7 @@ def test_host_lost_under_load_is_replaced(tailor: Tailor, two_hosts: RayCluster)
     stop.set()
     loader.join(60)
 
-    assert hosts_of(tailor, two_hosts, [mine[0]]) == [h for h in ("host-a", "host-b") if h != victim_host]
+    assert hosts_of([mine[0]]) == [h for h in ("host-a", "host-b") if h != victim_host]
     errors = [ts for ts, status in results if status != 200]
     assert all(status in (200, 503) for _, status in results)
     assert all(killed_at <= ts <= replaced_at for ts in errors), "errors outside the loss window"

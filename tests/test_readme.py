@@ -51,6 +51,7 @@ SKIPPED = {
         "starts a Ray cluster, which needs the test session's private network namespace; "
         "tests/cluster/test_ray_training.py starts the same nodes and runs jobs on them"
     ),
+    "export TAILOR_S3_ENDPOINT_URL=http://10.0.0.9:9000": "needs a Ray cluster of several hosts and an S3 server",
     ".venv/bin/pip install notebook": ("installs from the network; tests/test_notebook.py executes the notebook"),
 }
 README_PORT = "127.0.0.1:8023"

@@ -73,16 +73,23 @@ class Backend(Protocol):
         """A resource sampler for the process tree of ``pid`` (``sample()`` -> dict or None when gone)."""
 
     # -- endpoint instances -----------------------------------------------------------------------------
+    # True when instances outlive the server that started them (Ray's detached actors): its shutdown leaves
+    # them serving and the next server finds them again; False when they end with it (local children).
+    detached_instances: bool
+
     def instance_address(self, instance_id: str) -> str:
-        """Where the instance will serve the wire protocol (a Unix socket path for local processes)."""
+        """Where the instance will serve the wire protocol (a Unix socket path for local processes), or a
+        placeholder when the address is known only once it runs (then ``wait_ready`` returns it)."""
 
     def start_instance(
         self, instance_id: str, model_dir: str, address: str, log_path: Path, options: Mapping[str, Any]
     ) -> Handle:
         """Start one model worker for ``model_dir`` serving at ``address``; returns at once."""
 
-    def wait_ready(self, instance_id: str, address: str, log_path: Path) -> None:
-        """Block until the instance answers /ping; ServiceUnavailableError (with its last log line) if it cannot."""
+    def wait_ready(self, instance_id: str, address: str, log_path: Path) -> str | None:
+        """Block until the instance answers /ping; ServiceUnavailableError (with its last log line) if it cannot.
+        Returns the address it serves at when that differs from ``address`` (hosting stores it), else None.
+        ``options`` of ``start_instance`` carry ``model_data_url`` and ``instance_type`` for remote backends."""
 
     def instance_alive(self, instance_id: str, handle: Handle) -> bool:
         """True while the instance runs (an exited child of ours counts as dead at once)."""

@@ -40,6 +40,7 @@ class LocalBackend:
 
     name = "local"
     remote = False
+    detached_instances = False  # workers watch their owner and exit with it
 
     def __init__(self) -> None:
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # instance id -> our child, to reap and poll

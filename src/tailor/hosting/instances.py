@@ -27,7 +27,7 @@ from tailor.errors import ServiceUnavailableError, TailorError
 from tailor.hosting.logs import EndpointLogs
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.models import Models
-from tailor.hosting.store import WorkerRow
+from tailor.hosting.store import EndpointRow, ModelRow, WorkerRow
 from tailor.settings import Settings
 
 
@@ -68,13 +68,13 @@ class Instances:
         with self.db.session() as s:
             s.add_all(rows)
         t0 = time.monotonic()
+        by_variant = {v["VariantName"]: v for v in variants}
         for w in rows:
-            self._spawn(w)
+            self._spawn(w, by_variant[w.variant_name])
         errors = []
         for w in rows:
             try:
-                self.backend.wait_ready(w.id, w.socket_path, self.log_path(name, w.id))
-                self._mark(w.id, "ready")
+                self._wait_ready(w)
                 self._ready_event(w, t0)
             except TailorError as err:  # FailureReason is shown to callers: the model's name, not its directory
                 reason = str(err).replace(f"{w.model_dir}/", f"model {w.model_name!r}: ")
@@ -86,9 +86,9 @@ class Instances:
         if errors:
             raise ServiceUnavailableError(errors[0])
 
-    def _spawn(self, w: WorkerRow) -> None:
+    def _spawn(self, w: WorkerRow, variant: dict[str, Any] | None = None) -> None:
         log = self.log_path(w.endpoint_name, w.id)
-        options = {"max_image_pixels": self.settings.max_image_pixels, **self.options}
+        options = {"max_image_pixels": self.settings.max_image_pixels, **self.options, **self._placement(w, variant)}
         handle = self.backend.start_instance(w.id, w.model_dir, w.socket_path, log, options)
         self.logs.event(
             w.endpoint_name,
@@ -119,6 +119,31 @@ class Instances:
         """Copy the workers' own output of an endpoint into its runtime log."""
         self.logs.collect(name, [w.id for w in self.of(name)])
 
+    def _placement(self, w: WorkerRow, variant: dict[str, Any] | None) -> dict[str, Any]:
+        """What a remote backend needs beyond the local model directory: where the model comes from (each node
+        fetches ModelDataUrl itself) and the variant's InstanceType (the resources it asks the cluster for)."""
+        with self.db.session() as s:
+            model = s.get(ModelRow, w.model_name)
+            if variant is None:
+                endpoint = s.get(EndpointRow, w.endpoint_name)
+                variant = (
+                    next((v for v in endpoint.variants if v["VariantName"] == w.variant_name), None)
+                    if endpoint
+                    else None
+                )
+            url = model.spec["PrimaryContainer"]["ModelDataUrl"] if model is not None else None
+        return {"model_data_url": url, "instance_type": (variant or {}).get("InstanceType")}
+
+    def _wait_ready(self, w: WorkerRow) -> None:
+        """Wait for /ping; store the address the backend reports (known only now on a cluster); mark it ready."""
+        address = self.backend.wait_ready(w.id, w.socket_path, self.log_path(w.endpoint_name, w.id))
+        with self.db.session() as s:
+            row = s.get(WorkerRow, w.id)
+            if row is not None:
+                if address:
+                    row.socket_path = w.socket_path = address
+                row.state = "ready"
+
     def _mark(self, worker_id: str, state: str) -> None:
         with self.db.session() as s:
             row = s.get(WorkerRow, worker_id)
@@ -142,7 +167,8 @@ class Instances:
             s.execute(delete(WorkerRow).where(WorkerRow.id.in_([w.id for w in rows])))
         self.logs.collect(name, [w.id for w in rows])
         for w in rows:
-            Path(w.socket_path).unlink(missing_ok=True)
+            if os.path.isabs(w.socket_path):  # a local worker's Unix socket
+                Path(w.socket_path).unlink(missing_ok=True)
             self.logs.event(name, f"worker {w.id} stopped (variant {w.variant_name}, generation {w.generation})")
             self.logs.forget_worker(name, w.id)
 
@@ -165,17 +191,22 @@ class Instances:
         self.recovering.add(name)
         try:
             self.logs.collect(name, [w.id for w in rows])  # the dead worker's last words before the restart
+            started = []
             for w in rows:
                 reason = f"{why}: {self.exit_reason(w)}" if why == "crashed" else why
                 self.logs.event(name, f"worker {w.id} {reason}; restarting it (restart {w.restarts + 1})")
                 self.stop(w)
                 self._mark(w.id, "starting")  # out of the routing table until it answers /ping again
-                self._spawn(w)
-            t0 = time.monotonic()
-            for w in rows:
                 try:
-                    self.backend.wait_ready(w.id, w.socket_path, self.log_path(name, w.id))
-                    self._mark(w.id, "ready")
+                    self._spawn(w)
+                    started.append(w)
+                except TailorError as err:  # e.g. its model was deleted, its InstanceType no longer fits
+                    self._mark(w.id, "failed")
+                    self.logs.event(name, f"worker {w.id} failed to restart: {err}")
+            t0 = time.monotonic()
+            for w in started:
+                try:
+                    self._wait_ready(w)
                     self._ready_event(w, t0)
                 except TailorError as err:
                     self._mark(w.id, "failed")
@@ -189,7 +220,10 @@ class Instances:
             self.recovering.discard(name)
 
     def stop_owned(self) -> None:
-        """Stop every instance this process started (the next server relaunches InService endpoints')."""
+        """Stop every instance this process started (the next server relaunches InService endpoints'); detached
+        instances (a cluster's actors) keep serving and the next server finds them again."""
+        if self.backend.detached_instances:
+            return
         with self.db.session() as s:
             mine = list(s.scalars(select(WorkerRow).where(WorkerRow.owner_pid == os.getpid())))
         for w in mine:

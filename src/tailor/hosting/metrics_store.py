@@ -192,8 +192,10 @@ class MetricsStore:
             counts[(w.endpoint_name, w.variant_name)] = counts.get((w.endpoint_name, w.variant_name), 0) + 1
         now = time.time()
         for w in rows:
+            if w.pid is None:  # runs on another machine (a cluster's actor): no local process to sample
+                continue
             try:
-                p = psutil.Process(w.pid or 0)
+                p = psutil.Process(w.pid)
                 cpu = p.cpu_percent(interval=None) if _seen(w.id) else _prime(p, w.id)
                 mem = p.memory_info().rss
             except psutil.Error:

@@ -40,7 +40,9 @@ class RouteTable:
                     select(WorkerRow).where(WorkerRow.endpoint_name == name, WorkerRow.generation == row.generation)
                 )
             )
-        orphaned = [] if self.shared else [w for w in ws if w.state == "ready" and not _owner_alive(w.owner_pid)]
+        detached = self.instances.backend.detached_instances  # a cluster's instances outlive their owner
+        shared = self.shared or detached
+        orphaned = [] if shared else [w for w in ws if w.state == "ready" and not _owner_alive(w.owner_pid)]
         if orphaned and name not in self.instances.recovering:
             # An embedded process finds workers whose owner exited: relaunch them here, unless this process's
             # supervisor (or an update) holds the endpoint already; then callers get a quick 503 meanwhile.

@@ -257,8 +257,11 @@ class ModelServerApp:
             await _respond(send, wire.Reply(404, JSON, body))
 
 
-# -- Unix-socket frame front-end (used by the Tailor server's router) ----------------------------------------
-async def serve_frames(service: ModelService, socket_path: str) -> asyncio.AbstractServer:
+# -- frame front-ends (used by the Tailor server's router): a Unix socket, or TCP with a token ----------------
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def frame_handler(service: ModelService) -> Handler:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tasks: set[asyncio.Task[None]] = set()
         out = wire.CoalescingWriter(writer)  # a batch's replies leave in one write
@@ -290,11 +293,31 @@ async def serve_frames(service: ModelService, socket_path: str) -> asyncio.Abstr
                 await asyncio.gather(*tasks, return_exceptions=True)
             writer.close()
 
+    return handle
+
+
+async def serve_frames(service: ModelService, socket_path: str) -> asyncio.AbstractServer:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
-    server = await asyncio.start_unix_server(handle, socket_path, limit=8 * 1024 * 1024)
+    server = await asyncio.start_unix_server(frame_handler(service), socket_path, limit=8 * 1024 * 1024)
     os.chmod(socket_path, 0o600)  # only this user may invoke the model without going through auth
     return server
+
+
+async def serve_frames_tcp(service: ModelService, host: str, token: str, port: int = 0) -> asyncio.AbstractServer:
+    """Frames over TCP on ``host`` only (a cluster node's IP, never 0.0.0.0): a connection must first present
+    ``token`` (``wire.check_hello``), or it is closed before any frame is read."""
+    if not token:
+        raise ValueError("a TCP frame server needs a token")
+    handle = frame_handler(service)
+
+    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await wire.check_hello(reader, token):
+            await handle(reader, writer)
+        else:
+            writer.close()
+
+    return await asyncio.start_server(guarded, host, port, limit=8 * 1024 * 1024)
 
 
 # -- process entry --------------------------------------------------------------------------------------------
@@ -341,8 +364,12 @@ async def run_worker(
     port: int | None = None,
     on_ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
+    tcp_host: str | None = None,
+    token: str | None = None,
+    on_tcp: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop``), then stop accepting, let in-flight requests finish (<= 10 s)."""
+    """Serve until SIGTERM/SIGINT (or ``stop``), then stop accepting, let in-flight requests finish (<= 10 s).
+    ``tcp_host`` + ``token``: frames over TCP on a port the kernel picks; ``on_tcp`` gets the full address."""
     import uvicorn
 
     stop = stop or asyncio.Event()
@@ -351,6 +378,9 @@ async def run_worker(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     frames = await serve_frames(service, socket_path) if socket_path else None
+    tcp = await serve_frames_tcp(service, tcp_host, token or "") if tcp_host else None
+    if tcp is not None and on_tcp is not None:
+        on_tcp(wire.tcp_address(tcp_host or "", tcp.sockets[0].getsockname()[1], token or ""))
     http_server = None
     http_task = None
     if port is not None:
@@ -372,6 +402,8 @@ async def run_worker(
         on_ready()
     await stop.wait()
     service.ready = False
+    if tcp is not None:
+        tcp.close()
     if frames is not None:
         frames.close()
         with contextlib.suppress(OSError):

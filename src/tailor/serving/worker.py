@@ -2,7 +2,8 @@
 
 The endpoint runtime starts one per instance with ``--socket`` (frames from the router); ``tailor serve-model``
 runs the same code with ``--port`` (the SageMaker HTTP contract). Knobs come as flags, never through
-private environment variables.
+private environment variables. ``ThreadedWorker`` runs the same worker on a thread of a process that already
+exists (an endpoint instance's Ray actor), serving frames over TCP with a per-instance token.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -61,6 +65,67 @@ def main(argv: list[str] | None = None) -> None:
     loaded_s = time.monotonic() - t0
     asyncio.run(run_worker(service, socket_path=args.socket, host=args.host, port=args.port, on_ready=ready))
     print(f"tailor worker {os.getpid()} stopped", flush=True)
+
+
+class ThreadedWorker:
+    """The model worker on a thread of this process: ``load_service`` (the one load path: a model directory or
+    ``model.tar.gz``) and ``run_worker`` with frames over TCP on ``host`` only, guarded by ``token``."""
+
+    def __init__(self, model_path: str | Path, *, host: str, token: str, options: dict[str, Any]) -> None:
+        from tailor.serving.server import load_service
+
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        knobs = ("max_batch_size", "max_delay_ms", "max_queue", "timeout_s", "threads")
+        kwargs = {k: options[k] for k in knobs if options.get(k) is not None}
+        self.service = load_service(model_path, max_pixels=options.get("max_image_pixels"), **kwargs)
+        self.address = ""
+        self._listening = threading.Event()
+        self._loop = _new_loop()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(host, token), name="tailor-worker", daemon=True)
+        self._thread.start()
+        self._listening.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, host: str, token: str) -> None:
+        from tailor.serving.server import run_worker
+
+        asyncio.set_event_loop(self._loop)
+        self._stop = asyncio.Event()
+
+        def listening(address: str) -> None:
+            self.address = address
+            self._listening.set()
+
+        try:
+            self._loop.run_until_complete(
+                run_worker(self.service, tcp_host=host, token=token, on_tcp=listening, stop=self._stop)
+            )
+        except BaseException as err:  # noqa: BLE001 - reported to the constructor, which raises it
+            self._error = err
+        finally:
+            self._listening.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop accepting, let in-flight requests finish (the worker waits <= 10 s), then return."""
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed, as ``event_loop_policy`` gives the process entry."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _watch_owner(owner_pid: int) -> None:

@@ -5,7 +5,8 @@ simplejpeg decodes a 28×28 JPEG straight into numpy at ~50k images/s per core (
 the same busy core), with pixels identical to Pillow's (same libjpeg-turbo, islow DCT, fancy upsampling), and
 it releases the GIL, so threads scale. For the Pillow path, opening through the format's plugin class
 directly (picked by the first bytes) instead of ``Image.open`` skips Pillow's format probing: 28×28 JPEG
-decode goes from ~11k to ~20k images/s per core here.
+decode goes from ~11k to ~20k images/s per core here. Encoding is Pillow's libjpeg, driven directly
+(:func:`encode_jpeg_array`): the bytes ``Image.save`` writes, at about twice its speed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ except ImportError:  # a declared dependency; without it everything still works 
 
 _JPEG = b"\xff\xd8\xff"
 _PNG = b"\x89PNG\r\n\x1a\n"
+_ENCODE_BUF = 1 << 16  # bytes per encoder call: a 28x28 JPEG fits in one, a 12 Mpx photo in a few dozen
 
 
 def open_image(data: bytes, *, name: object = None) -> Image.Image:
@@ -90,24 +92,44 @@ def jpeg_array(data: bytes | memoryview, channels: int) -> np.ndarray | None:
         return None
 
 
-def encode_jpeg_array(arr: np.ndarray, quality: int) -> bytes | None:
-    """uint8 (H, W, 1|3) → JPEG bytes as Pillow writes them by default (islow DCT, 4:2:0), ~5x Pillow's speed.
+# Pillow's JPEG encoder configuration as ``Image.save(fp, "JPEG", quality=q)`` builds it with no other options
+# (progressive, smooth, optimize, keep_rgb, streamtype, dpi, subsampling -1 = libjpeg's 4:2:0, restart
+# blocks/rows, qtables, comment, extra, exif): the bytes are identical to Pillow's save (a test checks).
+def _jpeg_config(quality: int) -> tuple[Any, ...]:
+    return (quality, False, 0, False, False, 0, (0, 0), -1, 0, 0, None, None, b"", b"")
 
-    None when simplejpeg is missing or refuses the array (the caller encodes with Pillow).
+
+def encode_jpeg_array(arr: np.ndarray, quality: int) -> bytes | None:
+    """uint8 (H, W) or (H, W, 1|3) → the JPEG bytes ``PIL.Image.save(..., "JPEG", quality=quality)`` writes.
+
+    Pillow's libjpeg encoder driven directly (no Image.save plugin machinery, no BytesIO): 47-70 µs of CPU for a
+    28×28 RGB image against Pillow's 107-109 µs in the same run. simplejpeg's encoder is faster still (20-26
+    µs) but its DCT is not libjpeg's default islow whatever its ``fastdct`` says: re-encoded Fashion-MNIST at
+    q95 sat 0.70 grey levels (mean abs) from the source against Pillow's 0.22, so Tailor does not use it.
+    None when Pillow refuses the array (the caller falls back to ``Image.save``).
     """
-    if simplejpeg is None:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        mode = "L"
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        mode = "RGB"
+    else:
         return None
-    grey = arr.ndim == 2 or arr.shape[2] == 1
+    h, w = arr.shape[:2]
     try:
-        return simplejpeg.encode_jpeg(
-            np.ascontiguousarray(arr.reshape(*arr.shape[:2], 1) if grey else arr),
-            quality=max(1, quality),
-            colorspace="GRAY" if grey else "RGB",
-            colorsubsampling="Gray" if grey else "420",
-            fastdct=False,
-        )
-    except Exception:
+        im = Image.frombuffer(mode, (w, h), np.ascontiguousarray(arr), "raw", mode, 0, 1)
+        enc = Image._getencoder(mode, "jpeg", mode, _jpeg_config(max(1, quality)))
+        enc.setimage(im.im, (0, 0, w, h))
+        parts = []
+        while True:
+            _, err, data = enc.encode(_ENCODE_BUF)
+            parts.append(data)
+            if err:
+                break
+    except Exception:  # noqa: BLE001 - an encoder Pillow's version does not drive this way: use Image.save
         return None
+    return b"".join(parts) if err > 0 else None
 
 
 def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:

@@ -7,6 +7,7 @@ answers /ping; a crashed or orphaned instance is relaunched in place (same id an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -18,7 +19,7 @@ from sqlalchemy import delete, select
 
 from tailor.backends import Backend, Handle
 from tailor.db import Database
-from tailor.errors import ServiceUnavailableError, TailorError
+from tailor.errors import NotFoundError, ServiceUnavailableError, TailorError
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.models import Models
 from tailor.hosting.store import WorkerRow
@@ -78,6 +79,8 @@ class Instances:
     def _spawn(self, w: WorkerRow) -> None:
         log = self.log_path(w.endpoint_name, w.id)
         options = {"max_image_pixels": self.settings.max_image_pixels, **self.options}
+        with contextlib.suppress(NotFoundError):  # a deleted model: its relaunched workers serve fp32
+            options["quantize"] = self.models.quantize(w.model_name)
         handle = self.backend.start_instance(w.id, w.model_dir, w.socket_path, log, options)
         with self.db.session() as s:
             row = s.get(WorkerRow, w.id)

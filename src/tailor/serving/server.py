@@ -308,6 +308,7 @@ def load_service(
     runtime: str = "auto",
     threads: int | None = None,
     max_pixels: int | None = None,
+    quantize: str = "fp32",
 ) -> ModelService:
     """``threads``: model intra-op threads; default one core fewer than this process may use (at least 1, at
     most 8), leaving a core to the event loops (this worker's and the Tailor server's). Measured on the 2-core
@@ -319,7 +320,7 @@ def load_service(
     device = None if Path("/dev/nvidiactl").exists() else "cpu"
     if threads is None:
         threads = max(1, min(usable_cores() - 1, 8))
-    model = load_model(model_dir, runtime=runtime, device=device, threads=threads)  # type: ignore[arg-type]
+    model = load_model(model_dir, runtime=runtime, device=device, threads=threads, quantize=quantize)  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     if max_batch_size is not None:
         kwargs["max_batch_size"] = max_batch_size

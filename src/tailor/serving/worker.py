@@ -27,6 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: cores - 1)")
     p.add_argument("--max-image-pixels", type=int, default=None, help="pixels one request may decode (413 above)")
+    p.add_argument(
+        "--quantize", default="fp32", choices=["fp32", "int8"], help="int8: an INT8 graph calibrated on the artifact"
+    )
     return p.parse_args(argv)
 
 
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         runtime=args.runtime,
         threads=args.threads,
         max_pixels=args.max_image_pixels,
+        quantize=args.quantize,
     )
     event_loop_policy()
     if args.owner_pid:

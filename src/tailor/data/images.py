@@ -42,7 +42,7 @@ def open_image(data: bytes, *, name: object = None) -> Image.Image:
         raise DataError(f"not a readable image ({err})", path=name) from None
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int, int] | None:
+def jpeg_info(data: bytes) -> tuple[int, int, int] | None:
     """(width, height, components) from a baseline/progressive JPEG's SOF segment, or None if unusual."""
     i, n = 2, len(data)
     while i + 10 <= n:
@@ -59,11 +59,11 @@ def _jpeg_size(data: bytes) -> tuple[int, int, int] | None:
     return None
 
 
-def _decode_jpeg_fast(data: bytes, mode: str) -> Image.Image | None:
+def decode_jpeg_image(data: bytes, mode: str) -> Image.Image | None:
     """libjpeg straight into an image of ``mode``, skipping JpegImageFile's Python marker parsing: for 28×28
     images that parsing is most of the cost (20k → 31k images/s per core). None means: take the normal path
     (CMYK, odd markers, corrupt data: the normal path then reports it)."""
-    info = _jpeg_size(data)
+    info = jpeg_info(data)
     if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
         return None
     w, h, _ = info
@@ -100,14 +100,8 @@ def _jpeg_config(quality: int) -> tuple[Any, ...]:
 
 
 def encode_jpeg_array(arr: np.ndarray, quality: int) -> bytes | None:
-    """uint8 (H, W) or (H, W, 1|3) → the JPEG bytes ``PIL.Image.save(..., "JPEG", quality=quality)`` writes.
-
-    Pillow's libjpeg encoder driven directly (no Image.save plugin machinery, no BytesIO): 47-70 µs of CPU for a
-    28×28 RGB image against Pillow's 107-109 µs in the same run. simplejpeg's encoder is faster still (20-26
-    µs) but its DCT is not libjpeg's default islow whatever its ``fastdct`` says: re-encoded Fashion-MNIST at
-    q95 sat 0.70 grey levels (mean abs) from the source against Pillow's 0.22, so Tailor does not use it.
-    None when Pillow refuses the array (the caller falls back to ``Image.save``).
-    """
+    """uint8 (H, W) or (H, W, 1|3) → the JPEG bytes ``PIL.Image.save(..., "JPEG", quality=quality)`` writes;
+    None when the array is neither grey nor RGB or Pillow refuses it (see :func:`encode_jpeg`)."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 2:
@@ -116,18 +110,32 @@ def encode_jpeg_array(arr: np.ndarray, quality: int) -> bytes | None:
         mode = "RGB"
     else:
         return None
-    h, w = arr.shape[:2]
+    return encode_jpeg(Image.fromarray(np.ascontiguousarray(arr), mode), quality)
+
+
+def encode_jpeg(img: Image.Image, quality: int) -> bytes | None:
+    """An 'L' or 'RGB' image → the bytes ``img.save(fp, "JPEG", quality=quality)`` writes, through Pillow's
+    libjpeg encoder driven directly (no save-plugin machinery, no BytesIO).
+
+    Measured per 28×28 RGB image (CPU, loaded 2-core VM, one run): Image.save 107-109 µs, this 47-70 µs.
+    simplejpeg's encoder is faster still (20-26 µs) but its DCT is not libjpeg's default islow whatever its
+    ``fastdct`` says: re-encoded Fashion-MNIST at q95 sat 0.70 grey levels (mean abs) from the source against
+    Pillow's 0.22, so Tailor does not use it. None: a mode JPEG cannot hold, or a Pillow that refuses this use
+    of its encoder (the caller then uses ``Image.save``).
+    """
+    if img.mode not in ("L", "RGB"):
+        return None
     try:
-        im = Image.frombuffer(mode, (w, h), np.ascontiguousarray(arr), "raw", mode, 0, 1)
-        enc = Image._getencoder(mode, "jpeg", mode, _jpeg_config(max(1, quality)))
-        enc.setimage(im.im, (0, 0, w, h))
+        img.load()
+        enc = Image._getencoder(img.mode, "jpeg", img.mode, _jpeg_config(max(1, quality)))
+        enc.setimage(img.im, (0, 0, *img.size))
         parts = []
         while True:
             _, err, data = enc.encode(_ENCODE_BUF)
             parts.append(data)
             if err:
                 break
-    except Exception:  # noqa: BLE001 - an encoder Pillow's version does not drive this way: use Image.save
+    except Exception:  # noqa: BLE001 - private Pillow API: any surprise falls back to Image.save
         return None
     return b"".join(parts) if err > 0 else None
 
@@ -144,7 +152,7 @@ def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
     if arr is not None:
         return arr[:, :, 0] if channels == 1 else arr
     data = bytes(data)
-    info = _jpeg_size(data)
+    info = jpeg_info(data)
     if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
         return None
     w, h, _ = info
@@ -178,7 +186,7 @@ def decode(data: bytes, channels: int, *, name: object = None) -> Image.Image:
     """Decode to mode 'L' (channels=1) or 'RGB' (channels=3); JPEGs decode straight to grey in libjpeg."""
     mode = "L" if channels == 1 else "RGB"
     if data[:3] == _JPEG:
-        fast = _decode_jpeg_fast(data, mode)
+        fast = decode_jpeg_image(data, mode)
         if fast is not None:
             return fast
     img = open_image(data, name=name)

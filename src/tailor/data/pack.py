@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from tailor.data import images as _img
@@ -116,13 +115,7 @@ def _transform(data: bytes, opts: PackOptions, name: str) -> bytes:
         img.load()
     except (OSError, SyntaxError, ValueError) as err:
         raise DataError(f"cannot decode image ({err})", path=name) from None
-    if opts.center_crop:
-        w, h = img.size
-        side = min(w, h)
-        top, left = (h - side) // 2, (w - side) // 2
-        img = img.crop((left, top, left + side, top + side))
-    if opts.resize:
-        img = _img.resize_shorter(img, opts.resize)
+    img = _geometry(img, opts)
     buf = io.BytesIO()
     if opts.encoding == ".png":
         img.save(buf, "PNG", compress_level=min(opts.quality, 9))
@@ -131,6 +124,18 @@ def _transform(data: bytes, opts: PackOptions, name: str) -> bytes:
             img = img.convert("RGB")  # JPEG has no alpha channel
         img.save(buf, "JPEG", quality=max(1, opts.quality))
     return buf.getvalue()
+
+
+def _geometry(img: Image.Image, opts: PackOptions) -> Image.Image:
+    """``center_crop`` to a square, then ``resize`` the shorter side (im2rec's order)."""
+    if opts.center_crop:
+        w, h = img.size
+        side = min(w, h)
+        top, left = (h - side) // 2, (w - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if opts.resize:
+        img = _img.resize_shorter(img, opts.resize)
+    return img
 
 
 def _looks_like_image(data: bytes) -> bool:
@@ -159,24 +164,26 @@ def _read_file(path: str) -> bytes:
 
 
 def _transform_fast(data: bytes, opts: PackOptions) -> bytes | None:
-    """simplejpeg decode → crop/resize on numpy → Pillow's encoder driven directly; None: use :func:`_transform`.
+    """A JPEG → .jpg without Pillow's Python layers: libjpeg decodes straight into a Pillow image of the wanted
+    mode, crop/resize as :func:`_transform`, then Pillow's encoder driven directly. The same bytes as
+    :func:`_transform` (a test checks); None: anything else, which :func:`_transform` handles.
 
-    The same bytes as the Pillow path (islow DCT, 4:2:0, quality) at a fraction of its per-image overhead.
+    Per 28×28 grey JPEG to RGB q95 (CPU, one run, loaded VM): 63-68 µs against 77-90 µs for simplejpeg's
+    decode into numpy plus the same encoder, and ~110 µs for the Image.open/Image.save path.
     """
-    if opts.encoding != ".jpg":
+    if opts.encoding != ".jpg" or data[:3] != _JPEG:
         return None
-    arr = _img.jpeg_array(data, {1: 3, 0: 1, -1: 0}[opts.color])
-    if arr is None:
+    if opts.color == -1:
+        info = _img.jpeg_info(data)
+        if info is None or info[2] not in (1, 3):
+            return None
+        mode = "L" if info[2] == 1 else "RGB"
+    else:
+        mode = "RGB" if opts.color == 1 else "L"
+    img = _img.decode_jpeg_image(data, mode)
+    if img is None:
         return None
-    if opts.center_crop:
-        h, w = arr.shape[:2]
-        side = min(w, h)
-        top, left = (h - side) // 2, (w - side) // 2
-        arr = arr[top : top + side, left : left + side]
-    if opts.resize:
-        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-        arr = np.asarray(_img.resize_shorter(img, opts.resize))
-    return _img.encode_jpeg_array(arr, opts.quality)
+    return _img.encode_jpeg(_geometry(img, opts), opts.quality)
 
 
 def _frame(it: LstItem, payload: bytes, opts: PackOptions) -> list[bytes]:

@@ -6,7 +6,7 @@ training images); ``load_model`` then serves it in fp32 and with ``quantize="int
 weights, ``tailor.serving.ort.quantized_graph``), both with the worker's thread count. Speed: batch-64 images/s
 and batch-1 latency, fp32 and int8 rounds alternating so a burst of load from other jobs hits both.
 
-Goal: accuracy drop <= 0.3 points. Options: --train-images=N (default 20000), --seconds=S per speed round,
+Goal: accuracy drop <= 0.3 points. Options: --train-images=N (default 8000), --seconds=S per speed round,
 --rounds=N.
 
 Measured (2-core VM shared with other engineers; see the load averages printed with each run):
@@ -98,7 +98,7 @@ def speed(model: object, x: np.ndarray, seconds: float) -> tuple[float, float, f
 
 def main(argv: list[str]) -> None:
     opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
-    n_train = int(opts.get("train-images", 20000))
+    n_train = int(opts.get("train-images", 8000))
     seconds = float(opts.get("seconds", 4))
     rounds = int(opts.get("rounds", 3))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

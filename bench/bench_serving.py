@@ -274,6 +274,97 @@ def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
     return out
 
 
+# -- the server's own HTTP path, in-process: what answering InvokeEndpoint in front of the app saves ----------
+def asgi_path_cost(work: Path, requests: int = 2000, rounds: int = 5) -> dict:
+    """CPU microseconds per InvokeEndpoint inside the Tailor app (bearer auth, policy check, error mapping,
+    headers), model worker replaced by a canned reply: ``app.front`` (answered before Starlette's middleware
+    and FastAPI's router) vs the same app with ``front = None``; rounds alternate, so load hits both alike.
+    Excludes uvicorn/httptools and the worker hop, which are the same either way."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from tailor.api.app import create_app
+    from tailor.auth.keys import KeyStore, init_admin
+    from tailor.serving import wire
+    from tailor.serving.router import Invocation
+    from tailor.settings import load_settings
+
+    settings = load_settings(home=str(work / "asgi-home")).ensure_dirs()
+    new, _ = init_admin(settings)
+    token, _ = KeyStore(settings).issue_token(new.info.access_key_id)
+    app = create_app(settings)
+    body = b"\x89PNG" + b"\0" * 400
+    reply = Invocation(wire.Reply(200, "application/json", b"[0.1, 0.9]"), "AllTraffic")
+
+    async def ainvoke(name: str, data: bytes, ct: str, accept: str) -> Invocation:
+        return reply
+
+    app.state.tailor = SimpleNamespace(hosting=SimpleNamespace(ainvoke=ainvoke))
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"image/png"),
+        (b"content-length", str(len(body)).encode()),
+        (b"authorization", f"Bearer {token}".encode()),
+    ]
+    front = getattr(app, "front", None)
+
+    async def one() -> int:
+        status = 0
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(msg: dict) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/endpoints/bench/invocations",
+            "raw_path": b"/endpoints/bench/invocations",
+            "query_string": b"",
+            "root_path": "",
+            "headers": list(headers),
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8023),
+            "state": {},
+        }
+        await app(scope, receive, send)
+        return status
+
+    async def run(n: int) -> float:
+        t = time.process_time()
+        for _ in range(n):
+            assert await one() == 200
+        return (time.process_time() - t) / n * 1e6
+
+    async def main() -> dict:
+        out: dict[str, list[float]] = {"front": [], "routed": []}
+        await run(200)  # warm-up: key cache, middleware stack built
+        app.front = None
+        await run(200)
+        for _ in range(rounds):
+            for name, f in (("front", front), ("routed", None)):
+                app.front = f
+                out[name].append(await run(requests))
+        app.front = front
+        return {k: float(np.median(v)) for k, v in out.items()} | {"runs": out}
+
+    res = asyncio.run(main())
+    print(
+        f"  server ASGI path, CPU per invocation (median of {rounds} alternating rounds of {requests}): in front of "
+        f"the app {res['front']:.0f} us, routed through FastAPI {res['routed']:.0f} us "
+        f"({res['routed'] / res['front']:.2f}x)",
+        flush=True,
+    )
+    return res
+
+
 # -- processes ---------------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -500,6 +591,7 @@ def main(argv: list[str]) -> None:
         raw, multi = write_images(work)
         results: dict[str, dict | None] = {}
         results["ort"] = raw_ort(model_dir, args.seconds, worker_threads())
+        results["asgi"] = asgi_path_cost(work)
         if "tailor" in wanted:
             results["tailor"], results["no-auth"], results["routed"] = run_tailor(work, tar, raw, args.seconds)
         if "naive" in wanted:
@@ -512,7 +604,7 @@ def main(argv: list[str]) -> None:
 
 def summarize(results: dict[str, dict | None]) -> None:
     print("\nreq/s (p50 / p99 ms)")
-    names = [n for n, r in results.items() if r and n != "ort"]
+    names = [n for n, r in results.items() if r and n not in ("ort", "asgi")]
     print("conc  " + "".join(f"{n:>28}" for n in names))
     for c in CONCURRENCY:
         cells = [

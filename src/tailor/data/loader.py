@@ -1,11 +1,12 @@
 """Training input: a channel (``.rec`` / images + ``.lst`` / augmented manifest) → decoded uint8 (N, C, H, W).
 
 Training never decodes an image in its hot loop: the first load decodes every image once, in one thread (or,
-for a large .rec, one process) per core (simplejpeg for JPEG, GIL released; Pillow for the rest), straight into a memory-mapped ``images.npy``
-(+ ``labels.npy``, ``meta.json``) under ``cache_dir``; the key is a hash of the source files (path, size,
-mtime) and the options, so the second load of the same channel only maps the file (milliseconds). Pixels
-follow SageMaker's image-classification rules: convert to ``channels``, optionally resize the shorter side to
-``resize``, then centre-crop to ``size`` (an image smaller than ``size`` is an error, never silently padded).
+for a large .rec, one process) per core (simplejpeg for JPEG, GIL released; Pillow for the rest), straight into
+a memory-mapped ``images.npy`` (+ ``labels.npy``, ``meta.json``) under ``cache_dir``; the key is a hash of the
+source files (path, size, mtime) and the options, so the second load of the same channel only maps the file
+(milliseconds). Pixels follow SageMaker's image-classification rules: convert to ``channels``, optionally resize
+the shorter side to ``resize``, then centre-crop to ``size`` (an image smaller than ``size`` is an error, never
+silently padded).
 
 A .rec of ``FORK_MIN_IMAGES`` (8,192) or more decodes in one forked process per core (each its own GIL) into
 the shared mapping of images.npy; only chunk starts go out and header labels come back. Image files and S3

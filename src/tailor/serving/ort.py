@@ -7,8 +7,12 @@ the layout rewrite of ORT_ENABLE_ALL is machine-specific, so it is applied at lo
 the model as ``model.onnx.ort-<version>-<sha256 prefix>.onnx`` (atomically: workers of one endpoint start
 together), and later workers load that fused graph. A directory that cannot be written just skips the cache.
 
-Measured (``python -m bench serving``; ResNet-20 1x28x28, exported by Tailor): the cached graph holds fewer
-nodes than the export and gives the same outputs within 1e-6; see the bench's header for the run's figures.
+Measured (``python -m bench serving``, ResNet-20 1x28x28 exported by Tailor, one ONNX Runtime thread, two runs
+on the 2-core VM at load average 13-17 from other jobs): the cached graph has 55 nodes against the export's 78
+(Conv+ReLU fused; the pre-activation BNs stay), the same outputs within 1e-4 (a test checks); a session starts
+in 90 / 139 ms from it against 214 / 245 ms from the export (2.4x / 1.8x); batch-64 throughput equals the
+optimised-at-load graph's (the runtime's default level was already ORT_ENABLE_ALL) and is 2.5x / 1.7x the
+unoptimised (ORT_DISABLE_ALL) graph's: 121 vs 48, 111 vs 64 img/s on that loaded machine.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -100,9 +101,10 @@ def quantized_graph(onnx_path: Path, calibration: Any) -> Path:
     ``reduce_range``: 7-bit weights, as ONNX Runtime advises for u8s8 on x86 CPUs without VNNI (AVX2 only, as on
     this VM), where 8-bit products can saturate the 16-bit intermediate sums of the int8 kernels."""
     import numpy as np
+    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    target = onnx_path.with_name(f"{onnx_path.name}.int8-{_runtime_version()}-{_digest(onnx_path)[:16]}{CACHE_SUFFIX}")
+    target = onnx_path.with_name(f"{onnx_path.name}.int8-{ort.__version__}-{_digest(onnx_path)[:16]}{CACHE_SUFFIX}")
     if target.is_file():
         return target
     images = np.asarray(calibration, dtype=np.float32)
@@ -121,24 +123,18 @@ def quantized_graph(onnx_path: Path, calibration: Any) -> Path:
             # Quantise the basic-level graph: BN folded into the Conv before it (one weight to quantise), but
             # no FusedConv, a CPU-only operator the quantiser does not know.
             opt = Path(work) / "model.onnx"
-            import onnxruntime as ort
-
             ort.InferenceSession(
                 str(onnx_path),
                 sess_options=session_options(1, level="basic", optimized_path=opt),
                 providers=["CPUExecutionProvider"],
             )
-            quantize_static(
-                str(opt),
-                tmp,
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                reduce_range=True,
-                op_types_to_quantize=["Conv", "Gemm"],  # the layers with weights; BN/Add stay float
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-            )
+            # The quantiser logs advice (pre-processing, per-axis notes) on the root logger as WARNING: not the
+            # worker log's business; real failures still raise.
+            logging.disable(logging.WARNING)
+            try:
+                _quantize(quantize_static, opt, tmp, Reader(), QuantFormat, QuantType)
+            finally:
+                logging.disable(logging.NOTSET)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(OSError):
@@ -146,10 +142,18 @@ def quantized_graph(onnx_path: Path, calibration: Any) -> Path:
     return target
 
 
-def _runtime_version() -> str:
-    import onnxruntime as ort
-
-    return ort.__version__
+def _quantize(quantize_static: Any, src: Path, dst: str, reader: Any, fmt: Any, qtype: Any) -> None:
+    quantize_static(
+        str(src),
+        dst,
+        reader,
+        quant_format=fmt.QDQ,
+        per_channel=True,
+        reduce_range=True,
+        op_types_to_quantize=["Conv", "Gemm"],  # the layers with weights; BN/Add stay float
+        activation_type=qtype.QUInt8,
+        weight_type=qtype.QInt8,
+    )
 
 
 def session(onnx_path: Path, threads: int, *, use_cache: bool = True, calibration: Any = None) -> Any:

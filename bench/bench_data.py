@@ -4,9 +4,14 @@
 2. read + decode a .rec for training: Tailor's `load_channel` into the memory-mapped cache vs
    `mx.io.ImageRecordIter` (preprocess_threads 2, batch 256) over the same file: images/s.
 
-Measured (2-core EPYC VM, load average 5-7 from other jobs, so noisy; 70,000 images; median of 3):
-  pack pass-through 1.78 s vs 7.09 s (4.0x); re-encode 6.59 s vs 11.33 s (1.7x);
-  decode into the cache 32.3k vs 43.1k img/s RGB (0.7x), 39.6k vs 64.2k grey (0.6x); cached reload ~2 ms.
+Measured, round two (2-core EPYC VM at load average 15-17 from other jobs: absolute figures ~10x a quiet
+run's, wide spread; 70,000 images; median of 3 alternating runs):
+  pack pass-through 53.7 s vs 123.0 s (2.3x); re-encode (Pillow's encoder, exact Image.save bytes) 101.9 s vs
+  77.4 s (0.8x), fidelity: mean abs difference to im2rec's pixels 0.000, to the source 0.219 (im2rec 0.219);
+  decode into the cache (forked processes) 3,663 vs 2,735 img/s RGB (1.3x), 4,573 vs 4,790 grey (1.0x).
+Round one (load average 5-7):
+  pack pass-through 1.78 s vs 7.09 s (4.0x); re-encode (simplejpeg) 6.59 s vs 11.33 s (1.7x);
+  decode into the cache (threads) 32.3k vs 43.1k img/s RGB (0.7x), 39.6k vs 64.2k grey (0.6x); cached reload ~2 ms.
   Single runs at other moments: pass-through 3.1x / 2.9x, re-encode 2.6x / 1.2x, RGB decode 1.3x / 1.0x.
   Before simplejpeg (Pillow, processes): 2.3x, 0.7x, 8.9k vs 16.6k RGB, 13.9k vs 34.2k grey.
 Each figure is the median of --repeat runs (default 3), Tailor and MXNet alternating so that a burst of load

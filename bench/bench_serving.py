@@ -21,6 +21,12 @@ the Tailor process 3.5-4.1 ms of CPU per request against 30-35 us for a frame on
 Unix socket (``tailor.serving.wire`` has the numbers); at 1,000 req/s on 2 cores the HTTP hop alone would need
 more than both cores. The Tailor server runs uvicorn with httptools + uvloop.
 
+Round two (``--only tailor``, load average 13-16, only ratios carry): c=1 / 16 / 64: 41 / 83 / 83 req/s =
+32 / 62 / 74 % of raw ORT batch 64 (126 / 133 / 112 img/s just before each level); c=1 p50 / p99 21.9 / 62.7 ms
+beside ORT's batch-1 floor of 8.3 / 39.4 ms; goals (c=64 >= 90 %, c=16 >= 1,600 req/s at p99 <= 20 ms) not met
+there. The sequential variants drifted with the load (routed through FastAPI came out faster at 47 / 144 / 98
+req/s, measured later): the in-process ASGI cost, in alternating rounds, is the fair comparison (29 vs 372 us).
+
 Figures from `python -m bench serving` (2-core VM shared with other engineers) are kept, with the load average
 of the run, as the measured contract in ``tailor.serving.server``'s docstring. Tailor's own per-minute
 ModelLatencyP50/P99 and BatchSize for the run are printed after the Tailor rounds.

@@ -9,20 +9,22 @@ copies the file's bytes. Unreadable images are skipped with a warning and counte
 
 Speed: ``--pass-through`` runs one tight loop in-process (files opened relative to the root's descriptor,
 records framed without joining header and payload; a second thread measured no faster). Re-encoding runs
-``num_thread`` forked worker processes (capped at the cores): simplejpeg decodes and encodes JPEGs, Pillow
-handles PNG output, resizing and anything simplejpeg refuses; each chunk comes back as one framed blob.
-Caveat (measured): simplejpeg 1.9's encoder does not produce libjpeg's default (islow) output, whatever its
-``fastdct`` flag says (both values give the same bytes): with the same quantisation tables and 4:2:0
-subsampling, re-encoded 28×28 pixels sit a mean 0.8 grey levels from the source at q95 vs 0.22 for Pillow and
-OpenCV (MXNet's im2rec, whose pixels Pillow's match exactly). Pillow's encoder costs ~75 µs an image here
-against simplejpeg's ~15 µs, which is the whole re-encode speed-up.
+``num_thread`` forked worker processes (capped at the cores): a JPEG is decoded by libjpeg straight into a
+Pillow image of the wanted mode and encoded by Pillow's libjpeg encoder driven directly (``images.encode_jpeg``:
+the exact bytes ``Image.save`` writes, islow DCT, 4:2:0); PNG output, other inputs and anything unusual take the
+plain Pillow path. simplejpeg's encoder, used before, is 2-3x faster per image but its DCT is not islow whatever
+its ``fastdct`` says: re-encoded 28×28 pixels sat a mean 0.70-0.8 grey levels from the source at q95 against
+0.22 for Pillow and OpenCV (MXNet's im2rec).
 
-Measured contract (``python -m bench data``, 70,000 Fashion-MNIST JPEGs, vs MXNet 1.9.1 ``im2rec.py
---num-thread 2`` in the same run; wall time including interpreter start; 2-core VM shared with other jobs,
-load average ~5, so ±30 % run to run):
-  pass-through:        1.78 s vs 7.09 s  (4.0x; runs 1.6-4.6 s vs 4.4-8.5 s; other runs 3.1x, 2.9x)
-  re-encode .jpg q95:  6.59 s vs 11.33 s (1.7x; runs 4.6-6.9 s vs 11.0-12.2 s; other runs 2.6x, 1.2x)
-  Before (Pillow, worker processes): 2.3x and 0.7x. Goal 3x: met for pass-through, not for re-encode.
+Measured contract (``python -m bench data --only=pack``, 70,000 Fashion-MNIST JPEGs, vs MXNet 1.9.1 ``im2rec.py
+--num-thread 2`` in the same run, 3 alternating runs, wall time including interpreter start; 2-core VM at load
+average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and the spread is wide):
+  fidelity (re-encode .jpg q95, 5,000 images): Tailor's bytes equal Image.save's 5000/5000; mean abs pixel
+  difference to im2rec's (OpenCV) output 0.000, to the source 0.219 (im2rec's 0.219). Goal <= 0.3: met.
+  pass-through:        53.7 s vs 123.0 s (2.3x; runs 39-71 s vs 74-147 s)
+  re-encode .jpg q95: 101.9 s vs 77.4 s  (0.8x; runs 61-159 s vs 39-96 s); with simplejpeg's encoder in an
+  earlier run at the same load: 72.6 s vs 69.3 s (1.0x). Goal 3x: not met.
+  Round one (load ~5): pass-through 1.78 s vs 7.09 s (4.0x); re-encode with simplejpeg 6.59 s vs 11.33 s (1.7x).
 """
 
 from __future__ import annotations

@@ -21,11 +21,12 @@ the Tailor process 3.5-4.1 ms of CPU per request against 30-35 us for a frame on
 Unix socket (``tailor.serving.wire`` has the numbers); at 1,000 req/s on 2 cores the HTTP hop alone would need
 more than both cores. The Tailor server runs uvicorn with httptools + uvloop.
 
-Round two (``--only tailor``, load average 13-16, only ratios carry): c=1 / 16 / 64: 41 / 83 / 83 req/s =
-32 / 62 / 74 % of raw ORT batch 64 (126 / 133 / 112 img/s just before each level); c=1 p50 / p99 21.9 / 62.7 ms
-beside ORT's batch-1 floor of 8.3 / 39.4 ms; goals (c=64 >= 90 %, c=16 >= 1,600 req/s at p99 <= 20 ms) not met
-there. The sequential variants drifted with the load (routed through FastAPI came out faster at 47 / 144 / 98
-req/s, measured later): the in-process ASGI cost, in alternating rounds, is the fair comparison (29 vs 372 us).
+Round two (``--only tailor``, load average 2.5 before, 6.9 after): c=1 / 16 / 64: 130 / 336 / 455 req/s =
+21 / 59 / 70 % of raw ORT batch 64 (632 / 569 / 652 img/s just before each level; 1,086 at the start); c=1 p50 /
+p99 7.0 / 23.5 ms beside ORT's batch-1 floor of 1.1 / 5.5 ms; routed through FastAPI 66 / 142 / 101 req/s
+(1.96 / 2.37 / 4.48x in Tailor's favour); in-process ASGI cost 42 vs 446 us. Goals (c=64 >= 90 %, c=16 >=
+1,600 req/s at p99 <= 20 ms) not met. At load 13-16: 41 / 83 / 83 req/s = 32 / 62 / 74 %; there the
+sequential variants drifted with the load (routed came out faster), so only the alternating ASGI figure holds.
 
 Figures from `python -m bench serving` (2-core VM shared with other engineers) are kept, with the load average
 of the run, as the measured contract in ``tailor.serving.server``'s docstring. Tailor's own per-minute

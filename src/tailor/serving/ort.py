@@ -7,12 +7,13 @@ the layout rewrite of ORT_ENABLE_ALL is machine-specific, so it is applied at lo
 the model as ``model.onnx.ort-<version>-<sha256 prefix>.onnx`` (atomically: workers of one endpoint start
 together), and later workers load that fused graph. A directory that cannot be written just skips the cache.
 
-Measured (``python -m bench serving``, ResNet-20 1x28x28 exported by Tailor, one ONNX Runtime thread, two runs
-on the 2-core VM at load average 13-17 from other jobs): the cached graph has 55 nodes against the export's 78
-(Conv+ReLU fused; the pre-activation BNs stay), the same outputs within 1e-4 (a test checks); a session starts
-in 90 / 139 ms from it against 214 / 245 ms from the export (2.4x / 1.8x); batch-64 throughput equals the
-optimised-at-load graph's (the runtime's default level was already ORT_ENABLE_ALL) and is 2.5x / 1.7x the
-unoptimised (ORT_DISABLE_ALL) graph's: 121 vs 48, 111 vs 64 img/s on that loaded machine.
+Measured (``python -m bench serving``, ResNet-20 1x28x28 exported by Tailor, one ONNX Runtime thread, three
+runs on the 2-core VM at load average 2.5-7 and 13-17 from other jobs): the cached graph has 55 nodes against the
+export's 78 (Conv+ReLU fused; the pre-activation BNs stay), the same outputs within 1e-4 (a test checks); a
+session starts in 9 / 90 / 139 ms from it against 26 / 214 / 245 ms from the export (2.9x / 2.4x / 1.8x);
+batch-64 throughput equals the optimised-at-load graph's (the runtime's default level was already
+ORT_ENABLE_ALL) and is 3.7x / 2.5x / 1.7x the unoptimised (ORT_DISABLE_ALL) graph's: 1,086 vs 293 img/s at
+load ~2.5, 121 vs 48 and 111 vs 64 img/s under load 13-17.
 INT8 (``python -m bench quantize``, same machine and load): 2.07x batch-64 throughput and 1.61x batch-1 p50 of
 the fp32 graph, accuracy on the 10,000 Fashion-MNIST test images 75.22 % vs 74.70 % (one-epoch ResNet-20).
 """

@@ -21,21 +21,22 @@ Batching knobs (``tailor serve-model --max-batch-size --max-delay-ms --max-queue
 in ``tailor.serving.batcher``.
 
 Against raw ONNX Runtime (``python -m bench serving --only tailor``, round two: the worker's own session, thread
-count and cached optimised graph at batch 64, re-measured right before each load level; load average 13-16
-from other jobs, so absolute figures are ~10x below a quiet run's and only the ratios carry):
+count and cached optimised graph at batch 64, re-measured right before each load level). Run at load average
+2.5 before / 6.9 after:
 
-    conc   Tailor (auth on)           share of raw ORT batch 64   ModelLatency / mean batch
-    1        41 req/s  p99  63 ms       32 % (126 img/s)          c=1 floor: ORT batch 1 p50 8.3 / p99 39 ms
-    16       83 req/s  p99 256 ms       62 % (133 img/s)
-    64       83 req/s  p99 993 ms       74 % (112 img/s)           p50 194 ms, mean batch 4.3
+    conc   Tailor (auth on)           share of raw ORT batch 64   routed through FastAPI (same run, later)
+    1       130 req/s  p50  7.0 p99  24 ms   21 % (632 img/s)        66 req/s  p99   55 ms
+    16      336 req/s  p50 45   p99  92 ms   59 % (569 img/s)       142 req/s  p99  251 ms
+    64      455 req/s  p50 137  p99 224 ms   70 % (652 img/s)       101 req/s  p99 1350 ms
 
-The same run's no-auth variant reached 97 % at c=16 (117 vs 121 img/s). Goals c=64 >= 90 % and c=16 >= 1,600
-req/s with p99 <= 20 ms: not met on that machine. py-spy on the worker under c=64: ~47 % of its samples in
+c=1 beside the ORT batch-1 floor: p50 7.0 vs 1.1 ms, p99 23.5 vs 5.5 ms. A run at load 13-16: 41 / 83 / 83
+req/s = 32 / 62 / 74 % (no-auth at c=16: 97 %). Goals c=64 >= 90 % and c=16 >= 1,600 req/s with p99 <= 20 ms:
+not met on this shared machine. py-spy on the worker under c=64: ~47 % of its samples in
 Session.run, ~24 % in the event loop's own C code (socket reads and writes), ~10 % handing results across the
 model thread, PNG decode under 1 %: besides ONNX Runtime the cost is per frame and per thread hop, not per pixel.
 InvokeEndpoint is answered in front of FastAPI (``tailor.api.hosting.InvocationFront``): in-process, with the
-worker replaced by a canned reply, 29 us of CPU per invocation against 372 us routed through FastAPI, and
-45-54 us against 47-89 us for the previous in-stack middleware (alternating processes, load ~15).
+worker replaced by a canned reply, 42 / 29 us of CPU per invocation against 446 / 372 us routed through FastAPI
+(two runs), and 45-54 us against 47-89 us for the previous in-stack middleware (alternating processes, load ~15).
 
 Round one's measured contract (``python -m bench serving``: wrk on loopback, 28x28 PNGs, ResNet-20, one worker; Tailor
 through ``POST /endpoints/{name}/invocations`` with a bearer token; all four servers in one run on the 2-core

@@ -4,8 +4,11 @@
 2. read + decode a .rec for training: Tailor's `load_channel` into the memory-mapped cache vs
    `mx.io.ImageRecordIter` (preprocess_threads 2, batch 256) over the same file: images/s.
 
-Measured, round two (2-core EPYC VM at load average 15-17 from other jobs: absolute figures ~10x a quiet
-run's, wide spread; 70,000 images; median of 3 alternating runs):
+Measured, round two, one run at load average 4.1 before / 7.4 after (--repeat=1): pack pass-through 5.04 s vs
+16.22 s (3.2x); re-encode 22.56 s vs 24.08 s (1.1x), pixels 0.000 from im2rec's, 0.219 from the source (im2rec
+0.219), bytes = Image.save's 5000/5000; decode into the cache 27,751 vs 22,315 img/s RGB (1.2x), 36,147 vs
+31,957 grey (1.1x); cached reload 2-3 ms.
+And 3 alternating runs at load average 15-17 (absolute figures ~10x a quiet run's, wide spread):
   pack pass-through 53.7 s vs 123.0 s (2.3x); re-encode (Pillow's encoder, exact Image.save bytes) 101.9 s vs
   77.4 s (0.8x), fidelity: mean abs difference to im2rec's pixels 0.000, to the source 0.219 (im2rec 0.219);
   decode into the cache (forked processes) 3,663 vs 2,735 img/s RGB (1.3x), 4,573 vs 4,790 grey (1.0x).

@@ -12,11 +12,13 @@ A .rec of ``FORK_MIN_IMAGES`` (8,192) or more decodes in one forked process per 
 the shared mapping of images.npy; only chunk starts go out and header labels come back. Image files and S3
 objects keep threads (boto3 clients are shared as they are).
 
-Measured contract, forked decoding (``python -m bench data``, same files and comparison as below, 3 alternating
-runs each; the 2-core VM at load average 15-17 from other jobs, so every figure is ~10x below a quiet run's):
-  RGB  (MXNet-re-encoded .rec): 3,663 img/s vs 2,735 (1.3x; runs 3.5-4.0k vs 2.5-3.4k)
-  grey (pass-through .rec):     4,573 img/s vs 4,790 (1.0x; runs 4.1-6.1k vs 3.8-8.9k)
-  Goal >= 1.0x ImageRecordIter: met for RGB, even for grey within that run's spread.
+Measured contract, forked decoding (``python -m bench data``, same files and comparison as below):
+  one run at load average 4.1 before / 7.4 after:
+  RGB  (MXNet-re-encoded .rec): 27,751 img/s vs 22,315 (1.2x); cached reload 2.0 ms
+  grey (pass-through .rec):     36,147 img/s vs 31,957 (1.1x); cached reload 3.2 ms
+  3 alternating runs at load average 15-17 (every figure ~10x below a quiet run's):
+  RGB 3,663 vs 2,735 img/s (1.3x; runs 3.5-4.0k vs 2.5-3.4k); grey 4,573 vs 4,790 (1.0x; runs 4.1-6.1k vs 3.8-8.9k)
+  Goal >= 1.0x ImageRecordIter on the same .rec: met in both runs (grey even within the loaded run's spread).
 Earlier, threads only (load average ~5, so ±30 % run to run):
   RGB (MXNet-re-encoded .rec): 32.3k img/s vs 43.1k (0.7x; runs 26-32k vs 40-47k; other runs 1.3x, 1.0x)
   grey (pass-through .rec):    39.6k img/s vs 64.2k (0.6x; runs 37-40k vs 60-66k; other runs 0.7x, 0.5x)

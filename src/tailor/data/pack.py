@@ -23,7 +23,11 @@ average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and th
   difference to im2rec's (OpenCV) output 0.000, to the source 0.219 (im2rec's 0.219). Goal <= 0.3: met.
   pass-through:        53.7 s vs 123.0 s (2.3x; runs 39-71 s vs 74-147 s)
   re-encode .jpg q95: 101.9 s vs 77.4 s  (0.8x; runs 61-159 s vs 39-96 s); with simplejpeg's encoder in an
-  earlier run at the same load: 72.6 s vs 69.3 s (1.0x). Goal 3x: not met.
+  earlier run at the same load: 72.6 s vs 69.3 s (1.0x).
+  One run at load average 4.1 before / 7.4 after: pass-through 5.04 s vs 16.22 s (3.2x); re-encode 22.56 s vs
+  24.08 s (1.1x), fidelity as above. Goal 3x for re-encode: not met. Why (CPU per 28×28 grey JPEG → RGB q95,
+  alternating processes): OpenCV's imdecode + imencode, im2rec's path, 38-54 µs; ours 93-111 µs, of which
+  Pillow's libjpeg decode ~37-58 µs and encode ~37-47 µs: with the same two processes, per-image work bounds it.
   Round one (load ~5): pass-through 1.78 s vs 7.09 s (4.0x); re-encode with simplejpeg 6.59 s vs 11.33 s (1.7x).
 """
 

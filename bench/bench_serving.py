@@ -8,13 +8,25 @@ concurrency 1, 16 and 64; the same ResNet-20 (1x28x28, 10 classes) in every serv
 (b) naive: FastAPI + uvicorn, eager PyTorch, one request = one forward pass (written here).
 (c) BentoML 1.4 (its own venv, ``make bentoml``): ``@bentoml.api(batchable=True)`` adaptive batching over the
     same ONNX file with ONNX Runtime; images arrive as multipart uploads, BentoML's documented image input.
+Also in the same run: raw ONNX Runtime (the worker's session options, thread count and cached optimised graph)
+at batch 64 (images/s, re-measured right before each load level) and batch 1 (p50/p99), the ceiling Tailor's
+share is reported against; Tailor with auth replaced by AllowAll ("no-auth"); and Tailor with InvokeEndpoint
+routed through Starlette's middleware and FastAPI's router instead of answered in front of them ("routed").
 
-Goals (issue 5): (a) >= 1,000 req/s with p99 <= 50 ms at concurrency 16 on 2 cores; >= 3x (b); >= 1.5x (c).
+Goals: (a) c=64 >= 90 % of raw ONNX Runtime batch-64 images/s; c=16 >= 1,600 req/s with p99 <= 20 ms on 2 cores;
+>= 3x (b); >= 1.5x (c).
 
 Why the worker hop is a Unix-socket frame and not HTTP: relaying through ``httpx.AsyncClient`` -> uvicorn cost
 the Tailor process 3.5-4.1 ms of CPU per request against 30-35 us for a frame on one persistent multiplexed
 Unix socket (``tailor.serving.wire`` has the numbers); at 1,000 req/s on 2 cores the HTTP hop alone would need
 more than both cores. The Tailor server runs uvicorn with httptools + uvloop.
+
+Round two (``--only tailor``, load average 2.5 before, 6.9 after): c=1 / 16 / 64: 130 / 336 / 455 req/s =
+21 / 59 / 70 % of raw ORT batch 64 (632 / 569 / 652 img/s just before each level; 1,086 at the start); c=1 p50 /
+p99 7.0 / 23.5 ms beside ORT's batch-1 floor of 1.1 / 5.5 ms; routed through FastAPI 66 / 142 / 101 req/s
+(1.96 / 2.37 / 4.48x in Tailor's favour); in-process ASGI cost 42 vs 446 us. Goals (c=64 >= 90 %, c=16 >=
+1,600 req/s at p99 <= 20 ms) not met. At load 13-16: 41 / 83 / 83 req/s = 32 / 62 / 74 %; there the
+sequential variants drifted with the load (routed came out faster), so only the alternating ASGI figure holds.
 
 Figures from `python -m bench serving` (2-core VM shared with other engineers) are kept, with the load average
 of the run, as the measured contract in ``tailor.serving.server``'s docstring. Tailor's own per-minute
@@ -36,8 +48,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from bench import loadavg
 
 REPO = Path(__file__).resolve().parents[1]
 BENTO_PY = REPO / ".venv-bentoml" / "bin" / "python"
@@ -110,6 +125,19 @@ from tailor.settings import load_settings
 
 app = create_app(load_settings(home=sys.argv[1]))
 app.state.authorizer = AllowAll()
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+# The same server, auth on, with InvokeEndpoint sent through Starlette's middleware stack and FastAPI's routing
+# (``app.front`` off): what answering it in front of the app (``tailor.api.hosting.InvocationFront``) saves.
+ROUTED_APP = """
+import sys
+import uvicorn
+from tailor.api.app import create_app
+from tailor.settings import load_settings
+
+app = create_app(load_settings(home=sys.argv[1]))
+app.front = None
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
 
@@ -188,6 +216,162 @@ def write_images(work: Path) -> tuple[Path, Path]:
     return work / "raw.list", work / "multi.list"
 
 
+# -- raw ONNX Runtime: the ceiling Tailor's HTTP path is measured against ---------------------------------------
+def worker_threads() -> int:
+    """The intra-op threads a worker uses on this machine (``tailor.serving.server.load_service``'s default)."""
+    from tailor.serving.loader import usable_cores
+
+    return max(1, min(usable_cores() - 1, 8))
+
+
+def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
+    """Batch-64 images/s and batch-1 latency of a bare ``InferenceSession`` with the worker's options and graph.
+
+    Also: session start from the exported graph (optimised at load, as before the cache) vs from the cached
+    optimised graph, and batch-64 throughput of the unoptimised graph (ORT_DISABLE_ALL), all in this run."""
+    import onnxruntime as ort
+
+    from tailor.serving import ort as tort
+
+    onnx = model_dir / "model.onnx"
+    rng = np.random.default_rng(0)
+    x64 = rng.integers(0, 256, (64, 1, 28, 28)).astype(np.float32)
+    x1 = x64[:1].copy()
+    t = time.perf_counter()
+    ort.InferenceSession(str(onnx), sess_options=tort.session_options(threads), providers=["CPUExecutionProvider"])
+    start_plain = time.perf_counter() - t
+    tort.optimized_graph(onnx)  # written once per model (the first worker's cost)
+    t = time.perf_counter()
+    sess = tort.session(onnx, threads)
+    start_cached = time.perf_counter() - t
+    bare = ort.InferenceSession(
+        str(onnx), sess_options=tort.session_options(threads, level="none"), providers=["CPUExecutionProvider"]
+    )
+    out = {"start_plain_ms": start_plain * 1e3, "start_cached_ms": start_cached * 1e3, "threads": threads}
+    for name, s in (("b64", sess), ("b64_unoptimised", bare)):
+        s.run(["logits"], {"input": x64})
+        n, t = 0, time.perf_counter()
+        while time.perf_counter() - t < seconds / 2:
+            s.run(["logits"], {"input": x64})
+            n += 64
+        out[f"{name}_img_s"] = n / (time.perf_counter() - t)
+    lat = []
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds / 2 or len(lat) < 200:
+        t1 = time.perf_counter()
+        sess.run(["logits"], {"input": x1})
+        lat.append((time.perf_counter() - t1) * 1e3)
+    out["b1_p50_ms"], out["b1_p99_ms"] = (float(v) for v in np.percentile(lat, [50, 99]))
+
+    def ceiling() -> float:
+        n, t = 0, time.perf_counter()
+        while time.perf_counter() - t < min(2.0, seconds / 2):
+            sess.run(["logits"], {"input": x64})
+            n += 64
+        return n / (time.perf_counter() - t)
+
+    _CEILING[:] = [ceiling]
+    print(
+        f"  raw ORT ({threads} thread{'s' if threads > 1 else ''}): batch 64 {out['b64_img_s']:.0f} img/s "
+        f"(unoptimised graph {out['b64_unoptimised_img_s']:.0f}); batch 1 p50 {out['b1_p50_ms']:.2f} ms "
+        f"p99 {out['b1_p99_ms']:.2f} ms; session start {out['start_plain_ms']:.0f} ms from the export, "
+        f"{out['start_cached_ms']:.0f} ms from the cached optimised graph",
+        flush=True,
+    )
+    return out
+
+
+# -- the server's own HTTP path, in-process: what answering InvokeEndpoint in front of the app saves ----------
+def asgi_path_cost(work: Path, requests: int = 2000, rounds: int = 5) -> dict:
+    """CPU microseconds per InvokeEndpoint inside the Tailor app (bearer auth, policy check, error mapping,
+    headers), model worker replaced by a canned reply: ``app.front`` (answered before Starlette's middleware
+    and FastAPI's router) vs the same app with ``front = None``; rounds alternate, so load hits both alike.
+    Excludes uvicorn/httptools and the worker hop, which are the same either way."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from tailor.api.app import create_app
+    from tailor.auth.keys import KeyStore, init_admin
+    from tailor.serving import wire
+    from tailor.serving.router import Invocation
+    from tailor.settings import load_settings
+
+    settings = load_settings(home=str(work / "asgi-home")).ensure_dirs()
+    new, _ = init_admin(settings)
+    token, _ = KeyStore(settings).issue_token(new.info.access_key_id)
+    app = create_app(settings)
+    body = b"\x89PNG" + b"\0" * 400
+    reply = Invocation(wire.Reply(200, "application/json", b"[0.1, 0.9]"), "AllTraffic")
+
+    async def ainvoke(name: str, data: bytes, ct: str, accept: str) -> Invocation:
+        return reply
+
+    app.state.tailor = SimpleNamespace(hosting=SimpleNamespace(ainvoke=ainvoke))
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"image/png"),
+        (b"content-length", str(len(body)).encode()),
+        (b"authorization", f"Bearer {token}".encode()),
+    ]
+    front = getattr(app, "front", None)
+
+    async def one() -> int:
+        status = 0
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(msg: dict) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/endpoints/bench/invocations",
+            "raw_path": b"/endpoints/bench/invocations",
+            "query_string": b"",
+            "root_path": "",
+            "headers": list(headers),
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8023),
+            "state": {},
+        }
+        await app(scope, receive, send)
+        return status
+
+    async def run(n: int) -> float:
+        t = time.process_time()
+        for _ in range(n):
+            assert await one() == 200
+        return (time.process_time() - t) / n * 1e6
+
+    async def main() -> dict:
+        out: dict[str, list[float]] = {"front": [], "routed": []}
+        await run(200)  # warm-up: key cache, middleware stack built
+        app.front = None
+        await run(200)
+        for _ in range(rounds):
+            for name, f in (("front", front), ("routed", None)):
+                app.front = f
+                out[name].append(await run(requests))
+        app.front = front
+        return {k: float(np.median(v)) for k, v in out.items()} | {"runs": out}
+
+    res = asyncio.run(main())
+    print(
+        f"  server ASGI path, CPU per invocation (median of {rounds} alternating rounds of {requests}): in front of "
+        f"the app {res['front']:.0f} us, routed through FastAPI {res['routed']:.0f} us "
+        f"({res['routed'] / res['front']:.2f}x)",
+        flush=True,
+    )
+    return res
+
+
 # -- processes ---------------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -251,22 +435,31 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
+# Raw ONNX Runtime batch-64 images/s, measured again right before each load level (the machine's load drifts
+# within a run: a ceiling taken minutes earlier is not the one the level ran under). Set by raw_ort().
+_CEILING: list[Any] = []
+
+
 def measure(name: str, url: str, bodies: Path, headers: dict[str, str], seconds: float, work: Path) -> dict:
     wrk(url, bodies, headers, 16, min(2.0, seconds), work)  # warm-up: connections, batch shapes, caches
     out = {}
     for c in CONCURRENCY:
+        ceiling = _CEILING[0]() if _CEILING else None
         out[c] = wrk(url, bodies, headers, c, seconds, work)
         r = out[c]
+        r["ort_b64_img_s"] = ceiling
         bad = f"  non-2xx={r['bad']}" if r["bad"] else ""
+        share = f"  ({r['rps'] / ceiling:.0%} of raw ORT batch 64, {ceiling:.0f} img/s just before)" if ceiling else ""
         print(
-            f"  {name:<8} c={c:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms{bad}",
+            f"  {name:<8} c={c:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms"
+            f"{bad}{share}",
             flush=True,
         )
     return out
 
 
 # -- the three servers ---------------------------------------------------------------------------------------
-def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, dict]:
+def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, dict, dict]:
     from tailor.auth.keys import KeyStore, init_admin
     from tailor.client import Client
     from tailor.settings import load_settings
@@ -311,27 +504,35 @@ def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, 
     finally:
         stop(proc)
     # Same home, auth replaced by AllowAll: the server relaunches the InService endpoint's worker on start.
-    (work / "noauth_app.py").write_text(NOAUTH_APP)
+    noauth = _variant(work, "no-auth", NOAUTH_APP, home, env, raw, {"Content-Type": "image/png"}, seconds)
+    routed = _variant(work, "routed", ROUTED_APP, home, env, raw, headers, seconds)
+    return result, noauth, routed
+
+
+def _variant(
+    work: Path, name: str, app: str, home: Path, env: dict[str, str], raw: Path, headers: dict[str, str], seconds: float
+) -> dict:
+    script = work / f"{name}_app.py"
+    script.write_text(app)
     port = free_port()
-    proc = spawn([sys.executable, str(work / "noauth_app.py"), str(home), str(port)], log, env)
+    log = work / f"{name}.log"
+    proc = spawn([sys.executable, str(script), str(home), str(port)], log, env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/healthz", proc, log)
-        _wait_invocable(f"{url}/endpoints/bench/invocations", raw)
-        headers = {"Content-Type": "image/png"}
-        noauth = measure("no-auth", f"{url}/endpoints/bench/invocations", raw, headers, seconds, work)
+        _wait_invocable(f"{url}/endpoints/bench/invocations", raw, headers)
+        return measure(name, f"{url}/endpoints/bench/invocations", raw, headers, seconds, work)
     finally:
         stop(proc)
-    return result, noauth
 
 
-def _wait_invocable(url: str, raw: Path, timeout: float = 120.0) -> None:
+def _wait_invocable(url: str, raw: Path, headers: dict[str, str], timeout: float = 120.0) -> None:
     import httpx
 
     body = Path(raw.read_text().split()[0]).read_bytes()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if httpx.post(url, content=body, headers={"Content-Type": "image/png"}, timeout=10).status_code == 200:
+        if httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200:
             return
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer 200 within {timeout:g} s")
@@ -387,7 +588,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk (the Makefile's bench target does it)")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     wanted = args.only or ["tailor", "naive", "bentoml"]
-    print(f"load average before: {os.getloadavg()[0]:.2f} (other work on this machine skews every figure)")
+    print(f"load average before: {loadavg()} (other work on this machine skews every figure)")
     print(
         f"serving bench: ResNet-20 1x28x28, wrk -t1, {args.seconds:g} s per level, {os.cpu_count()} cores", flush=True
     )
@@ -396,19 +597,21 @@ def main(argv: list[str]) -> None:
         tar, model_dir = build_model(work)
         raw, multi = write_images(work)
         results: dict[str, dict | None] = {}
+        results["ort"] = raw_ort(model_dir, args.seconds, worker_threads())
+        results["asgi"] = asgi_path_cost(work)
         if "tailor" in wanted:
-            results["tailor"], results["no-auth"] = run_tailor(work, tar, raw, args.seconds)
+            results["tailor"], results["no-auth"], results["routed"] = run_tailor(work, tar, raw, args.seconds)
         if "naive" in wanted:
             results["naive"] = run_naive(work, model_dir, raw, args.seconds)
         if "bentoml" in wanted:
             results["bentoml"] = run_bentoml(work, model_dir, multi, args.seconds)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"load average after: {loadavg()}")
     summarize(results)
 
 
 def summarize(results: dict[str, dict | None]) -> None:
     print("\nreq/s (p50 / p99 ms)")
-    names = [n for n, r in results.items() if r]
+    names = [n for n, r in results.items() if r and n not in ("ort", "asgi")]
     print("conc  " + "".join(f"{n:>28}" for n in names))
     for c in CONCURRENCY:
         cells = [
@@ -417,12 +620,26 @@ def summarize(results: dict[str, dict | None]) -> None:
         ]
         print(f"{c:<6}" + "".join(f"{cell:>28}" for cell in cells))
     t = results.get("tailor")
-    if t:
-        ok = t[16]["rps"] >= 1000 and t[16]["p99_ms"] <= 50
+    o = results.get("ort")
+    if t and o:
+        ceiling = t[64].get("ort_b64_img_s") or o["b64_img_s"]
+        share = t[64]["rps"] / ceiling
         print(
-            f"goal c=16: >= 1000 req/s and p99 <= 50 ms: {'met' if ok else 'NOT met'} "
+            f"Tailor's share of raw ORT: c=64 {t[64]['rps']:.0f} req/s / batch-64 {ceiling:.0f} img/s = "
+            f"{share:.0%} (goal >= 90 %: {'met' if share >= 0.9 else 'NOT met'}); c=1 p50 / p99 "
+            f"{t[1]['p50_ms']:.2f} / {t[1]['p99_ms']:.2f} ms beside the ORT batch-1 floor "
+            f"{o['b1_p50_ms']:.2f} / {o['b1_p99_ms']:.2f} ms"
+        )
+    if t:
+        ok = t[16]["rps"] >= 1600 and t[16]["p99_ms"] <= 20
+        print(
+            f"goal c=16: >= 1600 req/s and p99 <= 20 ms: {'met' if ok else 'NOT met'} "
             f"({t[16]['rps']:.0f} req/s, p99 {t[16]['p99_ms']:.1f} ms)"
         )
+        r = results.get("routed")
+        if r:
+            ratios = ", ".join(f"c={c}: {t[c]['rps'] / max(r[c]['rps'], 1e-9):.2f}x" for c in CONCURRENCY)
+            print(f"tailor (InvokeEndpoint in front of the app) / routed through FastAPI: {ratios}")
         for base, goal in (("naive", 3.0), ("bentoml", 1.5)):
             b = results.get(base)
             if b:

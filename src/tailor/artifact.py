@@ -1,4 +1,5 @@
-"""The model artifact: ``model.tar.gz`` = ``model.json`` + ``weights.safetensors`` (+ ``model.onnx``).
+"""The model artifact: ``model.tar.gz`` = ``model.json`` + ``weights.safetensors`` (+ ``model.onnx``, +
+``calibration.npy``: 256 training images, uint8 NCHW, from which serving calibrates an INT8 graph on request).
 
 ``model.json`` describes the model fully (registry name and kwargs, image shape, classes, normalisation,
 resolved hyperparameters, final metrics, versions), so serving rebuilds it without the trainer. No pickle.
@@ -36,6 +37,8 @@ FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
 ONNX = "model.onnx"
+# uint8 (N, C, H, W) training images (np.save format) for INT8 calibration; optional (older artifacts lack it)
+CALIBRATION = "calibration.npy"
 MAX_MEMBER_BYTES = 2 * 1024**3  # 2 GiB: ResNet-200 is ~260 MB in float32; anything far larger is suspect
 MAX_TOTAL_BYTES = DEFAULT_MAX_ARTIFACT_BYTES  # the largest network's artifact x 2 (see tailor.settings)
 MAX_MEMBERS = 10_000  # an artifact holds 2-3 files; a user's own model dir a few hundred at most
@@ -45,9 +48,15 @@ _TAR_BLOCK = 512
 
 
 def write_artifact(
-    tar_path: Path, *, model_json: dict[str, Any], weights_path: Path, onnx_path: Path | None = None
+    tar_path: Path,
+    *,
+    model_json: dict[str, Any],
+    weights_path: Path,
+    onnx_path: Path | None = None,
+    calibration_path: Path | None = None,
 ) -> Path:
-    """Pack model.json + weights (+ ONNX) into ``tar_path`` (gzip), written to a temp name then renamed."""
+    """Pack model.json + weights (+ ONNX, + calibration sample) into ``tar_path`` (gzip), written to a temp name
+    then renamed."""
     meta = {"format_version": FORMAT_VERSION, **model_json}
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tar_path.with_name(tar_path.name + ".tmp")
@@ -59,6 +68,8 @@ def write_artifact(
         tar.add(weights_path, arcname=WEIGHTS)
         if onnx_path is not None:
             tar.add(onnx_path, arcname=ONNX)
+        if calibration_path is not None:
+            tar.add(calibration_path, arcname=CALIBRATION)
     tmp.replace(tar_path)
     return tar_path
 

@@ -15,7 +15,8 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 IMAGE_SHAPE = (1, 28, 28)
 
 
-def build_artifact(tar_path: Path, *, arch: str = "resnet20") -> Path:
+def build_artifact(tar_path: Path, *, arch: str = "resnet20", calibration: bool = False) -> Path:
+    """``calibration``: keep 64 images (seeded, uint8) as the artifact's INT8 calibration sample."""
     import torch
     from safetensors.torch import save_file
 
@@ -45,7 +46,13 @@ def build_artifact(tar_path: Path, *, arch: str = "resnet20") -> Path:
             "multi_label": False,
             "tta": None,
         }
-        return write_artifact(tar_path, model_json=meta, weights_path=weights, onnx_path=onnx_path)
+        calib = None
+        if calibration:
+            calib = Path(tmp) / "calibration.npy"
+            np.save(calib, np.random.default_rng(7).integers(0, 256, (64, *IMAGE_SHAPE), dtype=np.uint8))
+        return write_artifact(
+            tar_path, model_json=meta, weights_path=weights, onnx_path=onnx_path, calibration_path=calib
+        )
 
 
 def png_bytes(seed: int, size: tuple[int, int] = (28, 28), mode: str = "L") -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -42,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN. The schema itself
     # is opt-in (settings.openapi_schema) and then served to authenticated callers only (below).
-    app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = TailorApp(title="Tailor", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.authorizer = AllowAll()
     app.state.metrics_registry = CollectorRegistry()
@@ -50,9 +51,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics_registry.register(hosting.HostingCollector(app))
     errors.install(app)
     # Closed by default: SigV4 or bearer tokens, then IAM-style policies (replaces the AllowAll above).
-    # Inside authentication (added before it): InvokeEndpoint is answered without FastAPI's route matching.
-    app.add_middleware(hosting.InvocationFastPath)
     install_auth(app, settings)
+    # InvokeEndpoint is answered in front of the middleware stack and routing, through the same authentication.
+    app.front = hosting.InvocationFront(app, app.state.keys, settings)
     # Outermost: control-plane bodies over 1 MiB are refused before authentication reads them.
     app.add_middleware(ControlBodyLimit)
     for module in ROUTER_MODULES:
@@ -79,6 +80,18 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse(app.openapi())
 
     return app
+
+
+class TailorApp(FastAPI):
+    """FastAPI, with ``POST /endpoints/{name}/invocations`` handed to ``front`` (``hosting.InvocationFront``)."""
+
+    front: hosting.InvocationFront | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.front is not None and self.front.match(scope) is not None:
+            await self.front(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class _JobCollector:

@@ -37,7 +37,7 @@ ACTOR_PREFIX = "tailor-instance-"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0  # the worker lets in-flight requests finish for up to 10 s
 LIVE_TTL_S = 0.5  # one GCS call lists every live instance; the supervisor asks once a second per instance
-WORKER_OPTIONS = ("max_batch_size", "max_delay_ms", "max_image_pixels")
+WORKER_OPTIONS = ("max_batch_size", "max_delay_ms", "max_image_pixels", "quantize")
 
 
 def actor_name(instance_id: str) -> str:

@@ -9,20 +9,26 @@ copies the file's bytes. Unreadable images are skipped with a warning and counte
 
 Speed: ``--pass-through`` runs one tight loop in-process (files opened relative to the root's descriptor,
 records framed without joining header and payload; a second thread measured no faster). Re-encoding runs
-``num_thread`` forked worker processes (capped at the cores): simplejpeg decodes and encodes JPEGs, Pillow
-handles PNG output, resizing and anything simplejpeg refuses; each chunk comes back as one framed blob.
-Caveat (measured): simplejpeg 1.9's encoder does not produce libjpeg's default (islow) output, whatever its
-``fastdct`` flag says (both values give the same bytes): with the same quantisation tables and 4:2:0
-subsampling, re-encoded 28×28 pixels sit a mean 0.8 grey levels from the source at q95 vs 0.22 for Pillow and
-OpenCV (MXNet's im2rec, whose pixels Pillow's match exactly). Pillow's encoder costs ~75 µs an image here
-against simplejpeg's ~15 µs, which is the whole re-encode speed-up.
+``num_thread`` forked worker processes (capped at the cores): a JPEG is decoded by libjpeg straight into a
+Pillow image of the wanted mode and encoded by Pillow's libjpeg encoder driven directly (``images.encode_jpeg``:
+the exact bytes ``Image.save`` writes, islow DCT, 4:2:0); PNG output, other inputs and anything unusual take the
+plain Pillow path. simplejpeg's encoder, used before, is 2-3x faster per image but its DCT is not islow whatever
+its ``fastdct`` says: re-encoded 28×28 pixels sat a mean 0.70-0.8 grey levels from the source at q95 against
+0.22 for Pillow and OpenCV (MXNet's im2rec).
 
-Measured contract (``python -m bench data``, 70,000 Fashion-MNIST JPEGs, vs MXNet 1.9.1 ``im2rec.py
---num-thread 2`` in the same run; wall time including interpreter start; 2-core VM shared with other jobs,
-load average ~5, so ±30 % run to run):
-  pass-through:        1.78 s vs 7.09 s  (4.0x; runs 1.6-4.6 s vs 4.4-8.5 s; other runs 3.1x, 2.9x)
-  re-encode .jpg q95:  6.59 s vs 11.33 s (1.7x; runs 4.6-6.9 s vs 11.0-12.2 s; other runs 2.6x, 1.2x)
-  Before (Pillow, worker processes): 2.3x and 0.7x. Goal 3x: met for pass-through, not for re-encode.
+Measured contract (``python -m bench data --only=pack``, 70,000 Fashion-MNIST JPEGs, vs MXNet 1.9.1 ``im2rec.py
+--num-thread 2`` in the same run, 3 alternating runs, wall time including interpreter start; 2-core VM at load
+average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and the spread is wide):
+  fidelity (re-encode .jpg q95, 5,000 images): Tailor's bytes equal Image.save's 5000/5000; mean abs pixel
+  difference to im2rec's (OpenCV) output 0.000, to the source 0.219 (im2rec's 0.219). Goal <= 0.3: met.
+  pass-through:        53.7 s vs 123.0 s (2.3x; runs 39-71 s vs 74-147 s)
+  re-encode .jpg q95: 101.9 s vs 77.4 s  (0.8x; runs 61-159 s vs 39-96 s); with simplejpeg's encoder in an
+  earlier run at the same load: 72.6 s vs 69.3 s (1.0x).
+  One run at load average 4.1 before / 7.4 after: pass-through 5.04 s vs 16.22 s (3.2x); re-encode 22.56 s vs
+  24.08 s (1.1x), fidelity as above. Goal 3x for re-encode: not met. Why (CPU per 28×28 grey JPEG → RGB q95,
+  alternating processes): OpenCV's imdecode + imencode, im2rec's path, 38-54 µs; ours 93-111 µs, of which
+  Pillow's libjpeg decode ~37-58 µs and encode ~37-47 µs: with the same two processes, per-image work bounds it.
+  Round one (load ~5): pass-through 1.78 s vs 7.09 s (4.0x); re-encode with simplejpeg 6.59 s vs 11.33 s (1.7x).
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from tailor.data import images as _img
@@ -116,13 +121,7 @@ def _transform(data: bytes, opts: PackOptions, name: str) -> bytes:
         img.load()
     except (OSError, SyntaxError, ValueError) as err:
         raise DataError(f"cannot decode image ({err})", path=name) from None
-    if opts.center_crop:
-        w, h = img.size
-        side = min(w, h)
-        top, left = (h - side) // 2, (w - side) // 2
-        img = img.crop((left, top, left + side, top + side))
-    if opts.resize:
-        img = _img.resize_shorter(img, opts.resize)
+    img = _geometry(img, opts)
     buf = io.BytesIO()
     if opts.encoding == ".png":
         img.save(buf, "PNG", compress_level=min(opts.quality, 9))
@@ -131,6 +130,18 @@ def _transform(data: bytes, opts: PackOptions, name: str) -> bytes:
             img = img.convert("RGB")  # JPEG has no alpha channel
         img.save(buf, "JPEG", quality=max(1, opts.quality))
     return buf.getvalue()
+
+
+def _geometry(img: Image.Image, opts: PackOptions) -> Image.Image:
+    """``center_crop`` to a square, then ``resize`` the shorter side (im2rec's order)."""
+    if opts.center_crop:
+        w, h = img.size
+        side = min(w, h)
+        top, left = (h - side) // 2, (w - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if opts.resize:
+        img = _img.resize_shorter(img, opts.resize)
+    return img
 
 
 def _looks_like_image(data: bytes) -> bool:
@@ -159,25 +170,26 @@ def _read_file(path: str) -> bytes:
 
 
 def _transform_fast(data: bytes, opts: PackOptions) -> bytes | None:
-    """simplejpeg decode → crop/resize on numpy → simplejpeg encode; None: use Pillow (:func:`_transform`).
+    """A JPEG → .jpg without Pillow's Python layers: libjpeg decodes straight into a Pillow image of the wanted
+    mode, crop/resize as :func:`_transform`, then Pillow's encoder driven directly. The same bytes as
+    :func:`_transform` (a test checks); None: anything else, which :func:`_transform` handles.
 
-    The same pixels and the same JPEG settings as the Pillow path (islow DCT, 4:2:0, quality), ~5x faster,
-    and the GIL is released while coding, so --num-thread threads run in parallel.
+    Per 28×28 grey JPEG to RGB q95 (CPU, one run, loaded VM): 63-68 µs against 77-90 µs for simplejpeg's
+    decode into numpy plus the same encoder, and ~110 µs for the Image.open/Image.save path.
     """
-    if opts.encoding != ".jpg":
+    if opts.encoding != ".jpg" or data[:3] != _JPEG:
         return None
-    arr = _img.jpeg_array(data, {1: 3, 0: 1, -1: 0}[opts.color])
-    if arr is None:
+    if opts.color == -1:
+        info = _img.jpeg_info(data)
+        if info is None or info[2] not in (1, 3):
+            return None
+        mode = "L" if info[2] == 1 else "RGB"
+    else:
+        mode = "RGB" if opts.color == 1 else "L"
+    img = _img.decode_jpeg_image(data, mode)
+    if img is None:
         return None
-    if opts.center_crop:
-        h, w = arr.shape[:2]
-        side = min(w, h)
-        top, left = (h - side) // 2, (w - side) // 2
-        arr = arr[top : top + side, left : left + side]
-    if opts.resize:
-        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-        arr = np.asarray(_img.resize_shorter(img, opts.resize))
-    return _img.encode_jpeg_array(arr, opts.quality)
+    return _img.encode_jpeg(_geometry(img, opts), opts.quality)
 
 
 def _frame(it: LstItem, payload: bytes, opts: PackOptions) -> list[bytes]:

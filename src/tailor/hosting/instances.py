@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 
 from tailor.backends import Backend, Handle
 from tailor.db import Database
-from tailor.errors import ServiceUnavailableError, TailorError
+from tailor.errors import NotFoundError, ServiceUnavailableError, TailorError
 from tailor.hosting.logs import EndpointLogs
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.models import Models
@@ -89,6 +89,8 @@ class Instances:
     def _spawn(self, w: WorkerRow, variant: dict[str, Any] | None = None) -> None:
         log = self.log_path(w.endpoint_name, w.id)
         options = {"max_image_pixels": self.settings.max_image_pixels, **self.options, **self._placement(w, variant)}
+        with contextlib.suppress(NotFoundError):  # a deleted model: its relaunched workers serve fp32
+            options["quantize"] = self.models.quantize(w.model_name)
         handle = self.backend.start_instance(w.id, w.model_dir, w.socket_path, log, options)
         self.logs.event(
             w.endpoint_name,

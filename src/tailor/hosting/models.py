@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from tailor.artifact import ONNX, WEIGHTS, read_model_json, safe_extract
+from tailor.artifact import CALIBRATION, ONNX, WEIGHTS, read_model_json, safe_extract
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, TailorError, ValidationError
 from tailor.hosting.store import ModelRow, WorkerRow
@@ -46,6 +46,12 @@ class Models:
         model_id = uuid.uuid4().hex
         dest = self.settings.models_dir / model_id
         meta = self._unpack(container["ModelDataUrl"], dest)
+        if quantize_of(container) == "int8" and not ((dest / ONNX).is_file() and (dest / CALIBRATION).is_file()):
+            shutil.rmtree(dest, ignore_errors=True)
+            raise ValidationError(
+                f"Environment {QUANTIZE_ENV}=int8: the artifact needs {ONNX} and {CALIBRATION} (training images "
+                "for calibration), which models trained by older Tailor versions lack"
+            )
         row = ModelRow(
             name=name,
             arn=arn(self.settings.region, self.settings.account_id, "model", name),
@@ -101,6 +107,10 @@ class Models:
     def get(self, name: str) -> ModelRow:
         return fetch(self.db, ModelRow, name, "Model")
 
+    def quantize(self, name: str) -> str:
+        """The serving precision the model's Environment asks for (``TAILOR_QUANTIZE``): fp32 or int8."""
+        return quantize_of(self.get(name).spec["PrimaryContainer"])
+
     def directory(self, name: str) -> Path:
         """The model's unpacked files in this server's home. Servers sharing one database each keep their own
         copy: one that deploys a model another server created unpacks it here first, from its ModelDataUrl."""
@@ -153,6 +163,15 @@ class Models:
         return {}
 
 
+# The model's Environment entry that picks the serving precision (boto3 sends Environment as is): "fp32" (the
+# default) or "int8", an INT8 graph calibrated on the artifact's calibration sample (tailor.serving.ort).
+QUANTIZE_ENV = "TAILOR_QUANTIZE"
+
+
+def quantize_of(container: dict[str, Any]) -> str:
+    return str((container.get("Environment") or {}).get(QUANTIZE_ENV) or "fp32").lower()
+
+
 def _container(spec: dict[str, Any]) -> dict[str, Any]:
     """PrimaryContainer (or the one entry of Containers), validated and normalised."""
     container = spec.get("PrimaryContainer")
@@ -162,6 +181,8 @@ def _container(spec: dict[str, Any]) -> dict[str, Any]:
         container = spec["Containers"][0]
     if not isinstance(container, dict) or not container.get("ModelDataUrl"):
         raise ValidationError("PrimaryContainer.ModelDataUrl is required: the URI of a model.tar.gz")
+    if quantize_of(container) not in ("fp32", "int8"):
+        raise ValidationError(f"Environment {QUANTIZE_ENV} must be fp32 or int8, got {quantize_of(container)!r}")
     return {
         "Image": str(container.get("Image") or DEFAULT_IMAGE),
         "ModelDataUrl": str(container["ModelDataUrl"]),

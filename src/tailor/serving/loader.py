@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tailor.artifact import MODEL_JSON, ONNX, WEIGHTS, read_model_json, safe_extract
+from tailor.artifact import CALIBRATION, MODEL_JSON, ONNX, WEIGHTS, read_model_json, safe_extract
 from tailor.errors import ValidationError
 
 Runtime = Literal["auto", "onnx", "torch"]
@@ -31,6 +31,7 @@ class ModelMeta:
     model_name: str
     tta: bool
     raw: dict[str, Any]
+    quantize: str = "fp32"
 
 
 class LoadedModel:
@@ -66,9 +67,16 @@ class LoadedModel:
 
 
 def load_model(
-    path: str | Path, *, runtime: Runtime = "auto", device: str | None = None, threads: int | None = None
+    path: str | Path,
+    *,
+    runtime: Runtime = "auto",
+    device: str | None = None,
+    threads: int | None = None,
+    quantize: str = "fp32",
 ) -> LoadedModel:
-    """``threads``: ONNX Runtime intra-op threads (default: every core this process may use, at most 8)."""
+    """``threads``: ONNX Runtime intra-op threads (default: every core this process may use, at most 8).
+    ``quantize="int8"``: ONNX Runtime on an INT8 graph calibrated on the artifact's ``calibration.npy``
+    (``tailor.serving.ort.quantized_graph``); needs ``model.onnx`` and the sample."""
     path = Path(path)
     workdir: Path | None = None
     if path.is_file():
@@ -88,16 +96,30 @@ def load_model(
         model_name=raw["model"]["name"],
         tta=raw.get("tta") == "flip",
         raw=raw,
+        quantize=quantize,
     )
     want_cuda = device is not None and device.startswith("cuda")
     if runtime == "auto":
         runtime = "torch" if want_cuda or (device is None and _cuda_available()) else "onnx"
         if runtime == "onnx" and not (model_dir / ONNX).is_file():
             runtime = "torch"
+    if quantize not in ("fp32", "int8"):
+        raise ValidationError(f"quantize must be fp32 or int8, not {quantize!r}")
+    calibration = None
+    if quantize == "int8":
+        if runtime == "torch" or not (model_dir / ONNX).is_file():
+            raise ValidationError(f"{path}: INT8 serving runs the ONNX graph; the artifact has no {ONNX}")
+        if not (model_dir / CALIBRATION).is_file():
+            raise ValidationError(
+                f"{path}: INT8 serving needs the artifact's {CALIBRATION} (training images for calibration), "
+                "which models trained by older Tailor versions lack: retrain, or serve it in fp32"
+            )
+        calibration = np.load(model_dir / CALIBRATION, allow_pickle=False)
+        runtime = "onnx"
     if runtime == "onnx":
         if not (model_dir / ONNX).is_file():
             raise ValidationError(f"{path}: the artifact has no {ONNX}; use runtime='torch'")
-        run = _onnx_runner(model_dir / ONNX, threads)
+        run = _onnx_runner(model_dir / ONNX, threads, calibration)
     elif runtime == "torch":
         run = _torch_runner(model_dir, meta, device)
     else:
@@ -115,18 +137,11 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _onnx_runner(onnx_path: Path, threads: int | None = None) -> Any:
-    import onnxruntime as ort
+def _onnx_runner(onnx_path: Path, threads: int | None = None, calibration: np.ndarray | None = None) -> Any:
+    from tailor.serving.ort import session as ort_session
 
-    opts = ort.SessionOptions()
-    # One session per process serves batches; all cores for one op, one inter-op thread (a single chain).
-    opts.intra_op_num_threads = max(1, threads if threads is not None else min(usable_cores(), 8))
-    opts.inter_op_num_threads = 1
-    # No spin-waiting between ops: spinning threads burn the cores the event loops (this worker's, the Tailor
-    # server's) need. Measured ~1.8x faster batch-16 inference on the shared 2-core VM with spinning off.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    n = threads if threads is not None else min(usable_cores(), 8)
+    session = ort_session(onnx_path, n, calibration=calibration)
 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run(["logits"], {"input": x})[0]

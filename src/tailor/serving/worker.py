@@ -33,6 +33,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: cores - 1)")
     p.add_argument("--max-image-pixels", type=int, default=None, help="pixels one request may decode (413 above)")
+    p.add_argument(
+        "--quantize", default="fp32", choices=["fp32", "int8"], help="int8: an INT8 graph calibrated on the artifact"
+    )
     return p.parse_args(argv)
 
 
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         runtime=args.runtime,
         threads=args.threads,
         max_pixels=args.max_image_pixels,
+        quantize=args.quantize,
     )
     event_loop_policy()
     if args.owner_pid:
@@ -75,7 +79,7 @@ class ThreadedWorker:
         from tailor.serving.server import load_service
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        knobs = ("max_batch_size", "max_delay_ms", "max_queue", "timeout_s", "threads")
+        knobs = ("max_batch_size", "max_delay_ms", "max_queue", "timeout_s", "threads", "quantize")
         kwargs = {k: options[k] for k in knobs if options.get(k) is not None}
         self.service = load_service(model_path, max_pixels=options.get("max_image_pixels"), **kwargs)
         self.address = ""

@@ -190,8 +190,17 @@ def _train(job_dir: Path, profile: Profile, cache_dir: Path | None, stop: thread
         model_kwargs=result.model_kwargs,
         class_names=train.class_names,
         metrics=result.metrics,
+        calibration=calibration_sample(train.images),
     )
     log(f"Wrote {tar} ({tar.stat().st_size / 1e6:.1f} MB); final metrics {json.dumps(result.metrics)}")
+
+
+def calibration_sample(images: Any, n: int = 256, seed: int = 0) -> Any:
+    """``n`` training images drawn without replacement (seeded): the artifact's INT8 calibration sample."""
+    import numpy as np
+
+    pick = np.sort(np.random.default_rng(seed).choice(len(images), size=min(n, len(images)), replace=False))
+    return np.asarray(images[pick], dtype=np.uint8)
 
 
 def _default_cache() -> Path | None:

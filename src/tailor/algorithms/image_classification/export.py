@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -79,7 +80,9 @@ def write_model(
     class_names: list[str] | None,
     metrics: dict[str, float],
     onnx: bool = True,
+    calibration: np.ndarray | None = None,
 ) -> Path:
+    """``calibration``: uint8 (N, C, H, W) training images kept in the artifact for INT8 serving."""
     model = model.eval().float().cpu().to(memory_format=torch.contiguous_format)
     with tempfile.TemporaryDirectory(prefix="tailor-export-") as tmp:
         weights = Path(tmp) / "weights.safetensors"
@@ -90,4 +93,10 @@ def write_model(
         meta = model_json(
             hp=hp, model_name=model_name, model_kwargs=model_kwargs, class_names=class_names, metrics=metrics
         )
-        return write_artifact(tar_path, model_json=meta, weights_path=weights, onnx_path=onnx_path)
+        calib = None
+        if calibration is not None and onnx_path is not None:
+            calib = Path(tmp) / "calibration.npy"
+            np.save(calib, np.ascontiguousarray(calibration, dtype=np.uint8))
+        return write_artifact(
+            tar_path, model_json=meta, weights_path=weights, onnx_path=onnx_path, calibration_path=calib
+        )

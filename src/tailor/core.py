@@ -14,6 +14,7 @@ from tailor.hosting import HostingService
 from tailor.jobs.service import TrainingJobService
 from tailor.settings import Settings
 from tailor.storage import Storage
+from tailor.tuning import TuningService
 
 
 @dataclass
@@ -23,18 +24,22 @@ class Tailor:
     storage: Storage
     jobs: TrainingJobService
     hosting: HostingService
+    tuning: TuningService
 
     @classmethod
-    def open(cls, settings: Settings) -> Tailor:
+    def open(cls, settings: Settings, *, serve: bool = False) -> Tailor:
+        """``serve``: a server's container, which resumes the tuning jobs a previous process left running."""
         settings.ensure_dirs()
         db = Database(settings).create_all()
         storage = Storage(settings)
         jobs = TrainingJobService(settings, db, storage).start()
         hosting = HostingService(settings, db, storage)
-        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting)
+        tuning = TuningService(settings, db, jobs).start(serve=serve)
+        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, tuning=tuning)
 
     def close(self) -> None:
-        """Stop running jobs (they end Stopped), then release the database."""
+        """Stop orchestrating tuning jobs, stop running jobs (they end Stopped), then release the database."""
+        self.tuning.close()
         self.jobs.close()
         self.hosting.close()  # stops the endpoint workers this process launched
         self.db.dispose()

@@ -26,7 +26,7 @@ def test_tune_create_waits_and_reports_the_best(settings: Settings, tmp_path: Pa
     result = runner.invoke(cli, [*args, "--continuous", "scale=0.2:1.0:Logarithmic", "--seed", "5"])
     assert result.exit_code == 0, (result.output, result.exception)
     assert "Status                       Completed" in result.stdout
-    assert "Strategy                     Bayesian" in result.stdout  # the flags' default
+    assert "Strategy                     Random" in result.stdout  # the file's, no flag overrides it
     lines = [line for line in result.stderr.splitlines() if line.startswith("cli-tune-00")]
     assert len(lines) == 2 and all(" Completed  validation:accuracy=" in line for line in lines)
     described = json.loads(runner.invoke(cli, ["tune", "describe", "cli-tune", "--json"]).stdout)
@@ -36,7 +36,7 @@ def test_tune_create_waits_and_reports_the_best(settings: Settings, tmp_path: Pa
     assert trials[0].split()[:3] == ["TRAINING", "JOB", "STATUS"]
     assert trials[1].startswith(best["TrainingJobName"])  # best first
     listed = runner.invoke(cli, ["tune", "list"]).stdout
-    assert "cli-tune" in listed and "Bayesian" in listed and "2/2" in listed
+    assert "cli-tune" in listed and "Random" in listed and "2/2" in listed
 
 
 def test_bad_input_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -189,7 +189,8 @@ def follow(client: Any, name: str, poll: float = 1.0) -> dict[str, Any]:
         while True:
             trials = _all_trials(client, name)
             for t in trials:
-                if t["TrainingJobStatus"] in TERMINAL and t["TrainingJobName"] not in reported:
+                settled = t["TrainingJobStatus"] in TERMINAL and t["ObjectiveStatus"] != "Pending"
+                if settled and t["TrainingJobName"] not in reported:
                     reported.add(t["TrainingJobName"])
                     bar.write(_trial_line(t), file=sys.stderr)
                     bar.update(1)

@@ -36,7 +36,7 @@ def trial_summary(
         "CreationTime": job.creation_time if job is not None else t.creation_time,
         "TrainingJobStatus": status,
         "TunedHyperParameters": dict(t.params),
-        "ObjectiveStatus": "Pending" if _live(t, job) else ("Succeeded" if t.objective is not None else "Failed"),
+        "ObjectiveStatus": "Pending" if t.state == "running" else ("Succeeded" if t.objective is not None else "Failed"),
     }
     if job is not None and job.training_start_time:
         out["TrainingStartTime"] = job.training_start_time
@@ -70,7 +70,7 @@ def counters(trials: list[TuningTrialRow], jobs: dict[str, TrainingJobRow]) -> t
             status[job.status] += 1
         else:
             status["NonRetryableError"] += 1
-        if live:
+        if t.state == "running":  # until the tuning job has read its objective
             objective["Pending"] += 1
         elif t.objective is not None:
             objective["Succeeded"] += 1

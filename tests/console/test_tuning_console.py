@@ -40,11 +40,11 @@ def test_tuning_page_ranks_trials_and_highlights_the_best(settings: Settings, co
     )
     order = lambda: page.eval_on_selector_all("#trials-body tr", "rows => rows.map(r => r.dataset.job)")  # noqa: E731
     assert order() == [t["TrainingJobName"] for t in by_objective]
-    page.click("#trials th[data-sort='objective']")
-    assert order() == [t["TrainingJobName"] for t in reversed(by_objective)]
     # One chart per trial, one per hyperparameter (a categorical one too), the best dot marked.
     assert int(page.get_attribute("#chart-objective", "data-points")) == 4
     assert int(page.get_attribute("#chart-hp-scale", "data-points")) == 4
     assert int(page.get_attribute("#chart-hp-flavour", "data-points")) == 4
     assert page.locator("#chart-objective circle.best").count() == 1
     console.shot("tuning-job")
+    page.click("#trials th[data-sort='objective']")
+    assert order() == [t["TrainingJobName"] for t in reversed(by_objective)]

@@ -74,6 +74,7 @@
     const ys = series.flatMap((s) => s.points.map((p) => p[1]));
     let x0 = Math.min(...xs), x1 = Math.max(...xs);
     if (x1 === x0) { const pad = opts.gap || 1; x0 -= pad; x1 += pad; }
+    if (opts.scatter) { const pad = (x1 - x0) * 0.04; x0 -= pad; x1 += pad; } // no dot cut in half at an edge
     let y0 = opts.yMin !== undefined ? opts.yMin : Math.min(...ys);
     let y1 = opts.yMax !== undefined ? Math.max(opts.yMax, ...ys) : Math.max(...ys);
     if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }

@@ -49,6 +49,7 @@
     const best = ui.h("div", { class: "card", id: "tuning-best" });
     const perTrial = ui.h("div", { id: "chart-objective" });
     const perParam = ui.h("div", { class: "grid2", id: "chart-params", style: "margin-top:16px" });
+    const trialCard = ui.h("div", { class: "card" }, perTrial);
     const head = ui.h("thead");
     const body = ui.h("tbody", { id: "trials-body" });
     const stop = ui.h("button", { class: "danger", id: "stop", hidden: true, onclick: async () => {
@@ -60,7 +61,6 @@
       ui.h("p", {}, ui.h("a", { href: "#/tuning" }, "← Tuning jobs")),
       title, failure,
       ui.h("div", { class: "grid2" }, summary, best),
-      ui.h("div", { class: "card", style: "margin-top:16px" }, perTrial),
       perParam,
       ui.h("div", { class: "card", style: "margin-top:16px" }, ui.h("h2", {}, "Training jobs"), ui.h("table", { id: "trials" }, head, body)));
     let last = null;
@@ -118,14 +118,15 @@
         ...Object.entries(b.TunedHyperParameters).sort(),
       ]) : ui.h("p", { class: "muted" }, "None completed yet."));
       render();
-      drawCharts(d, trials, perTrial, perParam);
+      drawCharts(d, trials, perTrial, perParam, trialCard);
       return running;
     });
   }
 
   const numeric = (v) => (v !== undefined && v !== "" && !isNaN(+v) ? +v : v);
 
-  function drawCharts(d, trials, perTrial, perParam) {
+  // The objective per trial first, then one chart per hyperparameter, two to a row.
+  function drawCharts(d, trials, perTrial, perParam, trialCard) {
     const bestName = (d.BestTrainingJob || {}).TrainingJobName;
     const scored = trials.filter((t) => objectiveOf(t) !== undefined);
     const number = (t) => +((t.TrainingJobName.match(/-(\d{3})-[0-9a-f]{8}$/) || [])[1] || 0);
@@ -137,7 +138,7 @@
     const logScale = new Set([...(ranges.ContinuousParameterRanges || []), ...(ranges.IntegerParameterRanges || [])]
       .filter((r) => r.ScalingType === "Logarithmic").map((r) => r.Name));
     const params = [...new Set(trials.flatMap((t) => Object.keys(t.TunedHyperParameters)))].sort();
-    perParam.replaceChildren(...params.map((p) => {
+    perParam.replaceChildren(trialCard, ...params.map((p) => {
       const el = document.createElement("div");
       el.id = "chart-hp-" + p;
       const card = document.createElement("div");

@@ -1,7 +1,7 @@
 """Tuning the built-in algorithm on a Fashion-MNIST subset (300 train / 100 validation images, 1 epoch of the
 fast net per trial): a Random job of 2 trials through the in-process SDK and a Bayesian one of 3 (2 random, then
-TPE's pick) driven by plain boto3 against a server on loopback. Each ends Completed with the best training job being the one with the best recorded
-objective."""
+TPE's pick) driven by plain boto3 against a server on loopback. Each ends Completed, its best training job the
+one with the best recorded objective."""
 
 from __future__ import annotations
 

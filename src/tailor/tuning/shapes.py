@@ -25,6 +25,12 @@ def _live(t: TuningTrialRow, job: TrainingJobRow | None) -> bool:
     return t.state == "running"
 
 
+def _objective_status(t: TuningTrialRow) -> str:
+    if t.state == "running":  # until the tuning job has read its objective
+        return "Pending"
+    return "Succeeded" if t.objective is not None else "Failed"
+
+
 def trial_summary(
     row: TuningJobRow, t: TuningTrialRow, job: TrainingJobRow | None, job_arn: Callable[[str], str]
 ) -> dict[str, Any]:
@@ -36,7 +42,7 @@ def trial_summary(
         "CreationTime": job.creation_time if job is not None else t.creation_time,
         "TrainingJobStatus": status,
         "TunedHyperParameters": dict(t.params),
-        "ObjectiveStatus": "Pending" if t.state == "running" else ("Succeeded" if t.objective is not None else "Failed"),
+        "ObjectiveStatus": _objective_status(t),
     }
     if job is not None and job.training_start_time:
         out["TrainingStartTime"] = job.training_start_time

@@ -15,6 +15,7 @@ from tests.jobs.specs import put_train_data
 from tests.tuning.specs import fake_tuning
 
 
+@pytest.mark.slow  # two training jobs in this process
 def test_tune_create_waits_and_reports_the_best(settings: Settings, tmp_path: Path) -> None:
     put_train_data(settings)
     spec = fake_tuning("from-file", max_jobs=5)

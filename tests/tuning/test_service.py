@@ -88,6 +88,7 @@ def test_grid_runs_each_combination_once(tailor: Tailor) -> None:
     assert desc["BestTrainingJob"]["TunedHyperParameters"] == {"scale": "1.0"}
 
 
+@pytest.mark.slow  # 3 trials of 4 s, one at a time
 def test_hyperband_stops_an_unpromising_trial_early(tailor: Tailor) -> None:
     # One at a time, 2 epochs of 2 s (one Hyperband bracket): a trial worse at epoch 1 than those before it stops
     # there. RandomSeed 1 runs the grid as 1.0, 0.5, 0.3 (GridSampler's seeded shuffle).
@@ -116,6 +117,7 @@ def test_hyperband_stops_an_unpromising_trial_early(tailor: Tailor) -> None:
     assert desc["BestTrainingJob"]["TunedHyperParameters"] == {"scale": "1.0"}
 
 
+@pytest.mark.slow
 def test_stop_ends_the_tuning_job_stopped_with_its_trials(tailor: Tailor) -> None:
     spec = fake_tuning("halt", max_jobs=4, parallel=2, static={"epochs": "30", "sleep": "1"})
     tailor.tuning.create(spec)
@@ -175,6 +177,7 @@ def test_warm_start_seeds_the_study_and_reports_the_overall_best(tailor: Tailor)
     assert desc["BestTrainingJob"]["TrainingJobName"] == _trials(tailor, "child")[0]["TrainingJobName"]
 
 
+@pytest.mark.slow
 def test_a_restarted_server_resumes_the_tuning_job(fast: Settings) -> None:
     spec = fake_tuning("resume", max_jobs=3, parallel=1, static={"epochs": "30", "sleep": "1"})
     first = Tailor.open(fast, serve=True)

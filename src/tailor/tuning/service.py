@@ -5,9 +5,9 @@ every surface (SDK in-process, REST, the SageMaker protocol, the CLI). As traini
 orchestrated by a thread of the Tailor process that created it (``tailor.tuning.runner``); its trials are
 ordinary training jobs, queued by the job service like any other.
 
-After a restart the server adopts tuning jobs whose process is gone and carries on launching (``serve``); an
-in-process SDK or CLI that finds one instead ends it Failed with the reason, as the job service does with
-orphaned training jobs. A clean server shutdown leaves its tuning jobs to the next start.
+A server adopts the tuning jobs whose process is gone (a clean shutdown or a crash of a server, or a crash of an
+in-process client) and carries on launching (``serve``); an in-process SDK or CLI leaves them to it, and ends its
+own tuning jobs Stopped when it closes, as it does its training jobs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from tailor.tuning.store import TuningJobRow, TuningTrialRow
 
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 TERMINAL = ("Completed", "Failed", "Stopped")
-ORPHAN_REASON = "InternalFailure: the Tailor process orchestrating the tuning job ended while it ran"
 TRIAL_SORT = ("Name", "CreationTime", "Status", "FinalObjectiveMetricValue")
 
 
@@ -54,7 +53,7 @@ class TuningService:
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self, *, serve: bool = False) -> TuningService:
-        """``serve``: this is a server, which resumes orphaned tuning jobs (else they end Failed)."""
+        """``serve``: this is a server, which resumes the tuning jobs no live process orchestrates."""
         self._serve = serve
         self.recover()
         return self
@@ -69,16 +68,11 @@ class TuningService:
                 continue
             if owner is not None and owner != self._me[0] and self.backend.same_process(owner, owner_start):
                 continue  # another live Tailor process orchestrates it
+            if not self._serve:
+                continue  # an in-process client leaves it to the next server, which resumes it
             found.append(name)
-            if self._serve:
-                self._adopt(name)
-                self._launch(parse_tuning_spec(spec))
-            else:
-                with self.db.session() as s:
-                    row = s.get(TuningJobRow, name)
-                    if row is not None:
-                        row.status, row.failure_reason = "Failed", ORPHAN_REASON
-                        row.end_time = row.last_modified_time = utcnow()
+            self._adopt(name)
+            self._launch(parse_tuning_spec(spec))
         return found
 
     def _adopt(self, name: str) -> None:
@@ -245,6 +239,9 @@ class TuningService:
             row.stop_requested = True
             row.status = "Stopping"
             row.last_modified_time = utcnow()
+            alive = row.owner_pid is not None and self.backend.same_process(row.owner_pid, row.owner_start_time)
+            if name not in self._running and not alive:  # nobody orchestrates it: nothing of it runs either
+                row.status, row.end_time = "Stopped", row.last_modified_time
         return self.describe(name)
 
     def wait(self, name: str, timeout: float | None = None, poll: float = 1.0) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import optuna
@@ -28,6 +27,7 @@ from tailor.jobs.state import TERMINAL, set_message
 from tailor.jobs.store import MetricPointRow, TrainingJobRow
 from tailor.settings import Settings
 from tailor.tuning import study as search
+from tailor.tuning.shapes import best_trial
 from tailor.tuning.spec import TuningJobSpec, trial_request
 from tailor.tuning.store import TuningJobRow, TuningTrialRow
 
@@ -341,15 +341,6 @@ class TuningRunner:
                 row.last_modified_time = utcnow()
 
 
-def best_trial(trials: list[TuningTrialRow], maximize: bool) -> TuningTrialRow | None:
-    """The Completed trial with the best objective (the earlier one on a tie); stopped trials never win."""
-    done = [t for t in trials if t.state == "complete" and t.objective is not None]
-    if not done:
-        return None
-    sign = -1.0 if maximize else 1.0
-    return min(done, key=lambda t: (sign * float(t.objective or 0.0), t.number))
-
-
 def _finished(t: TuningTrialRow) -> search.Finished:
     return search.Finished(
         params=dict(t.params),
@@ -363,7 +354,3 @@ def _objective(spec: dict[str, Any]) -> tuple[str, bool] | None:
     config = spec.get("HyperParameterTuningJobConfig", {})
     obj = config.get("HyperParameterTuningJobObjective") or spec.get("TrainingJobDefinition", {}).get("TuningObjective")
     return (obj["MetricName"], obj["Type"] == "Maximize") if obj else None
-
-
-def elapsed(start: datetime, end: datetime | None) -> int:
-    return max(0, round(((end or utcnow()) - start).total_seconds()))

@@ -27,7 +27,6 @@ from tailor.jobs.service import TrainingJobService
 from tailor.jobs.store import TrainingJobRow
 from tailor.resources import arn, decode_token, encode_token, fetch, list_request, paginate
 from tailor.settings import Settings
-from tailor.tuning import runner as orchestration
 from tailor.tuning.shapes import describe, summary, trial_summary
 from tailor.tuning.spec import TuningJobSpec, parse_tuning_spec, trial_request
 from tailor.tuning.store import TuningJobRow, TuningTrialRow
@@ -143,8 +142,10 @@ class TuningService:
                 )
 
     def _launch(self, spec: TuningJobSpec) -> None:
+        from tailor.tuning.runner import TuningRunner  # Optuna loads with the first tuning job, not with Tailor
+
         name = spec.HyperParameterTuningJobName
-        job = orchestration.TuningRunner(
+        job = TuningRunner(
             self.settings,
             self.db,
             self.jobs,

@@ -4,13 +4,27 @@ HyperParameterTuningJobSummary and HyperParameterTrainingJobSummary (plain dicts
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from tailor.db import utcnow
 from tailor.jobs.store import TrainingJobRow
-from tailor.tuning.runner import best_trial, elapsed
 from tailor.tuning.store import TuningJobRow, TuningTrialRow
 
 Rows = tuple[TuningJobRow, list[TuningTrialRow], dict[str, TrainingJobRow]]
+
+
+def best_trial(trials: list[TuningTrialRow], maximize: bool) -> TuningTrialRow | None:
+    """The Completed trial with the best objective (the earlier one on a tie); stopped trials never win."""
+    done = [t for t in trials if t.state == "complete" and t.objective is not None]
+    if not done:
+        return None
+    sign = -1.0 if maximize else 1.0
+    return min(done, key=lambda t: (sign * float(t.objective or 0.0), t.number))
+
+
+def elapsed(start: datetime, end: datetime | None) -> int:
+    return max(0, round(((end or utcnow()) - start).total_seconds()))
 
 
 def _objective(row: TuningJobRow) -> dict[str, str]:

@@ -45,8 +45,8 @@ FIRST_FAILURES = 3
 def trial_outcome(job: TrainingJobRow | None, metric: str, intermediate: dict[str, float]) -> tuple[str, float | None]:
     """A finished training job's trial state and objective value (the last intermediate one when it stopped)."""
     last = intermediate[max(intermediate, key=int)] if intermediate else None
-    if job is None:
-        return "failed", None
+    if job is None:  # recorded, then Tailor stopped before its training job was created
+        return "interrupted", None
     if job.status == "Completed":
         final = [m["Value"] for m in job.final_metrics or [] if m.get("MetricName") == metric]
         return ("complete", float(final[-1])) if final else ("failed", None)

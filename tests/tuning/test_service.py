@@ -184,6 +184,9 @@ def test_a_restarted_server_resumes_the_tuning_job(fast: Settings) -> None:
     first.tuning.create(spec)
     wait_for(lambda: [t for t in _trials(first, "resume") if _training(first, t)])
     first.close()  # a clean server shutdown: the trial is stopped, the tuning job left for the next start
+    with Tailor.open(fast) as client:  # an in-process client meanwhile leaves it to the server
+        assert client.tuning.describe("resume")["HyperParameterTuningJobStatus"] == "InProgress"
+        assert len(_trials(client, "resume")) == 1
     second = Tailor.open(fast, serve=True)
     try:
         wait_for(lambda: len(_trials(second, "resume")) == 2, timeout=20)

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("serving", "auth"),  # serving rebuilds a network from model.json, so it sits above algorithms
     ("backends",),  # where processes run: local now, a cluster next
     ("jobs", "hosting"),
+    ("tuning",),  # tuning jobs run their trials as training jobs
     ("migrations",),  # the schema of every domain's tables
     ("core",),
     ("api", "client"),

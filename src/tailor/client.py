@@ -38,6 +38,7 @@ _TIME_KEYS = {
     "StartTime",
     "EndTime",
     "Timestamp",
+    "HyperParameterTuningEndTime",
 }
 
 
@@ -284,6 +285,50 @@ class Client:
         if self.embedded:
             return self._tailor.jobs.resources(name)
         return self._request("GET", f"/api/v1/training-jobs/{name}/resources")["Samples"]
+
+    # -- hyperparameter tuning jobs: each trial an ordinary training job ----------------------------
+    def _tune(self, method: str, *args: Any, http: tuple[str, str], json: Any = None, params: Any = None) -> Any:
+        if self.embedded:
+            return getattr(self._tailor.tuning, method)(*args)
+        return self._request(http[0], http[1], json=json, params=params)
+
+    def create_hyper_parameter_tuning_job(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """CreateHyperParameterTuningJob: HyperParameterTuningJobName, HyperParameterTuningJobConfig,
+        TrainingJobDefinition (the built-in algorithm when it names no AlgorithmSpecification), WarmStartConfig."""
+        body = {**(spec or {}), **kwargs}
+        definition = body.get("TrainingJobDefinition")
+        if isinstance(definition, dict):
+            definition.setdefault("AlgorithmSpecification", dict(BUILTIN_ALGORITHM))
+        return self._tune("create", body, http=("POST", "/api/v1/tuning-jobs"), json=body)
+
+    def describe_hyper_parameter_tuning_job(self, name: str) -> dict[str, Any]:
+        return self._tune("describe", name, http=("GET", f"/api/v1/tuning-jobs/{name}"))
+
+    def list_hyper_parameter_tuning_jobs(self, **filters: Any) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.tuning.list(**filters)
+        params = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items()}
+        return self._request("GET", "/api/v1/tuning-jobs", params=params)
+
+    def stop_hyper_parameter_tuning_job(self, name: str) -> dict[str, Any]:
+        return self._tune("stop", name, http=("POST", f"/api/v1/tuning-jobs/{name}/stop"))
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, name: str, **filters: Any) -> dict[str, Any]:
+        """The trials: StatusEquals, SortBy (Name, CreationTime, Status, FinalObjectiveMetricValue), SortOrder,
+        MaxResults, NextToken."""
+        if self.embedded:
+            return self._tailor.tuning.list_training_jobs(name, **filters)
+        return self._request("GET", f"/api/v1/tuning-jobs/{name}/training-jobs", params=filters)
+
+    def wait_hyper_parameter_tuning_job(self, name: str, timeout: float | None = None, poll: float = 1.0) -> dict:
+        """Poll until the tuning job ends (boto3 has no waiter for it either); its last Describe."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            desc = self.describe_hyper_parameter_tuning_job(name)
+            done = desc["HyperParameterTuningJobStatus"] in TERMINAL
+            if done or (deadline is not None and time.monotonic() >= deadline):
+                return desc
+            time.sleep(poll)
 
     # -- hosting: models, endpoint configs, endpoints, invocations ----------------------------------
     def _host(self, method: str, *args: Any, http: tuple[str, str], json: Any = None, params: Any = None) -> Any:

@@ -17,6 +17,7 @@ from tailor.jobs.service import TrainingJobService
 from tailor.membership import Membership, clustered
 from tailor.settings import Settings
 from tailor.storage import Storage
+from tailor.tuning import TuningService
 
 
 @dataclass
@@ -26,10 +27,12 @@ class Tailor:
     storage: Storage
     jobs: TrainingJobService
     hosting: HostingService
+    tuning: TuningService
     membership: Membership | None = None  # a PostgreSQL database shared by several servers (tailor.membership)
 
     @classmethod
-    def open(cls, settings: Settings) -> Tailor:
+    def open(cls, settings: Settings, *, serve: bool = False) -> Tailor:
+        """``serve``: a server's container, which resumes the tuning jobs a previous process left running."""
         settings.ensure_dirs()
         backend = for_settings(settings)  # local processes, or a Ray cluster (joined first: fails fast)
         db = Database(settings)
@@ -40,7 +43,10 @@ class Tailor:
         storage = Storage(settings)
         jobs = TrainingJobService(settings, db, storage, backend, membership=membership).start()
         hosting = HostingService(settings, db, storage, backend, membership=membership)
-        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, membership=membership)
+        tuning = TuningService(settings, db, jobs).start(serve=serve)
+        return cls(
+            settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, tuning=tuning, membership=membership
+        )
 
     def serve(self) -> Tailor:
         """Server mode: supervise endpoints (relaunch InService ones) and, on a shared database, take over the
@@ -52,7 +58,8 @@ class Tailor:
         return self
 
     def close(self) -> None:
-        """Stop running jobs (they end Stopped), then release the database."""
+        """Stop orchestrating tuning jobs, stop running jobs (they end Stopped), then release the database."""
+        self.tuning.close()
         self.jobs.close()
         self.hosting.close()  # stops the endpoint workers this process launched
         if self.membership is not None:

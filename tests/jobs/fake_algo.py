@@ -2,7 +2,8 @@
 
 Hyperparameters (strings, from input/config/hyperparameters.json):
   epochs (default 3), sleep (seconds per epoch, default 0.05), fail ("1": write output/failure, exit 1),
-  crash ("1": exit 3 without output/failure), no_model ("1": exit 0 without a model), ignore_term ("1").
+  crash ("1": exit 3 without output/failure), no_model ("1": exit 0 without a model), ignore_term ("1"),
+  scale (default 1: multiplies the accuracies, so a tuning job's trials differ by a hyperparameter).
 On SIGTERM it writes checkpoints/last.txt and exits 143 (unless ignore_term).
 """
 
@@ -35,7 +36,7 @@ train_files = sorted(p.name for p in (job / "input/data/train").rglob("*") if p.
 print(f"train files: {train_files}", flush=True)
 for epoch in range(int(hp.get("epochs", "3"))):
     time.sleep(float(hp.get("sleep", "0.05")))
-    acc = 0.5 + 0.1 * epoch
+    acc = (0.5 + 0.1 * epoch) * float(hp.get("scale", "1"))
     print(f"Epoch[{epoch}] Train-accuracy={acc:.6f}", flush=True)
     print(f"Epoch[{epoch}] Validation-accuracy={acc - 0.05:.6f}", flush=True)
     print(f"Epoch[{epoch}] Train-loss={1.0 / (epoch + 1):.4f}", flush=True)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from tailor.api import console, errors, hosting, jobs, sagemaker
+from tailor.api import console, errors, hosting, jobs, sagemaker, tuning
 from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
 from tailor.api.limits import ControlBodyLimit
@@ -25,7 +25,7 @@ from tailor.settings import Settings
 
 log = logging.getLogger("tailor.api")
 
-ROUTER_MODULES = (jobs, sagemaker, console, hosting)  # each exports `router` (an APIRouter), included once
+ROUTER_MODULES = (jobs, sagemaker, console, hosting, tuning)  # each exports `router` (an APIRouter), included once
 # The policy action that reads /metrics (Resource "*"); "*" and "tailor:*" include it, "sagemaker:*" does not.
 METRICS_ACTION = "tailor:GetMetrics"
 
@@ -33,7 +33,7 @@ METRICS_ACTION = "tailor:GetMetrics"
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.tailor = Tailor.open(settings)
+        app.state.tailor = Tailor.open(settings, serve=True)
         # relaunch InService endpoints' workers, restart crashed ones; on a shared database, take over too
         app.state.tailor.serve()
         try:

@@ -63,6 +63,10 @@ OPERATION_ERRORS: dict[str, frozenset[str]] = {
     "CreateEndpointConfig": frozenset({"ResourceLimitExceeded"}),
     "CreateEndpoint": frozenset({"ResourceLimitExceeded"}),
     "UpdateEndpoint": frozenset({"ResourceLimitExceeded"}),
+    "CreateHyperParameterTuningJob": frozenset({"ResourceInUse", "ResourceLimitExceeded"}),
+    "DescribeHyperParameterTuningJob": frozenset({"ResourceNotFound"}),
+    "StopHyperParameterTuningJob": frozenset({"ResourceNotFound"}),
+    "ListTrainingJobsForHyperParameterTuningJob": frozenset({"ResourceNotFound"}),
 }
 # AWS's JSON-protocol errors that any operation may answer (not listed per operation in service models).
 COMMON_ERRORS = frozenset(
@@ -112,6 +116,18 @@ def _create_training_job(
     return {"TrainingJobArn": tailor.jobs.create(body, authorize_own_code=authorize_own_code)["TrainingJobArn"]}
 
 
+def _create_tuning_job(
+    tailor: Tailor, body: dict[str, Any], authorize_own_code: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    created = tailor.tuning.create(body, authorize_own_code=authorize_own_code)
+    return {"HyperParameterTuningJobArn": created["HyperParameterTuningJobArn"]}
+
+
+_TUNING = "hyper-parameter-tuning-job"
+_TUNING_NAME = "HyperParameterTuningJobName"
+# Operations that may run a caller's own training code (they also need tailor:RunCustomCode for it).
+_RUNS_CODE = ("CreateTrainingJob", "CreateHyperParameterTuningJob")
+
 OPERATIONS: dict[str, Operation] = {
     "CreateTrainingJob": Operation("training-job", "TrainingJobName", _create_training_job),
     "DescribeTrainingJob": Operation(
@@ -137,6 +153,17 @@ OPERATIONS: dict[str, Operation] = {
     "UpdateEndpoint": Operation("endpoint", "EndpointName", _host("update_endpoint")),
     "DeleteEndpoint": Operation("endpoint", "EndpointName", _host("delete_endpoint", name="EndpointName", empty=True)),
     "ListEndpoints": Operation(None, None, _host("list_endpoints")),
+    "CreateHyperParameterTuningJob": Operation(_TUNING, _TUNING_NAME, _create_tuning_job),
+    "DescribeHyperParameterTuningJob": Operation(
+        _TUNING, _TUNING_NAME, lambda t, b: t.tuning.describe(b[_TUNING_NAME])
+    ),
+    "ListHyperParameterTuningJobs": Operation(None, None, lambda t, b: t.tuning.list(b)),
+    "StopHyperParameterTuningJob": Operation(
+        _TUNING, _TUNING_NAME, lambda t, b: (t.tuning.stop(b[_TUNING_NAME]), {})[1]
+    ),
+    "ListTrainingJobsForHyperParameterTuningJob": Operation(
+        _TUNING, _TUNING_NAME, lambda t, b: t.tuning.list_training_jobs(b[_TUNING_NAME], b)
+    ),
 }
 
 
@@ -177,7 +204,7 @@ async def _handle(request: Request) -> Response:
     authorizer.authorize(request, f"sagemaker:{op_name}", arn)
     check_remote_uris(body)
     tailor: Tailor = request.app.state.tailor
-    extra = {"authorize_own_code": own_code_grant(request)} if op_name == "CreateTrainingJob" else {}
+    extra = {"authorize_own_code": own_code_grant(request)} if op_name in _RUNS_CODE else {}
     result = await run_in_threadpool(op.call, tailor, body, **extra)
     return JSONResponse(to_wire(result), media_type=CONTENT_TYPE)
 

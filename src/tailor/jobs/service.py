@@ -38,6 +38,8 @@ from tailor.storage import Storage, parse_uri
 
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 RESTART_REASON = "the server restarted while the job ran"
+# Key of the stored spec that marks a trial of a tuning job; not a CreateTrainingJob member, so no request sets it.
+TUNING_JOB_ARN = "TuningJobArn"
 
 
 class TrainingJobService:
@@ -144,29 +146,30 @@ class TrainingJobService:
 
     # -- create --------------------------------------------------------------------------------------
     def create(
-        self, raw: dict[str, Any] | TrainingJobSpec, *, authorize_own_code: Callable[[str], object] | None = None
+        self,
+        raw: dict[str, Any] | TrainingJobSpec,
+        *,
+        authorize_own_code: Callable[[str], object] | None = None,
+        tuning_job_arn: str | None = None,
     ) -> dict[str, Any]:
         """Validate everything first; then write the whole row at once and start the job's thread.
 
         Own code (see ``TrainingJobSpec``) needs ``allow_own_code``. A remote surface passes
         ``authorize_own_code``, which raises ``AccessDeniedError`` unless the caller may run code on the job's
         ARN (``tailor:RunCustomCode``); without it (the in-process SDK and CLI, run by the machine's own user)
-        the setting alone decides.
+        the setting alone decides. ``tuning_job_arn`` marks a trial of a hyperparameter tuning job (shown as
+        DescribeTrainingJob's ``TuningJobArn``).
         """
-        spec = parse_spec(raw)
-        self._check_own_code(spec, authorize_own_code)
-        self.backend.check_training(
-            instance_type=spec.ResourceConfig.InstanceType,
-            instance_count=spec.ResourceConfig.InstanceCount,
-            own_code=spec.AlgorithmSpecification.own_code,
-        )
-        spec = self._resolve(spec)
+        spec = self.validate(raw, authorize_own_code=authorize_own_code)
         name = spec.TrainingJobName
         now = utcnow()
+        stored = spec.to_dict()
+        if tuning_job_arn:
+            stored[TUNING_JOB_ARN] = tuning_job_arn
         row = TrainingJobRow(
             name=name,
             arn=self.arn(name),
-            spec=spec.to_dict(),
+            spec=stored,
             status="InProgress",
             secondary_status="Starting",
             transitions=[
@@ -193,6 +196,20 @@ class TrainingJobService:
             raise ConflictError(f"Training job {name!r} already exists: choose another TrainingJobName") from None
         self._launch(spec)
         return self.describe(name)
+
+    def validate(
+        self, raw: dict[str, Any] | TrainingJobSpec, *, authorize_own_code: Callable[[str], object] | None = None
+    ) -> TrainingJobSpec:
+        """Everything CreateTrainingJob checks before it writes a row: the spec, own code, hyperparameters and
+        input data; the resolved spec (a tuning job checks its trials' definition with this before any runs)."""
+        spec = parse_spec(raw)
+        self._check_own_code(spec, authorize_own_code)
+        self.backend.check_training(
+            instance_type=spec.ResourceConfig.InstanceType,
+            instance_count=spec.ResourceConfig.InstanceCount,
+            own_code=spec.AlgorithmSpecification.own_code,
+        )
+        return self._resolve(spec)
 
     def _check_own_code(self, spec: TrainingJobSpec, authorize: Callable[[str], object] | None) -> None:
         algo = spec.AlgorithmSpecification
@@ -289,14 +306,17 @@ class TrainingJobService:
         return {status: int(found.get(status, 0)) for status in STATUSES}
 
     # -- stop ----------------------------------------------------------------------------------------
-    def stop(self, name: str) -> dict[str, Any]:
-        """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
+    def stop(self, name: str, reason: str = "user") -> dict[str, Any]:
+        """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped.
+
+        ``reason`` (<= 32 characters) is recorded as the stop's cause: "user", or e.g. "early_stop" when a tuning
+        job's early stopping ends a trial."""
         with self.db.session() as s:
             row = row_of(s, TrainingJobRow, name, "Training job", lock=True)
             if row.status not in ("InProgress", "Stopping"):
                 raise ValidationError(f"Training job {name!r} is {row.status}: only InProgress jobs can be stopped")
             row.stop_requested = True
-            row.stop_reason = row.stop_reason or "user"
+            row.stop_reason = row.stop_reason or reason
             row.last_modified_time = utcnow()
         with self._lock:
             local = self._running.get(name)
@@ -357,6 +377,7 @@ class TrainingJobService:
 
 def _describe(row: TrainingJobRow) -> dict[str, Any]:
     spec = dict(row.spec)
+    tuning_job_arn = spec.pop(TUNING_JOB_ARN, None)
     algo = dict(spec["AlgorithmSpecification"])
     algo["MetricDefinitions"] = TrainingJobSpec.model_validate(spec).metric_definitions()
     out: dict[str, Any] = {
@@ -382,6 +403,8 @@ def _describe(row: TrainingJobRow) -> dict[str, Any]:
     for key in ("RoleArn", "CheckpointConfig", "Environment"):
         if spec.get(key):
             out[key] = spec[key]
+    if tuning_job_arn:
+        out["TuningJobArn"] = tuning_job_arn
     if row.failure_reason:
         out["FailureReason"] = row.failure_reason
     if row.model_artifact:

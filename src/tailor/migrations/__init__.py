@@ -51,7 +51,8 @@ def metadata() -> MetaData:
     import tailor.auth.keys
     import tailor.hosting.store
     import tailor.jobs.store
-    import tailor.membership  # noqa: F401
+    import tailor.membership
+    import tailor.tuning.store  # noqa: F401
 
     return Base.metadata
 

@@ -1,6 +1,7 @@
 // Plain SVG line charts for the Tailor console: no library, no network.
 // TailorCharts.line(el, {title, series: [{name, points: [[x, y], ...]}], xFormat, xTicks, yFormat, yMin, yMax, gap})
 // `gap`: the largest x step a line joins; a longer one (minutes without traffic) leaves the line broken.
+// `scatter`: dots only, no line (e.g. an objective against a hyperparameter's values); `xLog`: log-scaled x.
 "use strict";
 (function () {
   const NS = "http://www.w3.org/2000/svg";
@@ -68,26 +69,28 @@
         opts.empty || "No data yet";
       return;
     }
-    const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+    const lx = (x) => (opts.xLog ? Math.log10(x) : x);
+    const xs = series.flatMap((s) => s.points.map((p) => lx(p[0])));
     const ys = series.flatMap((s) => s.points.map((p) => p[1]));
     let x0 = Math.min(...xs), x1 = Math.max(...xs);
     if (x1 === x0) { const pad = opts.gap || 1; x0 -= pad; x1 += pad; }
+    if (opts.scatter) { const pad = (x1 - x0) * 0.04; x0 -= pad; x1 += pad; } // no dot cut in half at an edge
     let y0 = opts.yMin !== undefined ? opts.yMin : Math.min(...ys);
     let y1 = opts.yMax !== undefined ? Math.max(opts.yMax, ...ys) : Math.max(...ys);
     if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
     const yt = ticks(y0, y1, 4);
     y0 = Math.min(y0, yt[0]); y1 = Math.max(y1, yt[yt.length - 1]);
     const pw = W - M.left - M.right, ph = H - M.top - M.bottom;
-    const sx = (x) => M.left + ((x - x0) / (x1 - x0)) * pw;
+    const sx = (x) => M.left + ((lx(x) - x0) / (x1 - x0)) * pw;
     const sy = (y) => M.top + ph - ((y - y0) / (y1 - y0)) * ph;
     const yf = opts.yFormat || fmt, xf = opts.xFormat || fmt;
     for (const t of yt) {
       svg("line", { x1: M.left, x2: W - M.right, y1: sy(t), y2: sy(t), class: "grid" }, root);
       svg("text", { x: M.left - 6, y: sy(t) + 4, "text-anchor": "end", class: "tick" }, root).textContent = yf(t);
     }
-    const xt = opts.xTicks ? opts.xTicks(x0, x1) : ticks(x0, x1, 5);
+    const xt = opts.xTicks ? opts.xTicks(x0, x1) : opts.xLog ? ticks(x0, x1, 5).map((t) => Math.pow(10, t)) : ticks(x0, x1, 5);
     for (const t of xt) {
-      if (t < x0 || t > x1) continue;
+      if (lx(t) < x0 - 1e-9 || lx(t) > x1 + 1e-9) continue;
       svg("text", { x: sx(t), y: H - 8, "text-anchor": "middle", class: "tick" }, root).textContent = xf(t);
     }
     svg("line", { x1: M.left, x2: W - M.right, y1: M.top + ph, y2: M.top + ph, class: "axis" }, root);
@@ -95,10 +98,10 @@
       const color = s.color || COLORS[i % COLORS.length];
       const joined = (j) => j > 0 && !(opts.gap && s.points[j][0] - s.points[j - 1][0] > opts.gap);
       const d = s.points.map((p, j) => `${joined(j) ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
-      svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "series" }, root);
-      if (s.points.length <= 60 || opts.gap) {  // broken lines need their dots: a lone minute has no segment
+      if (!opts.scatter) svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "series" }, root);
+      if (s.points.length <= 60 || opts.gap || opts.scatter) {  // broken lines need their dots: a lone minute has no segment
         for (const p of s.points) {
-          const dot = svg("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 3, fill: color, class: "dot" }, root);
+          const dot = svg("circle", { cx: sx(p[0]), cy: sy(p[1]), r: p[2] ? 5 : 3, fill: color, class: p[2] ? "dot best" : "dot" }, root);
           svg("title", {}, dot).textContent = `${s.name}: ${yf(p[1])} at ${xf(p[0])}`;
         }
       }

@@ -83,6 +83,8 @@
   const routes = [
     [/^#\/jobs\/(.+)$/, jobPage, "jobs"],
     [/^#\/jobs$/, jobsPage, "jobs"],
+    [/^#\/tuning\/(.+)$/, tuningPage, "tuning"],
+    [/^#\/tuning$/, tuningJobsPage, "tuning"],
     [/^#\/models\/(.+)$/, modelPage, "models"],
     [/^#\/models$/, modelsPage, "models"],
     [/^#\/endpoint-configs\/(.+)$/, configPage, "endpoint-configs"],
@@ -336,6 +338,10 @@
   function modelPage(name) { return HOSTING.detailPage("models", name, { api, h, badge, when, kv, main, failed, live, enc }); }
   function configPage(name) { return HOSTING.detailPage("endpoint-configs", name, { api, h, badge, when, kv, main, failed, live, enc }); }
   function endpointPage(name) { return HOSTING.detailPage("endpoints", name, { api, h, badge, when, kv, main, failed, live, enc, num }); }
+
+  // ---- tuning jobs --------------------------------------------------------------------------------------
+  function tuningJobsPage() { return window.TailorTuning.listPage({ api, h, badge, when, kv, main, failed, live, enc, num }); }
+  function tuningPage(name) { return window.TailorTuning.detailPage(name, { api, h, badge, when, kv, main, failed, live, enc, num }); }
 
   window.addEventListener("hashchange", route);
   (async () => {

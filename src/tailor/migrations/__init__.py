@@ -28,8 +28,8 @@ from tailor.db import Base, Database
 from tailor.errors import ConflictError, ServiceUnavailableError
 
 BASELINE = "0001"
-HEAD = "0003"
-REVISIONS = ("0001", "0002", "0003")  # in order; tests check this matches versions/
+HEAD = "0004"
+REVISIONS = ("0001", "0002", "0003", "0004")  # in order; tests check this matches versions/
 UPGRADE_HINT = "run `tailor db upgrade`"
 # What revisions after the baseline add: a database without alembic_version that lacks exactly these (or a
 # part of them) was made by create_all before migrations existed.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cluster.ray_nodes import RayCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 def test_two_hosts_advertise_loopback_only(two_hosts: RayCluster) -> None:

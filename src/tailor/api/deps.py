@@ -6,10 +6,12 @@ everything; the auth module replaces ``app.state.authorizer`` with one that chec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from fastapi import Body, Query, Request
+from fastapi.responses import StreamingResponse
 
 from tailor.auth.policy import RUN_CUSTOM_CODE
 from tailor.core import Tailor
@@ -89,3 +91,22 @@ def list_filters(
     """The List* query parameters, under SageMaker's names, as given (unset ones left to the service's
     defaults); a service refuses a filter it does not support with a ValidationError."""
     return {k: v for k, v in locals().items() if v is not None}
+
+
+def follow_log(read: Callable[[int], dict[str, Any]], offset: int) -> StreamingResponse:
+    """A log followed as text/plain: ``read(offset)`` pages (``{Text, NextOffset, Complete}``) until the log is
+    complete (the job ended, the endpoint was deleted) or the client leaves; polled every 0.5 s when idle."""
+
+    async def stream() -> AsyncIterator[str]:
+        pos = offset
+        while True:
+            chunk = await asyncio.to_thread(read, pos)
+            pos = chunk["NextOffset"]
+            if chunk["Text"]:
+                yield chunk["Text"]
+            elif chunk["Complete"]:
+                return
+            else:
+                await asyncio.sleep(0.5)
+
+    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")

@@ -12,21 +12,19 @@ their own; auth failures stay 403.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tailor import errors
-from tailor.api.deps import get_tailor, list_filters, path_arn, remote_spec, require
+from tailor.api.deps import follow_log, get_tailor, list_filters, path_arn, remote_spec, require
 from tailor.api.errors import aws_error_parts
 from tailor.api.limits import INVOCATION_PATH
 from tailor.asgi import content_length, read_body
@@ -152,20 +150,7 @@ def endpoint_logs(
     if not follow:
         return _json(tailor.hosting.endpoint_logs(name, offset, limit))
     tailor.hosting.endpoint_logs(name, offset, 1)  # 404 before the stream starts
-
-    async def stream() -> AsyncIterator[str]:
-        pos = offset
-        while True:
-            chunk = await asyncio.to_thread(tailor.hosting.endpoint_logs, name, pos)
-            pos = chunk["NextOffset"]
-            if chunk["Text"]:
-                yield chunk["Text"]
-            elif chunk["Complete"]:
-                return
-            else:
-                await asyncio.sleep(0.5)
-
-    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+    return follow_log(lambda pos: tailor.hosting.endpoint_logs(name, pos), offset)
 
 
 # -- runtime --------------------------------------------------------------------------------------------

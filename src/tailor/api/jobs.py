@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
-from tailor.api.deps import get_tailor, list_filters, own_code_grant, require, training_job_arn
+from tailor.api.deps import follow_log, get_tailor, list_filters, own_code_grant, require, training_job_arn
 from tailor.core import Tailor
 from tailor.resources import NAME_PATTERN
 from tailor.storage import check_remote_uris
@@ -63,20 +61,7 @@ def training_job_logs(
     if not follow:
         return _json(tailor.jobs.logs(name, offset))
     tailor.jobs.describe(name)  # 404 before the stream starts
-
-    async def stream() -> AsyncIterator[str]:
-        pos = offset
-        while True:
-            chunk = await asyncio.to_thread(tailor.jobs.logs, name, pos)
-            pos = chunk["NextOffset"]
-            if chunk["Text"]:
-                yield chunk["Text"]
-            elif chunk["Complete"]:
-                return
-            else:
-                await asyncio.sleep(0.5)
-
-    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+    return follow_log(lambda pos: tailor.jobs.logs(name, pos), offset)
 
 
 @router.get("/{name}/metrics", dependencies=[Depends(require("sagemaker:DescribeTrainingJob", training_job_arn))])

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("algorithms",),  # the registry and the built-in algorithm: trains, exports model.tar.gz
     ("serving", "auth"),  # serving rebuilds a network from model.json, so it sits above algorithms
     ("backends",),  # where processes run: local now, a cluster next
-    ("jobs", "hosting"),
+    ("jobs", "hosting", "transform"),
     ("core",),
     ("api", "client"),
     ("cli",),

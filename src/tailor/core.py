@@ -14,6 +14,7 @@ from tailor.hosting import HostingService
 from tailor.jobs.service import TrainingJobService
 from tailor.settings import Settings
 from tailor.storage import Storage
+from tailor.transform import TransformJobService
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Tailor:
     storage: Storage
     jobs: TrainingJobService
     hosting: HostingService
+    transform: TransformJobService
 
     @classmethod
     def open(cls, settings: Settings) -> Tailor:
@@ -31,11 +33,13 @@ class Tailor:
         storage = Storage(settings)
         jobs = TrainingJobService(settings, db, storage).start()
         hosting = HostingService(settings, db, storage)
-        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting)
+        transform = TransformJobService(settings, db, storage, hosting.models.resolve).start()
+        return cls(settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, transform=transform)
 
     def close(self) -> None:
         """Stop running jobs (they end Stopped), then release the database."""
         self.jobs.close()
+        self.transform.close()  # before hosting: its model workers are this process's children too
         self.hosting.close()  # stops the endpoint workers this process launched
         self.db.dispose()
 

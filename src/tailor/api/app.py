@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from tailor.api import console, errors, hosting, jobs, sagemaker
+from tailor.api import console, errors, hosting, jobs, sagemaker, transform
 from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
 from tailor.api.limits import ControlBodyLimit
@@ -24,7 +24,7 @@ from tailor.settings import Settings
 
 log = logging.getLogger("tailor.api")
 
-ROUTER_MODULES = (jobs, sagemaker, console, hosting)  # each exports `router` (an APIRouter), included once
+ROUTER_MODULES = (jobs, sagemaker, console, hosting, transform)  # each exports `router` (an APIRouter), included once
 # The policy action that reads /metrics (Resource "*"); "*" and "tailor:*" include it, "sagemaker:*" does not.
 METRICS_ACTION = "tailor:GetMetrics"
 

@@ -63,6 +63,9 @@ OPERATION_ERRORS: dict[str, frozenset[str]] = {
     "CreateEndpointConfig": frozenset({"ResourceLimitExceeded"}),
     "CreateEndpoint": frozenset({"ResourceLimitExceeded"}),
     "UpdateEndpoint": frozenset({"ResourceLimitExceeded"}),
+    "CreateTransformJob": frozenset({"ResourceInUse", "ResourceLimitExceeded", "ResourceNotFound"}),
+    "DescribeTransformJob": frozenset({"ResourceNotFound"}),
+    "StopTransformJob": frozenset({"ResourceNotFound"}),
 }
 # AWS's JSON-protocol errors that any operation may answer (not listed per operation in service models).
 COMMON_ERRORS = frozenset(
@@ -137,6 +140,14 @@ OPERATIONS: dict[str, Operation] = {
     "UpdateEndpoint": Operation("endpoint", "EndpointName", _host("update_endpoint")),
     "DeleteEndpoint": Operation("endpoint", "EndpointName", _host("delete_endpoint", name="EndpointName", empty=True)),
     "ListEndpoints": Operation(None, None, _host("list_endpoints")),
+    "CreateTransformJob": Operation("transform-job", "TransformJobName", lambda t, b: t.transform.create(b)),
+    "DescribeTransformJob": Operation(
+        "transform-job", "TransformJobName", lambda t, b: t.transform.describe(b["TransformJobName"])
+    ),
+    "ListTransformJobs": Operation(None, None, lambda t, b: t.transform.list(b)),
+    "StopTransformJob": Operation(
+        "transform-job", "TransformJobName", lambda t, b: t.transform.stop(b["TransformJobName"])
+    ),
 }
 
 

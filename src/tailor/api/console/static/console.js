@@ -89,6 +89,8 @@
     [/^#\/endpoint-configs$/, configsPage, "endpoint-configs"],
     [/^#\/endpoints\/(.+)$/, endpointPage, "endpoints"],
     [/^#\/endpoints$/, endpointsPage, "endpoints"],
+    [/^#\/transform-jobs\/(.+)$/, transformJobPage, "transform-jobs"],
+    [/^#\/transform-jobs$/, transformJobsPage, "transform-jobs"],
   ];
   function route() {
     clearTimeout(timer);
@@ -336,6 +338,10 @@
   function modelPage(name) { return HOSTING.detailPage("models", name, { api, h, badge, when, kv, main, failed, live, enc }); }
   function configPage(name) { return HOSTING.detailPage("endpoint-configs", name, { api, h, badge, when, kv, main, failed, live, enc }); }
   function endpointPage(name) { return HOSTING.detailPage("endpoints", name, { api, h, badge, when, kv, main, failed, live, enc, num }); }
+
+  // ---- batch transform ------------------------------------------------------------------------------
+  function transformJobsPage() { return window.TailorTransform.listPage({ api, h, badge, when, kv, main, live, enc, failed }); }
+  function transformJobPage(name) { return window.TailorTransform.detailPage(name, { api, h, badge, when, kv, main, live, enc, failed }); }
 
   window.addEventListener("hashchange", route);
   (async () => {

@@ -29,6 +29,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ FLUSH_S = 0.5  # progress reaches the database (Describe, the console) about twi
 TRANSIENT = (429, 503)  # queue full / deadline passed in the worker: retried
 MAX_TRANSIENT_RETRIES = 5
 READ_AHEAD = 256  # input objects read ahead of the invocations
+# Output writes in parallel: each is mostly an fsync wait. On the loaded 2-core VM one atomic 30-byte write took
+# 13.5 ms alone, 6-7 ms per file with 4-8 threads.
+WRITERS = 8
 
 
 class JobFailed(Exception):
@@ -104,6 +108,7 @@ class TransformRunner:
         self.work_dir = settings.home / "transform-jobs" / self.name
         self._instances: list[tuple[str, str, Handle]] = []
         self._written = threading.Lock()
+        self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix=f"transform-write-{self.name[:20]}")
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def run(self) -> None:
@@ -225,6 +230,7 @@ class TransformRunner:
                 await flusher
             for conn in conns:
                 await conn.close()
+            await asyncio.to_thread(self._writers.shutdown, wait=True)  # writes under way finish: whole files
             await asyncio.to_thread(self._flush, self._snapshot())
         if failure:
             err = failure[0]
@@ -280,8 +286,9 @@ class TransformRunner:
                     f"InternalFailure: the model worker answered {len(lines)} lines for {len(chunk)} records"
                 )
             complete = [f for (f, i, _), line in zip(chunk, lines, strict=True) if self._answer(f, i, line)]
-            if complete:  # one thread hop for the chunk's files; each file still its own atomic write
-                await asyncio.to_thread(self._write, complete)
+            if complete:  # each file its own atomic write, several at once: a write is mostly fsync wait
+                loop = asyncio.get_running_loop()
+                await asyncio.gather(*(loop.run_in_executor(self._writers, self._write, f) for f in complete))
         elif len(chunk) > 1:  # find the bad record(s): one invocation each
             for item in chunk:
                 await self._invoke(conns, [item])
@@ -342,13 +349,12 @@ class TransformRunner:
         f.left -= 1
         return f.left == 0 and not f.failed
 
-    def _write(self, files: list[_File]) -> None:
+    def _write(self, f: _File) -> None:
         sep = "\n" if self.spec["TransformOutput"]["AssembleWith"] == "Line" else ""
-        for f in files:
-            data = "".join(o + sep for o in f.outputs if o is not None).encode()
-            self.storage.write_bytes(output_uri(self.spec, f.obj), data)  # atomic: whole or absent
-            with self._written:  # counted here: a write a stop interrupts still finishes (asyncio.run waits)
-                self.tally.files_done += 1
+        data = "".join(o + sep for o in f.outputs if o is not None).encode()
+        self.storage.write_bytes(output_uri(self.spec, f.obj), data)  # atomic: whole or absent
+        with self._written:  # counted here: a write a stop interrupts still finishes (the pool is drained)
+            self.tally.files_done += 1
 
     def _fail_file(self, f: _File, reason: str, records: int | None = None) -> None:
         n = f.left if records is None else records

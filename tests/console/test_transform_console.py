@@ -10,19 +10,18 @@ from tailor import Client
 from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.console.conftest import Console
-from tests.serving.artifacts import build_artifact
-from tests.transform.conftest import put_images, request
+from tests.transform.conftest import model_tar, put_images, request  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow  # a browser and a server
 
 
-def test_transform_job_list_and_detail(settings: Settings, console: Console, tmp_path: Path) -> None:
-    Storage(settings).upload_file(build_artifact(tmp_path / "model.tar.gz"), "s3://models/rn20.tar.gz")
+def test_transform_job_list_and_detail(settings: Settings, console: Console, model_tar: Path) -> None:  # noqa: F811
+    Storage(settings).upload_file(model_tar, "s3://models/rn20.tar.gz")
     keys = put_images(settings, "imgs", per_class=8)
     with Client(url=console.url) as client:
         client.create_model(ModelName="rn20", PrimaryContainer={"ModelDataUrl": "s3://models/rn20.tar.gz"})
         client.create_transform_job(request("console-tj", "s3://data/imgs/", "s3://out/console"))
-        desc = client.wait_transform_job("console-tj", timeout=90)
+        desc = client.wait_transform_job("console-tj", timeout=90, poll=0.1)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     summary = desc["TransformProgress"]["Summary"]
     page = console.page

@@ -58,4 +58,4 @@ def client(settings: Settings, model_tar: Path) -> Iterator[Client]:  # noqa: F8
         yield c
 
 
-__all__ = ["CLASS_NAMES", "FOLDERS", "MODEL", "build_artifact", "create_model", "put_images", "request"]
+__all__ = ["CLASS_NAMES", "FOLDERS", "MODEL", "build_artifact", "create_model", "model_tar", "put_images", "request"]

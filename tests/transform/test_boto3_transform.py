@@ -13,7 +13,7 @@ from tailor.settings import Settings
 from tests.api.test_sagemaker_auth import allow, new_key, policy, sagemaker
 from tests.transform.conftest import put_images, request
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # model worker processes
 
 
 def test_boto3_runs_a_transform_job_to_completion_with_the_waiter(

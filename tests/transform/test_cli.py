@@ -14,7 +14,7 @@ from tailor.client import Client
 from tailor.settings import Settings
 from tests.transform.conftest import put_images
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # model worker processes
 
 
 def test_transform_prints_counts_accuracy_and_writes_the_confusion_png(

@@ -23,6 +23,7 @@ from tests.serving.artifacts import png_bytes
 from tests.transform.conftest import FOLDERS, MODEL, put_images, request
 
 pytestmark = pytest.mark.timeout(120)
+slow = pytest.mark.slow  # model worker processes
 
 
 def _outs(settings: Settings, prefix: str) -> dict[str, str]:
@@ -30,10 +31,11 @@ def _outs(settings: Settings, prefix: str) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*") if p.is_file()}
 
 
+@slow
 def test_prefix_of_class_folders_completes_with_the_online_answers(client: Client, settings: Settings) -> None:
     keys = put_images(settings, "imgs", per_class=20)
     client.create_transform_job(request("tj-prefix", "s3://data/imgs/", "s3://out/preds"))
-    desc = client.wait_transform_job("tj-prefix", timeout=90)
+    desc = client.wait_transform_job("tj-prefix", timeout=90, poll=0.1)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     progress = desc["TransformProgress"]
     assert progress["RecordsDone"] == progress["RecordsTotal"] == len(keys) == progress["ObjectsDone"]
@@ -60,6 +62,7 @@ def test_prefix_of_class_folders_completes_with_the_online_answers(client: Clien
     assert [j["TransformJobName"] for j in listed] == ["tj-prefix"]
 
 
+@slow
 def test_recordio_lines_manifest_json_and_single_record(client: Client, settings: Settings) -> None:
     """A .rec answers one line per record (AssembleWith Line); a manifest names its own objects; SingleRecord
     with Accept application/json writes bare probability arrays."""
@@ -95,7 +98,7 @@ def test_recordio_lines_manifest_json_and_single_record(client: Client, settings
         )
     )
     for name in ("tj-rec", "tj-manifest"):
-        assert client.wait_transform_job(name, timeout=90)["TransformJobStatus"] == "Completed"
+        assert client.wait_transform_job(name, timeout=90, poll=0.1)["TransformJobStatus"] == "Completed"
     rec_out = _outs(settings, "rec")
     assert list(rec_out) == ["a.rec.out"]  # the .idx beside the .rec is no input
     lines = rec_out["a.rec.out"].splitlines()
@@ -106,12 +109,13 @@ def test_recordio_lines_manifest_json_and_single_record(client: Client, settings
     assert isinstance(probs, list) and len(probs) == 10 and abs(sum(probs) - 1) < 1e-4
 
 
+@slow
 def test_a_bad_image_fails_the_job_with_the_count_and_no_output_for_it(client: Client, settings: Settings) -> None:
     """SageMaker's behaviour: the other objects are transformed, the bad object gets no .out, the job Fails."""
     keys = put_images(settings, "mixed", per_class=4)
     (settings.buckets_dir / "data" / "mixed" / "Bag" / "broken.png").write_bytes(b"this is not an image")
     client.create_transform_job(request("tj-bad", "s3://data/mixed/", "s3://out/bad"))
-    desc = client.wait_transform_job("tj-bad", timeout=90)
+    desc = client.wait_transform_job("tj-bad", timeout=90, poll=0.1)
     assert desc["TransformJobStatus"] == "Failed"
     reason = desc["FailureReason"]
     assert reason.startswith("ClientError: 1 of 13 records failed"), reason
@@ -120,6 +124,7 @@ def test_a_bad_image_fails_the_job_with_the_count_and_no_output_for_it(client: C
     assert desc["TransformProgress"]["RecordsFailed"] == 1 and desc["TransformProgress"]["RecordsDone"] == 12
 
 
+@slow
 def test_stop_leaves_only_whole_outputs(client: Client, settings: Settings) -> None:
     keys = put_images(settings, "many", per_class=400)
     spec = request("tj-stop", "s3://data/many/", "s3://out/stop", BatchStrategy="SingleRecord")
@@ -128,7 +133,7 @@ def test_stop_leaves_only_whole_outputs(client: Client, settings: Settings) -> N
     while client.describe_transform_job("tj-stop")["TransformProgress"]["ObjectsDone"] < 20:
         assert client.describe_transform_job("tj-stop")["TransformJobStatus"] == "InProgress"
     client.stop_transform_job("tj-stop")
-    desc = client.wait_transform_job("tj-stop", timeout=60)
+    desc = client.wait_transform_job("tj-stop", timeout=60, poll=0.1)
     assert desc["TransformJobStatus"] == "Stopped" and "FailureReason" not in desc
     root = settings.buckets_dir / "out" / "stop"
     files = [p for p in root.rglob("*") if p.is_file()]

@@ -65,7 +65,7 @@ def test_prefix_of_class_folders_completes_with_the_online_answers(client: Clien
 @slow
 def test_recordio_lines_manifest_json_and_single_record(client: Client, settings: Settings) -> None:
     """A .rec answers one line per record (AssembleWith Line); a manifest names its own objects; SingleRecord
-    with Accept application/json writes bare probability arrays."""
+    with Accept application/json writes bare probability arrays, here from two instances."""
     rec_dir = settings.buckets_dir / "data" / "recs"
     rec_dir.mkdir(parents=True)
     write_records(rec_dir / "a.rec", [(i, pack(IRHeader(0, 0.0, i), png_bytes(i))) for i in range(7)])
@@ -95,6 +95,7 @@ def test_recordio_lines_manifest_json_and_single_record(client: Client, settings
                 "ContentType": "application/x-image",
             },
             TransformOutput={"S3OutputPath": "s3://out/man", "Accept": "application/json"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 2},  # two workers share the cores
         )
     )
     for name in ("tj-rec", "tj-manifest"):

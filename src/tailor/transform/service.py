@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tailor.backends import Backend, local
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ValidationError
-from tailor.resources import arn, fetch, list_request, paginate, row_of
+from tailor.resources import arn, fetch, list_request, paginate
 from tailor.settings import Settings
 from tailor.storage import Storage
 from tailor.transform.inputs import list_inputs
@@ -174,13 +174,17 @@ class TransformJobService:
     # -- stop, wait ----------------------------------------------------------------------------------
     def stop(self, name: str) -> dict[str, Any]:
         """StopTransformJob: Stopping now; the job ends Stopped once its in-flight invocations are dropped."""
+        active = ("InProgress", "Stopping")
         with self.db.session() as s:
-            row = row_of(s, TransformJobRow, name, "Transform job")
-            if row.status not in ("InProgress", "Stopping"):
-                raise ValidationError(f"Transform job {name!r} is {row.status}: only InProgress jobs can be stopped")
-            row.stop_requested = True
-            row.status = "Stopping"
-            row.last_modified_time = utcnow()
+            # One conditional UPDATE: a job that ends meanwhile keeps its final status (no stale read rewrites it).
+            changed = s.execute(
+                update(TransformJobRow)
+                .where(TransformJobRow.name == name, TransformJobRow.status.in_(active))
+                .values(stop_requested=True, status="Stopping", last_modified_time=utcnow())
+            ).rowcount
+        if not changed:
+            status = fetch(self.db, TransformJobRow, name, "Transform job").status
+            raise ValidationError(f"Transform job {name!r} is {status}: only InProgress jobs can be stopped")
         with self._lock:
             mine = self._running.get(name)
         if mine:

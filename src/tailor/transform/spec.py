@@ -81,8 +81,11 @@ def parse_transform_spec(raw: dict[str, Any]) -> dict[str, Any]:
         "TransformOutput": _output(raw.get("TransformOutput")),
         "TransformResources": _resources(raw.get("TransformResources")),
     }
-    if raw.get("Tags"):
-        spec["Tags"] = list(raw["Tags"])
+    tags = raw.get("Tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, dict) and set(t) <= {"Key", "Value"} for t in tags):
+        raise ValidationError("Tags must be a list of {Key, Value} objects")
+    if tags:
+        spec["Tags"] = tags
     return spec
 
 

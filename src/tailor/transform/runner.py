@@ -410,6 +410,11 @@ class TransformRunner:
     def _order(self, name: str) -> tuple[int, str]:
         return (self.class_names.index(name) if name in self.class_names else len(self.class_names), name)
 
+    def _public(self, reason: str) -> str:
+        """FailureReason is shown to callers: the model's name and $TAILOR_HOME, never the server's paths."""
+        reason = reason.replace(str(self.model_dir), f"model {self.spec['ModelName']!r}")
+        return reason.replace(str(self.settings.home), "$TAILOR_HOME")
+
     def _update(self, **values: Any) -> None:
         with self.db.session() as s:
             row = s.get(TransformJobRow, self.name)
@@ -426,7 +431,7 @@ class TransformRunner:
             if row is None:
                 return
             row.status = status
-            row.failure_reason = reason[:1024] if status == "Failed" and reason else None
+            row.failure_reason = self._public(reason)[:1024] if status == "Failed" and reason else None
             row.end_time = utcnow()
             row.last_modified_time = row.end_time
         log.info("transform job %s %s%s (pid %d)", self.name, status, f": {reason}" if reason else "", os.getpid())

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Callable
@@ -124,6 +125,7 @@ class TransformRunner:
             reason = f"InternalFailure: {type(exc).__name__}: {exc}"
         finally:
             self._stop_instances()
+            shutil.rmtree(self.work_dir / "inputs", ignore_errors=True)  # copies of remote .rec files
             if self.stop_event.is_set():  # whatever the stop interrupted: the job ends as asked
                 status, reason = "Stopped", None
             self._finish(status, reason)

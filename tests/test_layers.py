@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("algorithms",),  # the registry and the built-in algorithm: trains, exports model.tar.gz
     ("serving", "auth"),  # serving rebuilds a network from model.json, so it sits above algorithms
     ("backends",),  # where processes run: local now, a cluster next
-    ("jobs", "hosting"),
+    ("jobs", "hosting", "transform"),
     ("tuning",),  # tuning jobs run their trials as training jobs
     ("migrations",),  # the schema of every domain's tables
     ("core",),

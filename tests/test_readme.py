@@ -158,6 +158,12 @@ def test_readme_blocks_run_in_order(tmp_path: Path, dataset_mirror: str) -> None
             ["tailor", "jobs", "describe", "fmnist", "--json"], cwd=work, env=env, capture_output=True, text=True
         ).stdout
     )
+    # 9. Batch transform: 898 test images in three class folders, a summary with accuracy, the confusion PNG.
+    # (no ^: the summary follows curl's body, which ends without a newline)
+    assert re.search(r"fm-test: Completed, 898 of 898 records \(0 failed\)", out), out[-3000:]
+    assert re.search(r"^accuracy: \d+\.\d\d % \(\d+ of 898 images labelled by their class folder\)$", out, re.M)
+    assert (work / "fm-test-confusion.png").stat().st_size > 10_000
+    assert json.loads((work / "fm-00009.out").read_text())["prediction"]
     # 8. plot wrote both pictures; progress went to stderr as whole lines, never carriage returns.
     assert (work / "curves.png").stat().st_size > 10_000 and (work / "curves-confusion.png").is_file()
     assert "\r" not in err

@@ -39,6 +39,8 @@ _TIME_KEYS = {
     "EndTime",
     "Timestamp",
     "HyperParameterTuningEndTime",
+    "TransformStartTime",
+    "TransformEndTime",
 }
 
 
@@ -441,6 +443,41 @@ class Client:
                 code, message = "HTTPError", data[:200].decode("utf-8", "replace")
             raise _invoke_error(code, status)(self._with_hint(code, message))
         return {"Body": data, "ContentType": ctype, "InvokedProductionVariant": variant}
+
+    # -- batch transform -----------------------------------------------------------------------------
+    def create_transform_job(self, spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """CreateTransformJob: TransformJobName, ModelName, TransformInput, TransformOutput, TransformResources,
+        BatchStrategy, MaxConcurrentTransforms, MaxPayloadInMB (``tailor.transform.spec``). Returns at once."""
+        body = {**(spec or {}), **kwargs}
+        if self.embedded:
+            return self._tailor.transform.create(body)
+        return self._request("POST", "/api/v1/transform-jobs", json=body)
+
+    def describe_transform_job(self, name: str) -> dict[str, Any]:
+        """DescribeTransformJob, plus ``TransformProgress`` (records done / total, rate, summary)."""
+        if self.embedded:
+            return self._tailor.transform.describe(name)
+        return self._request("GET", f"/api/v1/transform-jobs/{name}")
+
+    def list_transform_jobs(self, **filters: Any) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.transform.list(**filters)
+        params = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items()}
+        return self._request("GET", "/api/v1/transform-jobs", params=params)
+
+    def stop_transform_job(self, name: str) -> dict[str, Any]:
+        if self.embedded:
+            return self._tailor.transform.stop(name)
+        return self._request("POST", f"/api/v1/transform-jobs/{name}/stop")
+
+    def wait_transform_job(self, name: str, timeout: float | None = None, poll: float = 0.5) -> dict[str, Any]:
+        """Describe until the job is Completed, Failed or Stopped (or ``timeout`` seconds passed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            desc = self.describe_transform_job(name)
+            if desc["TransformJobStatus"] in TERMINAL or (deadline is not None and time.monotonic() >= deadline):
+                return desc
+            time.sleep(poll)
 
 
 def _invoke_error(code: str, status: int) -> type[TailorError]:

@@ -17,6 +17,7 @@ from tailor.jobs.service import TrainingJobService
 from tailor.membership import Membership, clustered
 from tailor.settings import Settings
 from tailor.storage import Storage
+from tailor.transform import TransformJobService
 from tailor.tuning import TuningService
 
 
@@ -28,6 +29,7 @@ class Tailor:
     jobs: TrainingJobService
     hosting: HostingService
     tuning: TuningService
+    transform: TransformJobService
     membership: Membership | None = None  # a PostgreSQL database shared by several servers (tailor.membership)
 
     @classmethod
@@ -44,8 +46,16 @@ class Tailor:
         jobs = TrainingJobService(settings, db, storage, backend, membership=membership).start()
         hosting = HostingService(settings, db, storage, backend, membership=membership)
         tuning = TuningService(settings, db, jobs).start(serve=serve)
+        transform = TransformJobService(settings, db, storage, hosting.models.resolve).start()
         return cls(
-            settings=settings, db=db, storage=storage, jobs=jobs, hosting=hosting, tuning=tuning, membership=membership
+            settings=settings,
+            db=db,
+            storage=storage,
+            jobs=jobs,
+            hosting=hosting,
+            tuning=tuning,
+            transform=transform,
+            membership=membership,
         )
 
     def serve(self) -> Tailor:
@@ -61,6 +71,7 @@ class Tailor:
         """Stop orchestrating tuning jobs, stop running jobs (they end Stopped), then release the database."""
         self.tuning.close()
         self.jobs.close()
+        self.transform.close()  # before hosting: its model workers are this process's children too
         self.hosting.close()  # stops the endpoint workers this process launched
         if self.membership is not None:
             self.membership.leave()

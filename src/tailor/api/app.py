@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from tailor.api import console, errors, hosting, jobs, sagemaker, tuning
+from tailor.api import console, errors, hosting, jobs, sagemaker, transform, tuning
 from tailor.api.auth import install as install_auth
 from tailor.api.deps import AllowAll
 from tailor.api.limits import ControlBodyLimit
@@ -25,7 +25,7 @@ from tailor.settings import Settings
 
 log = logging.getLogger("tailor.api")
 
-ROUTER_MODULES = (jobs, sagemaker, console, hosting, tuning)  # each exports `router` (an APIRouter), included once
+ROUTER_MODULES = (jobs, sagemaker, console, hosting, tuning, transform)  # each exports `router`, included once
 # The policy action that reads /metrics (Resource "*"); "*" and "tailor:*" include it, "sagemaker:*" does not.
 METRICS_ACTION = "tailor:GetMetrics"
 

@@ -67,6 +67,9 @@ OPERATION_ERRORS: dict[str, frozenset[str]] = {
     "DescribeHyperParameterTuningJob": frozenset({"ResourceNotFound"}),
     "StopHyperParameterTuningJob": frozenset({"ResourceNotFound"}),
     "ListTrainingJobsForHyperParameterTuningJob": frozenset({"ResourceNotFound"}),
+    "CreateTransformJob": frozenset({"ResourceInUse", "ResourceLimitExceeded", "ResourceNotFound"}),
+    "DescribeTransformJob": frozenset({"ResourceNotFound"}),
+    "StopTransformJob": frozenset({"ResourceNotFound"}),
 }
 # AWS's JSON-protocol errors that any operation may answer (not listed per operation in service models).
 COMMON_ERRORS = frozenset(
@@ -163,6 +166,14 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "ListTrainingJobsForHyperParameterTuningJob": Operation(
         _TUNING, _TUNING_NAME, lambda t, b: t.tuning.list_training_jobs(b[_TUNING_NAME], b)
+    ),
+    "CreateTransformJob": Operation("transform-job", "TransformJobName", lambda t, b: t.transform.create(b)),
+    "DescribeTransformJob": Operation(
+        "transform-job", "TransformJobName", lambda t, b: t.transform.describe(b["TransformJobName"])
+    ),
+    "ListTransformJobs": Operation(None, None, lambda t, b: t.transform.list(b)),
+    "StopTransformJob": Operation(
+        "transform-job", "TransformJobName", lambda t, b: t.transform.stop(b["TransformJobName"])
     ),
 }
 

@@ -92,7 +92,7 @@ class LocalBackend:
     ) -> Handle:
         cmd = [sys.executable, "-m", "tailor.serving.worker", model_dir, "--socket", address]
         cmd += ["--owner-pid", str(os.getpid())]
-        for flag in ("max_batch_size", "max_delay_ms", "max_image_pixels", "quantize"):
+        for flag in ("max_batch_size", "max_delay_ms", "max_image_pixels", "quantize", "threads"):
             if options.get(flag) is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(options[flag])]
         log_path.parent.mkdir(parents=True, exist_ok=True)

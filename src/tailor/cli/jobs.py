@@ -194,9 +194,9 @@ def _epoch_axis(ax: Any, epochs: list[int]) -> None:
 def plot_confusion(settings: Any, desc: dict[str, Any], out: Path, say: Any = lambda msg: None) -> Path | None:
     """Predict the validation channel with the job's model (tailor.serving.loader) and plot the matrix;
     ``say`` reports each step (loading takes seconds, predicting ~18k images several more)."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from tailor.cli.plots import draw_confusion
     from tailor.data.loader import load_channel
     from tailor.progress import progress_bar
     from tailor.serving.loader import load_model
@@ -234,22 +234,8 @@ def plot_confusion(settings: Any, desc: dict[str, Any], out: Path, say: Any = la
     accuracy = float((preds == labels).mean())
     names = next((n for n in (model.meta.class_names, data.class_names) if n and len(n) == k), None)
     names = names or [str(i) for i in range(k)]
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(k), names, rotation=45, ha="right")
-    ax.set_yticks(range(k), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    # Two short lines: one long title was cut off at the figure's edge.
-    ax.set_title(f"{desc['TrainingJobName']}\nvalidation accuracy {accuracy:.4f} ({len(labels):,} images)")
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7)
-    fig.tight_layout()
-    path = out.with_name(out.stem + "-confusion.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    title = f"{desc['TrainingJobName']}\nvalidation accuracy {accuracy:.4f} ({len(labels):,} images)"
+    return draw_confusion(matrix, names, title, out.with_name(out.stem + "-confusion.png"))
 
 
 commands: list[click.Command] = [jobs]

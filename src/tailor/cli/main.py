@@ -6,13 +6,13 @@ import sys
 
 import click
 
-from tailor.cli import data, db, demo, endpoints, jobs, keys, models, server, train, tune
+from tailor.cli import data, db, demo, endpoints, jobs, keys, models, server, train, transform, tune
 from tailor.cli.root import cli, settings_of
 from tailor.errors import TailorError
 
 # Each module defines `commands`: a list of click commands/groups added to the top level. Modules import heavy
 # libraries (torch, onnxruntime) inside their commands so `tailor --help` stays fast.
-COMMAND_MODULES = (data, train, jobs, models, endpoints, keys, server, demo, db, tune)
+COMMAND_MODULES = (data, train, jobs, models, endpoints, keys, server, demo, db, tune, transform)
 
 for _module in COMMAND_MODULES:
     for _cmd in _module.commands:

@@ -125,6 +125,12 @@ class Models:
                     tmp.rename(dest)
         return dest
 
+    def resolve(self, name: str) -> tuple[Path, list[str]]:
+        """The unpacked model directory and its class names (index order; the index as text when unnamed)."""
+        row = self.get(name)
+        names = row.model_json.get("class_names") or [str(i) for i in range(int(row.model_json["num_classes"]))]
+        return self.settings.models_dir / row.model_id, [str(n) for n in names]
+
     def images(self, names: list[str]) -> dict[str, str]:
         """The container image recorded for each of these models."""
         with self.db.session() as s:

@@ -91,6 +91,8 @@
     [/^#\/endpoint-configs$/, configsPage, "endpoint-configs"],
     [/^#\/endpoints\/(.+)$/, endpointPage, "endpoints"],
     [/^#\/endpoints$/, endpointsPage, "endpoints"],
+    [/^#\/transform-jobs\/(.+)$/, transformJobPage, "transform-jobs"],
+    [/^#\/transform-jobs$/, transformJobsPage, "transform-jobs"],
   ];
   function route() {
     clearTimeout(timer);
@@ -342,6 +344,10 @@
   // ---- tuning jobs --------------------------------------------------------------------------------------
   function tuningJobsPage() { return window.TailorTuning.listPage({ api, h, badge, when, kv, main, failed, live, enc, num }); }
   function tuningPage(name) { return window.TailorTuning.detailPage(name, { api, h, badge, when, kv, main, failed, live, enc, num }); }
+
+  // ---- batch transform ------------------------------------------------------------------------------
+  function transformJobsPage() { return window.TailorTransform.listPage({ api, h, badge, when, kv, main, live, enc, failed }); }
+  function transformJobPage(name) { return window.TailorTransform.detailPage(name, { api, h, badge, when, kv, main, live, enc, failed }); }
 
   window.addEventListener("hashchange", route);
   (async () => {

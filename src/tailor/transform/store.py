@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tailor.db import Base, UTCDateTime
+from tailor.db import Base, UTCDateTime, name_type
 
 
 class TransformJobRow(Base):
     __tablename__ = "transform_jobs"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated CreateTransformJob request
     status: Mapped[str] = mapped_column(String(16), index=True)

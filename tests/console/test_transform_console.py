@@ -10,7 +10,7 @@ from tailor import Client
 from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.console.conftest import Console
-from tests.transform.conftest import model_tar, put_images, request  # noqa: F401 - fixture
+from tests.transform.conftest import put_images, request  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow  # a browser and a server
 

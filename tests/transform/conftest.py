@@ -10,7 +10,6 @@ import pytest
 from tailor.client import Client
 from tailor.settings import Settings
 from tests.serving.artifacts import CLASS_NAMES, build_artifact, png_bytes
-from tests.serving.conftest import model_tar  # noqa: F401 - fixture
 
 MODEL = "rn20"
 # Class folders may not hold "/": the artifact's "T-shirt/top" is never a folder here.
@@ -58,4 +57,4 @@ def client(settings: Settings, model_tar: Path) -> Iterator[Client]:  # noqa: F8
         yield c
 
 
-__all__ = ["CLASS_NAMES", "FOLDERS", "MODEL", "build_artifact", "create_model", "model_tar", "put_images", "request"]
+__all__ = ["CLASS_NAMES", "FOLDERS", "MODEL", "build_artifact", "create_model", "put_images", "request"]

@@ -137,6 +137,30 @@ def test_forked_rec_decode_matches_threaded_bytes(
     assert np.array_equal(forked.labels, threaded.labels) and forked.labels[:8].tolist() == [0, 1, 2, 3, 4, 5, 6, 0]
 
 
+def _sigterm_disposition(start: int) -> tuple[int, list[bool], None]:
+    """Stands in for a chunk decoder: reports whether SIGTERM kills this forked process outright."""
+    import signal
+
+    return start, [signal.getsignal(signal.SIGTERM) is signal.SIG_DFL], None
+
+
+def test_forked_decoders_die_on_sigterm_under_the_trainers_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training process handles SIGTERM by finishing its batch (and logging). Decoders forked from it must not
+    inherit that: the pool ends them with SIGTERM, and a forked copy running the handler could deadlock on a lock
+    another thread held at fork time (seen: the pool then waited for it forever)."""
+    import signal
+
+    monkeypatch.setattr(_loader, "_WORKERS", 2)
+    monkeypatch.setattr(_loader, "_decode_forked_chunk", _sigterm_disposition)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # what the algorithm installs
+    found: dict[int, list] = {}
+    try:
+        _loader._decode_forked([], np.zeros(1), {}, {}, [0, 1, 2, 3], 1, found, lambda n: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert found == {0: [True], 1: [True], 2: [True], 3: [True]}
+
+
 def test_forked_rec_decode_reports_a_bad_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tailor.errors import DataError
 

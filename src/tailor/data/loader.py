@@ -36,6 +36,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import struct
 import tempfile
 from collections.abc import Callable, Sequence
@@ -471,7 +472,8 @@ def _decode_forked(
     so the rows a child writes are the parent's) and sends back only the chunk's header labels."""
     _FORKED.update(entries=entries, out=out, opts=opts, readers=readers, chunk=chunk)
     try:
-        with multiprocessing.get_context("fork").Pool(min(_WORKERS, len(starts))) as pool:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(_WORKERS, len(starts)), initializer=_default_signals) as pool:
             for s, labs, error in pool.imap_unordered(_decode_forked_chunk, starts):
                 if error is not None:
                     raise DataError(error)
@@ -479,6 +481,13 @@ def _decode_forked(
                 bar(len(labs))
     finally:
         _FORKED.clear()
+
+
+def _default_signals() -> None:
+    """A forked decoder inherits its parent's SIGTERM handler: the training process's "stop after the current
+    batch" would make it outlive the pool's terminate(), which then waits for it forever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends the pool
 
 
 def _decode_forked_chunk(start: int) -> tuple[int, list[Any], str | None]:

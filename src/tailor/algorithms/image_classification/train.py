@@ -256,14 +256,17 @@ def train_one_epoch(run: Run, train: Data, epoch: int) -> dict[str, float]:
     t_epoch = t_log = time.perf_counter()
     seen_log = 0
     for b in range(batches):
+        stop_now = run.stop.is_set()
         if ctx.active:  # every rank ends at the same step: the slowest clock and any stop request win
-            run.elapsed, stop_flag = ctx.max([run.elapsed, float(run.stop.is_set())])
-            if stop_flag:
-                run.stop.set()
+            run.elapsed, agreed = ctx.max([run.elapsed, float(stop_now)])
+            # The agreed flag, not the live one: a SIGTERM landing on one rank after this all-reduce waits for
+            # the next step, or that rank would leave while the others enter the step's collectives.
+            stop_now = bool(agreed)
         frac = progress(run, epoch, b, batches)
         if frac >= 1.0 and run.hp.time_budget:
             break
-        if run.stop.is_set():
+        if stop_now:
+            run.stop.set()
             raise TrainingStopped()
         lr = learning_rate(hp, epoch, frac) * lr_factor
         for group in run.optimizer.param_groups:

@@ -61,14 +61,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """A real S3-compatible HTTP server on loopback (moto's standalone server); yields its endpoint URL."""
+@contextmanager
+def moto(port: int | None = None) -> Iterator[str]:
+    """A real S3-compatible HTTP server on loopback (moto's standalone server) while in the block; its URL."""
     import subprocess
     import time
     import urllib.request
 
-    port = free_port()
+    port = port or free_port()
     exe = Path(sys.executable).with_name("moto_server")
     proc = subprocess.Popen(
         [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -88,6 +88,13 @@ def moto_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real S3-compatible HTTP server on loopback for the whole session; yields its endpoint URL."""
+    with moto() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,23 @@ def test_concurrent_metric_flushes_lose_no_invocation(store_settings: Settings) 
         db.dispose()
 
 
+def test_a_minute_of_samples_only_claims_no_latency(store_settings: Settings) -> None:
+    """The supervisor samples workers every few seconds; a minute with samples but no request has no latency."""
+    db = Database(store_settings).create_all()
+    try:
+        store = MetricsStore(db, EndpointMetrics())
+        now = datetime.now(UTC).timestamp()
+        store.metrics.sample("ep", "v", 50.0, 1e8, 1, now - 60)
+        store.metrics.record("ep", "v", 200, 800.0, 20.0, now)
+        store.flush()
+        quiet, busy = store.query("ep")["Metrics"]
+        assert quiet["Invocations"] == 0 and quiet["ModelLatency"] is None and quiet["OverheadLatency"] is None
+        assert quiet["CPUUtilization"] == pytest.approx(50.0)
+        assert busy["ModelLatency"] == pytest.approx(800.0) and busy["OverheadLatency"] == pytest.approx(20.0)
+    finally:
+        db.dispose()
+
+
 def test_hosting_rows_round_trip(store_settings: Settings) -> None:
     db = Database(store_settings).create_all()
     try:

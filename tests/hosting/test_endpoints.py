@@ -116,7 +116,9 @@ def test_lifecycle_update_under_load_metrics_and_delete(settings: Settings, mode
         sent = Counter(v for (v, _) in seen.elements())
         assert by_variant["AllTraffic"] == sent["AllTraffic"] + 8 + 1
         assert by_variant["Blue"] == sent["Blue"] and by_variant["Green"] == sent["Green"]
-        assert errors["AllTraffic"] == 1 and all(p["ModelLatency"] > 0 for p in metrics)
+        assert errors["AllTraffic"] == 1
+        # A minute can hold only CPU/memory samples (the test may cross a minute boundary): no latency claimed there.
+        assert all((p["ModelLatency"] > 0) if p["Invocations"] else p["ModelLatency"] is None for p in metrics)
 
         h.delete_endpoint("fm")
         assert h.describe_endpoint("fm")["EndpointStatus"] == "Deleting"

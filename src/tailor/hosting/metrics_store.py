@@ -123,7 +123,8 @@ class MetricsStore:
         OverheadLatency (mean µs), ModelLatencyP50/ModelLatencyP99 (µs, within 2.5 %), MaxModelLatency,
         BatchSize (mean realised batch, images), Batches and BatchedImages, InvocationsPerInstance,
         CPUUtilization (% of one core per worker) and MemoryUtilization (% of this machine's memory per worker).
-        Percentiles and batch figures are None for a minute that has none."""
+        Latencies, percentiles and batch figures are None for a minute that has none (a minute can hold only the
+        supervisor's CPU and memory samples: a mean latency of 0 there would claim requests that never came)."""
         self.sample_batches()
         self.flush()
         q = select(EndpointMetricRow).where(EndpointMetricRow.endpoint_name == name)
@@ -156,7 +157,7 @@ class MetricsStore:
                     "Invocations": r.invocations,
                     "Invocation4XXErrors": r.errors_4xx,
                     "Invocation5XXErrors": r.errors_5xx,
-                    "ModelLatency": r.model_latency_us / n,
+                    "ModelLatency": r.model_latency_us / n if r.invocations else None,
                     "ModelLatencyP50": percentile(hist, 0.50),
                     "ModelLatencyP99": percentile(hist, 0.99),
                     "MaxModelLatency": r.max_model_latency_us,
@@ -164,7 +165,7 @@ class MetricsStore:
                     "Batches": batches,
                     "BatchedImages": images,
                     "MismatchedInputs": mismatched.get((r.variant_name, as_datetime(r.minute)), 0),
-                    "OverheadLatency": r.overhead_latency_us / n,
+                    "OverheadLatency": r.overhead_latency_us / n if r.invocations else None,
                     "InvocationsPerInstance": r.invocations / max(r.instances, 1),
                     "CPUUtilization": r.cpu_percent / r.samples if r.samples else None,
                     "MemoryUtilization": 100.0 * r.memory_bytes / r.samples / total_mem if r.samples else None,

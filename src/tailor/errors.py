@@ -148,6 +148,14 @@ class AlgorithmError(TailorError):
     code = "InternalFailure"
 
 
+# FailureReason prefixes of a training job, in SageMaker's words: the algorithm's own failure, or the platform's
+# (no capacity for the instances; the infrastructure lost them). A job's failure file may start with a platform
+# prefix; anything else is the algorithm's and gets ALGORITHM_FAILURE.
+ALGORITHM_FAILURE = "AlgorithmError: "
+CAPACITY_FAILURE = "CapacityError: "
+PLATFORM_FAILURE = "InternalServerError: "
+
+
 # What a client reads when a server error must not show its message (it may name paths or hosts of the server).
 INTERNAL_MESSAGE = "An internal error occurred; see the server log."
 

@@ -199,7 +199,9 @@ def test_refusals_and_no_resources(ray_settings: Settings, data_uri: str) -> Non
     with Client(settings=quick) as client:
         desc = client.create_training_job(spec("ray-three", data_uri, 3, batch=16, epochs=1)).wait(timeout=60)
         assert desc["TrainingJobStatus"] == "Failed"
-        assert "no resources for 3 instance(s) of ml.m5.large ({CPU 1} each) within 3 s" in desc["FailureReason"]
+        assert desc["FailureReason"].startswith(
+            "CapacityError: no resources for 3 instance(s) of ml.m5.large ({CPU 1} each) within 3 s"
+        ), desc["FailureReason"]
         # an algorithm error on the node: the job fails with the algorithm's own reason, its paths the job's
         Storage(quick).write_bytes("s3://cluster-data/broken/train/train.rec", b"not a RecordIO file")
         broken = spec("ray-broken", "s3://cluster-data/broken", 1, batch=16, epochs=1)

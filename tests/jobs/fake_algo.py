@@ -1,7 +1,8 @@
 """A tiny training command that follows Tailor's job-dir contract, so job tests take seconds.
 
 Hyperparameters (strings, from input/config/hyperparameters.json):
-  epochs (default 3), sleep (seconds per epoch, default 0.05), fail ("1": write output/failure, exit 1),
+  epochs (default 3), sleep (seconds per epoch, default 0.05), fail ("1": write output/failure, exit 1;
+  other text: write that text as the failure),
   crash ("1": exit 3 without output/failure), no_model ("1": exit 0 without a model), ignore_term ("1"),
   scale (default 1: multiplies the accuracies, so a tuning job's trials differ by a hyperparameter).
 On SIGTERM it writes checkpoints/last.txt and exits 143 (unless ignore_term).
@@ -41,8 +42,9 @@ for epoch in range(int(hp.get("epochs", "3"))):
     print(f"Epoch[{epoch}] Validation-accuracy={acc - 0.05:.6f}", flush=True)
     print(f"Epoch[{epoch}] Train-loss={1.0 / (epoch + 1):.4f}", flush=True)
     print(f"Epoch[{epoch}] Time cost=0.05", flush=True)
-if hp.get("fail") == "1":
-    (job / "output" / "failure").write_text("ValueError: the fake algorithm was told to fail")
+if hp.get("fail"):
+    told = "ValueError: the fake algorithm was told to fail" if hp["fail"] == "1" else hp["fail"]
+    (job / "output" / "failure").write_text(told)
     sys.exit(1)
 if hp.get("crash") == "1":
     print("Traceback: something broke", file=sys.stderr, flush=True)

@@ -165,3 +165,22 @@ def test_a_command_that_cannot_start_fails_the_job_with_a_reason(fast: Settings)
         jobs.close()
     assert desc["TrainingJobStatus"] == "Failed"
     assert desc["FailureReason"].startswith("AlgorithmError: cannot start") and "No such file" in desc["FailureReason"]
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("ValueError: bad input", "AlgorithmError: ValueError: bad input"),  # the algorithm's: classified here
+        ("AlgorithmError on rank 1 of 2: KeyError: 'x'", "AlgorithmError on rank 1 of 2: KeyError: 'x'"),
+        ("CapacityError: no resources for 2 instance(s)", "CapacityError: no resources for 2 instance(s)"),
+        ("InternalServerError: node host-b lost at epoch 2", "InternalServerError: node host-b lost at epoch 2"),
+    ],
+)
+def test_the_failure_reason_is_classified_once(fast: Settings, written: str, reason: str) -> None:
+    jobs = service(fast, RecordingBackend())
+    try:
+        jobs.create(fake_spec("classified", fail=written))
+        desc = jobs.wait("classified", timeout=30)
+    finally:
+        jobs.close()
+    assert desc["TrainingJobStatus"] == "Failed" and desc["FailureReason"] == reason

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from tailor.backends.ray_worker import TrainingWorker
+from tailor.errors import CAPACITY_FAILURE, PLATFORM_FAILURE
 
 MARK = "[tailor-ray]"
 POLL_S = 0.25  # how often instances' output is collected: log latency
@@ -125,11 +126,12 @@ class Driver:
                     self.write_failure(outcome.failure)
                 return outcome.rc
             if outcome.kind == "no-resources":
-                self.write_failure(f"{outcome.lost}{outcome.failure}")
+                self.write_failure(f"{CAPACITY_FAILURE}{outcome.lost}{outcome.failure}")
                 return 1
             at = f"at epoch {self.epoch}" if self.epoch is not None else "before the first epoch"
             if restarts >= self.desc["max_restarts"]:
-                self.write_failure(f"node {outcome.lost} lost {at}; no restarts left (ray_max_restarts)")
+                reason = f"node {outcome.lost} lost {at}; no restarts left (ray_max_restarts)"
+                self.write_failure(f"{PLATFORM_FAILURE}{reason}")
                 return 1
             restarts += 1
             status(

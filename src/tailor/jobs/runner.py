@@ -21,7 +21,15 @@ from typing import Any
 
 from tailor.backends import Backend, TrainingInputs, TrainingProcess
 from tailor.db import Database, utcnow
-from tailor.errors import NotFoundError, ServiceUnavailableError, StorageError, TailorError
+from tailor.errors import (
+    ALGORITHM_FAILURE,
+    CAPACITY_FAILURE,
+    PLATFORM_FAILURE,
+    NotFoundError,
+    ServiceUnavailableError,
+    StorageError,
+    TailorError,
+)
 from tailor.jobs import container, isolation
 from tailor.jobs.contract import JobContract
 from tailor.jobs.logs import LOG_NAME, LogWriter, tail
@@ -259,7 +267,7 @@ class JobRunner:
         try:
             proc, pgid = self.backend.start_training(cmd, cwd=self.dir, env=env, **extra)
         except OSError as err:
-            raise TailorError(f"AlgorithmError: cannot start {cmd[0]!r}: {err.strerror or err}") from None
+            raise TailorError(f"{ALGORITHM_FAILURE}cannot start {cmd[0]!r}: {err.strerror or err}") from None
         transition(
             self.db,
             self.name,
@@ -449,10 +457,12 @@ class JobRunner:
         failure = self.dir / "output" / "failure"
         if failure.is_file():
             text = failure.read_text(encoding="utf-8", errors="replace").strip()
+            if text.startswith((ALGORITHM_FAILURE.split(":")[0], CAPACITY_FAILURE, PLATFORM_FAILURE)):
+                return text  # already classified (by the algorithm, or by the cluster backend's driver)
             if text:
-                return f"AlgorithmError: {text}"
+                return f"{ALGORITHM_FAILURE}{text}"
         how = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-        return f"AlgorithmError: the algorithm {how}; last log lines:\n{tail(self.dir / LOG_NAME, 8)}"
+        return f"{ALGORITHM_FAILURE}the algorithm {how}; last log lines:\n{tail(self.dir / LOG_NAME, 8)}"
 
     def model_uri(self) -> str:
         return join_uri(self.spec.OutputDataConfig.S3OutputPath, self.name, "output", "model.tar.gz")

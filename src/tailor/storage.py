@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from tailor.errors import NotFoundError, StorageError, ValidationError
@@ -356,3 +357,16 @@ def _umask() -> int:
 def _unlink_quietly(path: str) -> None:
     with suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def open_regular(path: Path) -> BinaryIO | None:
+    """A regular file for reading, or None when it is missing or not one. Logs live in dirs a job or a worker
+    can write to: a link put there (to a server secret) is not followed, and a FIFO is not waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")

@@ -27,16 +27,15 @@ import contextlib
 import fcntl
 import os
 import re
-import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from tailor.resources import NAME_RE, check_name
 from tailor.settings import Settings
+from tailor.storage import open_regular
 
 LOG_NAME = "endpoint.log"
 MAX_SEGMENT_BYTES = 4 << 20
@@ -183,7 +182,7 @@ class EndpointLogs:
             done = int(mark.read_text() or 0)
         except (OSError, ValueError):
             done = 0
-        fh = _open(src)
+        fh = open_regular(src)
         if fh is None:
             return
         with fh:
@@ -250,21 +249,9 @@ class EndpointLogs:
         return note + data.decode("utf-8", "replace"), offset + len(data)
 
 
-def _open(path: Path) -> BinaryIO | None:
-    """A regular file for reading (links and FIFOs are neither followed nor waited on), or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
-
-
 def _read(path: Path, pos: int, limit: int) -> bytes:
     """Bytes [pos, pos+limit) cut back to the last full line (a partial last line waits for its end)."""
-    fh = _open(path)
+    fh = open_regular(path)
     if fh is None:
         return b""
     with fh:

@@ -6,13 +6,12 @@ server keeping per-reader state.
 
 from __future__ import annotations
 
-import os
-import stat
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+
+from tailor.storage import open_regular
 
 LOG_NAME = "training.log"
 # One read returns at most this much; followers simply ask again from next_offset.
@@ -25,22 +24,9 @@ class LogChunk:
     next_offset: int
 
 
-def _open(path: Path) -> BinaryIO | None:
-    """The log for reading, or None when it is missing or not a regular file. The job owns its dir and could
-    put a link (to a server secret) or a FIFO where its log was: neither is followed nor waited on."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
-
-
 def read_log(path: Path, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
     """Bytes [offset, offset+limit) of the log, cut back to the last full line so UTF-8 is never split."""
-    fh = _open(path)
+    fh = open_regular(path)
     if fh is None:
         return LogChunk("", offset)
     with fh:
@@ -53,7 +39,7 @@ def read_log(path: Path, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
 
 def tail(path: Path, lines: int = 20) -> str:
     """The last lines of the log (for a FailureReason when the algorithm wrote no output/failure)."""
-    fh = _open(path)
+    fh = open_regular(path)
     if fh is None:
         return ""
     with fh:

@@ -1,7 +1,8 @@
 """Training jobs on a real Ray cluster (head + host-a + host-b, 1 CPU each), data and models on S3 (moto).
 
 1. One instance and two instances of the same job both complete with one artifact; the two instances ran on
-   different hosts and reach the one-instance job's validation accuracy within noise.
+   different hosts and reach the one-instance job's validation accuracy within noise; the job has resource
+   samples of its instances' algorithms.
 2. A host killed mid-training (its raylet SIGKILLed): the job restarts both instances from the checkpoint in
    S3 on the two hosts left of three, and completes; its status transitions show the restart.
 3. StopTrainingJob ends a running two-instance job Stopped, its instances gone.
@@ -73,6 +74,7 @@ def ray_settings(s3_settings: Settings, two_hosts: RayCluster) -> Settings:
             "ray_address": two_hosts.address,
             "ray_resource_wait_seconds": 40.0,
             "job_stop_grace_seconds": 10.0,
+            "job_sample_interval_seconds": 1.0,
         }
     )
 
@@ -139,6 +141,11 @@ def test_two_instances_on_two_hosts_match_one(ray_settings: Settings, data_uri: 
     assert two["ModelArtifacts"]["S3ModelArtifacts"] == "s3://cluster-out/models/ray-2/output/model.tar.gz"
     acc2, acc1 = _final(two, "validation:accuracy"), _final(one, "validation:accuracy")
     assert acc1 > 0.5 and abs(acc2 - acc1) <= TOLERANCE, (acc2, acc1)
+    # Resource samples of the instances' algorithms on their nodes, summed: two 1-CPU trainers, ~2 processes each.
+    with Client(settings=ray_settings) as client:
+        samples = client.training_job_resources("ray-2")
+    assert len(samples) >= 3 and max(x["CPUUtilization"] for x in samples) > 20, samples
+    assert max(x["MemoryRSSBytes"] for x in samples) > 2 * 150 * 2**20, samples  # torch alone: ~190 MiB each
 
 
 @pytest.mark.timeout(420)

@@ -22,3 +22,4 @@ class RayBackend(RayTraining, RayInstances):
         ray_cluster.connect(settings.ray_address)
         self.settings = settings
         self.instance_types = load_table(settings.instance_types_path)
+        self.driver_dirs = {}

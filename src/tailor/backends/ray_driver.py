@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tailor.backends.ray_worker import TrainingWorker
+from tailor.backends.ray_worker import SAMPLE_S, SAMPLES_FILE, TrainingWorker
 from tailor.errors import CAPACITY_FAILURE, PLATFORM_FAILURE
 
 MARK = "[tailor-ray]"
@@ -94,6 +94,7 @@ class Instance:
     ended: float | None = None
     failure: str | None = None
     last_answer: float = field(default_factory=time.monotonic)
+    sample: dict[str, Any] | None = None  # its algorithm's latest CPU/memory/GPU figures
 
     @property
     def host(self) -> str:
@@ -115,6 +116,7 @@ class Driver:
         self.epoch: int | None = None  # the last epoch rank 0 reported
         self.lost_note = ""  # "node … lost at epoch …; " once a restart waits for resources
         self._nodes_at, self._dead = 0.0, set[str]()  # when the node table was read, the dead nodes in it
+        self._sampled_at = 0.0  # when the instances' resource figures were last written for the runner
 
     # -- the job ---------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -312,8 +314,10 @@ class Driver:
             inst.cursor += len(state["lines"])
             for kind, text in state["lines"]:
                 self.forward(inst, kind, text)
+            inst.sample = state.get("sample")
             if state["done"]:
                 inst.done, inst.rc, inst.ended, inst.failure = True, state["rc"], state["ended"], state["failure"]
+        self.write_samples(instances, now)
         dead = self.dead_nodes(now)
         for inst in live:
             if inst.done or inst.lost:
@@ -324,6 +328,28 @@ class Driver:
             elif now - inst.last_answer > UNRESPONSIVE_S:
                 inst.lost = True
                 say(f"{inst.host}: no answer for {UNRESPONSIVE_S:g} s ({_short(inst)})")
+
+    def write_samples(self, instances: list[Instance], now: float) -> None:
+        """The job's resource figures, summed over the running instances (as the local backend sums a process
+        tree), into SAMPLES_FILE for the runner's sampler; at most every SAMPLE_S, atomically."""
+        samples = [i.sample for i in instances if i.sample and not i.done and not i.lost]
+        if not samples or now - self._sampled_at < SAMPLE_S:
+            return
+        self._sampled_at = now
+        utils = [x["gpu_utilization"] for x in samples if x.get("gpu_utilization") is not None]
+        gpu_mem = [x["gpu_memory_bytes"] for x in samples if x.get("gpu_memory_bytes") is not None]
+        figures = {
+            "time": time.time(),
+            "instances": len(samples),
+            "cpu_percent": sum(x["cpu_percent"] for x in samples),
+            "rss_bytes": sum(x["rss_bytes"] for x in samples),
+            "gpu_utilization": sum(utils) / len(utils) if utils else None,
+            "gpu_memory_bytes": sum(gpu_mem) if gpu_mem else None,
+        }
+        tmp = self.dir / f".{SAMPLES_FILE}.tmp"
+        with contextlib.suppress(OSError):  # a figure missed is better than a driver that fails on a full disk
+            tmp.write_text(json.dumps(figures))
+            os.replace(tmp, self.dir / SAMPLES_FILE)
 
     def dead_nodes(self, now: float) -> set[str]:
         """Ids of nodes Ray has declared dead, asked every NODES_S (a lost node's actor may never answer)."""

@@ -15,8 +15,10 @@ without ``s3_endpoint_url`` (its s3:// URIs are folders under its own home, whic
 own training code (the nodes run the built-in algorithm only: own code is sandboxed or containerised on the
 server's machine, which a Ray node does not offer).
 
-Resource samples are not recorded on this backend: the only local process is the driver, whose CPU and memory
-say nothing about the instances.
+Resource samples: each instance's actor samples its algorithm's process tree on its node (CPU %, RSS, GPU, as the
+local backend samples one tree); the driver sums the running instances' figures into ``instance-resources.json``
+in the job dir every second, and the runner's sampler reads that file (nothing when it is older than
+``STALE_S``: no instance is running, e.g. while a restart waits for resources).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,16 +36,19 @@ from typing import Any
 from tailor.backends.base import TrainingInputs
 from tailor.backends.instance_types import InstanceResources, resources_for
 from tailor.backends.local import kill_group, process_start_time, same_process, wait_gone
+from tailor.backends.ray_worker import SAMPLE_S, SAMPLES_FILE
 from tailor.errors import ValidationError
 from tailor.settings import Settings
 
 _STATUS = re.compile(r"^\[tailor-ray\] status (Restarting|Training): (.+)$")
 _DRIVER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}  # OpenMP threads wait passively (docs/MEASURED.md)
+STALE_S = 5 * SAMPLE_S  # the driver writes the figures every SAMPLE_S while an instance runs
 
 
 class RayTraining:
     settings: Settings
     instance_types: dict[str, InstanceResources]
+    driver_dirs: dict[int, Path]  # a running driver's pid -> its job dir (where it writes the instances' figures)
     remote = True
 
     def check_training(self, *, instance_type: str, instance_count: int, own_code: bool) -> None:
@@ -78,6 +84,7 @@ class RayTraining:
         assert proc.stdin is not None
         with proc.stdin:  # S3 keys travel on a pipe, never on a command line or on disk
             proc.stdin.write(json.dumps(desc).encode())
+        self.driver_dirs[proc.pid] = cwd
         return proc, os.getpgid(proc.pid)
 
     def description(self, cmd: list[str], cwd: Path, env: Mapping[str, str], inputs: TrainingInputs) -> dict[str, Any]:
@@ -129,9 +136,23 @@ class RayTraining:
         return process_start_time(pid)
 
     def sampler(self, pid: int) -> Any:
-        return _NoSamples()
+        return _InstanceSamples(self.driver_dirs.pop(pid, None))
 
 
-class _NoSamples:
-    def sample(self) -> None:
-        return None
+class _InstanceSamples:
+    """The instances' summed figures the job's driver wrote, for the runner's resource samples."""
+
+    def __init__(self, job_dir: Path | None) -> None:
+        self.path = None if job_dir is None else job_dir / SAMPLES_FILE
+
+    def sample(self) -> dict[str, Any] | None:
+        if self.path is None:
+            return None
+        try:
+            figures = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(figures, dict) or time.time() - float(figures.get("time", 0)) > STALE_S:
+            return None
+        keys = ("cpu_percent", "rss_bytes", "gpu_utilization", "gpu_memory_bytes")
+        return {k: figures.get(k) for k in keys}

@@ -31,11 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tailor.backends.local import ResourceSampler
 from tailor.errors import NotFoundError
 from tailor.settings import load_settings
 from tailor.storage import Storage, join_uri, relative_key
 
 CHECKPOINT_SYNC_S = 0.5  # a directory listing of a few files: a lost node takes at most 0.5 s of checkpoints
+SAMPLE_S = 1.0  # the algorithm's processes are sampled (psutil, ~1 ms) at most this often, on the driver's poll
+SAMPLES_FILE = "instance-resources.json"  # in the server's job dir: the driver's sum over instances, for the runner
 _PR_SET_PDEATHSIG = 1
 
 
@@ -64,6 +67,9 @@ class TrainingWorker:
         self._failure: str | None = None
         self._dir: Path | None = None
         self._server_dir = ""
+        self._sampler: ResourceSampler | None = None
+        self._sample: dict[str, Any] | None = None
+        self._sampled_at = 0.0
 
     # -- where it runs ---------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -86,6 +92,7 @@ class TrainingWorker:
         threading.Thread(target=self._run, args=(task,), name="instance", daemon=True).start()
 
     def poll(self, cursor: int) -> dict[str, Any]:
+        sample = self._resources()
         with self._lock:
             return {
                 "lines": self._lines[cursor:],
@@ -93,7 +100,20 @@ class TrainingWorker:
                 "rc": self._rc,
                 "ended": self._ended,
                 "failure": self._failure,
+                "sample": sample,
             }
+
+    def _resources(self) -> dict[str, Any] | None:
+        """CPU, memory and GPU of the algorithm's process tree on this node (as the local backend samples it)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return None
+        now = time.monotonic()
+        if now - self._sampled_at >= SAMPLE_S:
+            if self._sampler is None:
+                self._sampler = ResourceSampler(proc.pid)
+            self._sample, self._sampled_at = self._sampler.sample(), now
+        return self._sample
 
     def signal(self, sig: int) -> None:
         proc = self._proc

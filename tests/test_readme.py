@@ -39,9 +39,6 @@ _SKIP = re.compile(r"<!-- readme-test: skip: (?P<reason>.+?) -->")
 _CLUSTER = "<!-- readme-test: cluster -->"
 # The start of the first line of each block README marks as not run here, and why.
 SKIPPED = {
-    "pip install 'tailor[cluster]'      # psycopg 3; without it a PostgreSQL URL stops with this hint": (
-        "needs a PostgreSQL server and an S3 endpoint; tests/test_cluster.py runs two servers on both"
-    ),
     "make demo   # creates .venv": (
         "make targets: make test runs this file, so it would recurse; tests/cli/test_demo.py runs the demo"
     ),
@@ -104,7 +101,7 @@ def test_every_skipped_block_is_listed_with_its_reason() -> None:
     marked = [body.splitlines()[0] for _, body, reason in blocks() if reason and reason != CLUSTER]
     listed = sorted(next((key for key in SKIPPED if line.startswith(key)), line) for line in marked)
     assert listed == sorted(SKIPPED), f"README marks {marked}; tests/test_readme.py lists {sorted(SKIPPED)}"
-    assert len([b for _, b, reason in blocks() if reason == CLUSTER]) == 2, "README's cluster blocks (shell 1, 2)"
+    assert len([b for _, b, reason in blocks() if reason == CLUSTER]) == 3, "README's cluster blocks"
     runnable = [body for _, body, reason in blocks() if not reason]
     assert len(runnable) >= 6 and any("tailor data split" in b for b in runnable)
 

@@ -1,11 +1,12 @@
 """README's "Run on a cluster" blocks run as written: shell 1 then shell 2, as one bash script on this machine.
 
-The blocks marked ``<!-- readme-test: cluster -->`` (tests/test_readme.py ``blocks()``) are joined in README order
+The blocks marked ``<!-- readme-test: cluster -->`` (tests/test_readme.py ``blocks()``: shell 1's cluster, shell 2's
+server, job and endpoint, and the second server of "Metadata in PostgreSQL" that ends it all) are joined in order
 (``set -euo pipefail``, each command echoed) and run in an empty work directory with the venv's ``bin`` first on
 ``PATH`` and ``TAILOR_DATASET_MIRROR`` set, as tests/test_readme.py runs the other blocks. The substitutions, and
 nothing else:
 
-- README's ports (Ray's 6379, moto's 5000, the server's 8023) become free loopback ports;
+- README's ports (Ray's 6379, moto's 5000, the servers' 8023 and 8024) become free loopback ports;
 - README's placeholder PostgreSQL URL becomes a fresh database of the session's PostgreSQL (``pg_url``).
 
 The environment also carries Ray's start-up timeouts for a loaded machine (tests/cluster/ray_nodes.ray_env).
@@ -36,7 +37,7 @@ from tests.test_readme import CLUSTER, FASHION, blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-README_PORTS = (6379, 5000, 8023)  # Ray's head, moto's S3, the Tailor server
+README_PORTS = (6379, 5000, 8023, 8024)  # Ray's head, moto's S3, the two Tailor servers
 README_PG_URL = "postgresql://tailor:PASSWORD@127.0.0.1:5432/tailor"
 TIMEOUT_S = 420
 # The driver's placement line (tailor/backends): each instance's host.
@@ -48,7 +49,7 @@ _ISOLATE = 'mkdir -p /tmp/ray && mount -t tmpfs tailor-readme-ray /tmp/ray && ex
 
 def cluster_script(ports: dict[int, int], pg_url: str) -> str:
     bodies = [body for lang, body, reason in blocks() if reason == CLUSTER]
-    assert len(bodies) == 2 and all(lang == "bash" for lang, _, reason in blocks() if reason == CLUSTER)
+    assert len(bodies) == 3 and all(lang == "bash" for lang, _, reason in blocks() if reason == CLUSTER)
     text = re.sub(r"\b(\d{4})\b", lambda m: str(ports.get(int(m.group(1)), m.group(1))), "\n".join(bodies))
     assert README_PG_URL in text, "README's placeholder PostgreSQL URL"
     text = text.replace(README_PG_URL, pg_url)
@@ -59,7 +60,8 @@ def test_readme_cluster_blocks_run(tmp_path: Path, pg_url: str, dataset_mirror: 
     work = tmp_path / "repo"
     work.mkdir()
     script = tmp_path / "cluster.sh"
-    script.write_text(cluster_script({p: free_port() for p in README_PORTS}, pg_url))
+    ports = {p: free_port() for p in README_PORTS}
+    script.write_text(cluster_script(ports, pg_url))
     env = {k: v for k, v in ray_env().items() if not k.startswith(("TAILOR_", "AWS_"))}
     env.update(TAILOR_DATASET_MIRROR=dataset_mirror, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     out_file = tmp_path / "out.txt"
@@ -95,8 +97,13 @@ def test_readme_cluster_blocks_run(tmp_path: Path, pg_url: str, dataset_mirror: 
     # The endpoint: InService on two instances, one prediction of three classes, best first; then deleted.
     assert re.search(r"^fm-ray: InService$", out, re.M) and re.search(r"^fm-ray: deleted$", out, re.M)
     top = re.findall(r"^([A-Za-z]+) \((0\.\d{6})\)$", out, re.M)
-    assert len(top) == 3 and {name for name, _ in top} <= FASHION, out[-3000:]
-    assert [float(p) for _, p in top] == sorted((float(p) for _, p in top), reverse=True)
+    assert len(top) == 3 + 1 and {name for name, _ in top} <= FASHION, out[-3000:]  # --top-k 3, then one
+    assert [float(p) for _, p in top[:3]] == sorted((float(p) for _, p in top[:3]), reverse=True)
+    # The second server (its own home, the same database): lists the job the first created, and its router
+    # answered the last prediction from the same actors.
+    second = out[out.index(f"tailor jobs list --url http://127.0.0.1:{ports[8024]}") :]
+    assert re.search(r"^fm-ray\b.*\bCompleted\b", second, re.M), second[:3000]
+    assert re.search(r"^[A-Za-z]+ \(0\.\d{6}\)$", second[second.index("tailor invoke") :], re.M)
 
 
 def _cwd(proc: psutil.Process) -> str:

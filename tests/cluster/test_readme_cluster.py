@@ -15,7 +15,7 @@ Isolation: README ends with ``ray stop``, which ends every Ray process it can se
 ``/tmp/ray``. The script runs under ``unshare --pid --fork --mount-proc`` with a tmpfs on ``/tmp/ray``: it sees
 only its own processes and its own Ray session files, in the session's private network namespace
 (tests/netns.py), so everything it binds is on loopback. The session's own Ray cluster (the ``ray_cluster``
-fixture) is alive throughout and must still have its three nodes afterwards. When the script ends, however it
+fixture) is alive throughout and must still have all its nodes afterwards. When the script ends, however it
 ends, its PID namespace ends and the kernel kills whatever it left (``--kill-child`` ends the namespace when the
 test stops unshare on a timeout).
 """
@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 README_PORTS = (6379, 5000, 8023, 8024)  # Ray's head, moto's S3, the two Tailor servers
 README_PG_URL = "postgresql://tailor:PASSWORD@127.0.0.1:5432/tailor"
+# The script took 88 s at load 3-4 and 126 s at load 5-6 on the 2-core VM; this bounds a hung step.
 TIMEOUT_S = 420
 # The driver's placement line (tailor/backends): each instance's host.
 PLACED = r"placement group: 2 x \{CPU 1\} \(SPREAD\) .*: algo-1 on (host-[ab]) .*algo-2 on (host-[ab])"
@@ -56,6 +57,7 @@ def cluster_script(ports: dict[int, int], pg_url: str) -> str:
     return "\n".join(["set -euo pipefail", "PS4='+ $(date +%T) '", "set -x", text]) + "\n"
 
 
+@pytest.mark.timeout(TIMEOUT_S + 180)  # + the session's cluster, when this test starts it
 def test_readme_cluster_blocks_run(tmp_path: Path, pg_url: str, dataset_mirror: str, ray_cluster: RayCluster) -> None:
     work = tmp_path / "repo"
     work.mkdir()
@@ -85,6 +87,7 @@ def test_readme_cluster_blocks_run(tmp_path: Path, pg_url: str, dataset_mirror: 
     left = [p.pid for p in psutil.process_iter() if _cwd(p).startswith(str(work))]
     assert not left, f"processes the script started are still running: {left}"
     # `ray stop` saw only the script's own nodes: the session's cluster still has its head and hosts.
+    assert re.search(r"Stopped all \d+ Ray processes", out), out[-3000:]
     assert len(ray_cluster.alive_nodes()) == len(ray_cluster.nodes), "the session's Ray cluster survived"
     # The job ran as two instances, one on each host, and completed with its artifact in S3.
     placed = re.search(PLACED, out)
@@ -93,9 +96,12 @@ def test_readme_cluster_blocks_run(tmp_path: Path, pg_url: str, dataset_mirror: 
     assert re.search(r"^Status +Completed \(Completed\)$", out, re.M), out[-6000:]
     assert re.search(r"^ModelArtifacts +s3://tailor-cluster/models/fm-ray/output/model\.tar\.gz$", out, re.M)
     accuracy = float(re.findall(r"^  validation:accuracy +([0-9.]+)$", out, re.M)[-1])
-    assert accuracy > 0.4, f"3 epochs of 800 images reach 0.6-0.7; got {accuracy}"
-    # The endpoint: InService on two instances, one prediction of three classes, best first; then deleted.
+    assert accuracy > 0.4, f"3 epochs of 800 images reached 0.74 here (0.1 is chance); got {accuracy}"
+    # The endpoint: InService with its two instances ready (its log outlives it), a prediction of three classes,
+    # best first; then deleted.
     assert re.search(r"^fm-ray: InService$", out, re.M) and re.search(r"^fm-ray: deleted$", out, re.M)
+    endpoint_log = (work / "cluster-home" / "endpoints" / "fm-ray" / "endpoint.log").read_text()
+    assert len(set(re.findall(r"worker (\w+) ready in", endpoint_log))) == 2, endpoint_log[-3000:]
     top = re.findall(r"^([A-Za-z]+) \((0\.\d{6})\)$", out, re.M)
     assert len(top) == 3 + 1 and {name for name, _ in top} <= FASHION, out[-3000:]  # --top-k 3, then one
     assert [float(p) for _, p in top[:3]] == sorted((float(p) for _, p in top[:3]), reverse=True)

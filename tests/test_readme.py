@@ -60,7 +60,7 @@ TIMEOUT_S = 900  # measured 523 s on the 2-core VM at load 12-17 (other test run
 
 def blocks() -> list[tuple[str, str, str | None]]:
     """(language, body, skip reason or None) of every bash/python block, in README order; a cluster block's
-    reason is ``CLUSTER`` (test_readme_cluster_blocks_run runs those)."""
+    reason is ``CLUSTER`` (tests/cluster/test_readme_cluster.py runs those)."""
     out = []
     for m in _BLOCK.finditer(README.read_text()):
         skip = _SKIP.search(m.group("before"))

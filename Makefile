@@ -58,8 +58,9 @@ format: venv
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+# --durations: the slowest tests in every run's log, to keep the suite within its ~20 minutes.
 test: venv mxnet chromium postgresql lint
-	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/pytest -q
+	TAILOR_MXNET_PYTHON=$(abspath $(MXVENV))/bin/python $(BIN)/pytest -q --durations=25
 
 # The inner loop: everything but the tests marked `slow` (training runs, browsers, whole servers, MXNet).
 test-fast: venv lint

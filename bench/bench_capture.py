@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench import loadavg
 from bench.bench_serving import build_model, free_port, spawn, stop, wait_http, write_images
@@ -69,9 +70,12 @@ def main(argv: list[str]) -> None:
 
 
 def hot_path_cost(n: int = 20_000) -> None:
-    """CPU time per request, in this process, of what capture adds: the sample and the queue put on the
-    request path (capture off: a dict lookup), and the writer thread's encoding and file writes per record. A
-    figure that load on the machine stretches far less than a p99."""
+    """CPU time, in this process, of what capture adds: the sample and the queue put on the request path (capture
+    off: a dict lookup), and the writer thread's own CPU per record (its thread clock: encoding, file writes),
+    for a burst of ``n`` queued records and under steady traffic; plus how late a thread that sleeps between
+    invocations gets the GIL back while the writer drains (the writer runs in the server's process and shares the
+    GIL with its event loop, which waits in epoll the same way).
+    Figures that load on the machine stretches far less than a p99."""
     import time
 
     from tailor.db import Database
@@ -82,33 +86,70 @@ def hot_path_cost(n: int = 20_000) -> None:
 
     with tempfile.TemporaryDirectory(prefix="tailor-bench-capture-") as tmp:
         settings = load_settings(home=tmp).ensure_dirs()
-        body, reply = b"\x89PNG" + os.urandom(300), b"[" + b"0.1, " * 9 + b"0.1]"  # a 28x28 PNG's size, 10 probs
         db = Database(settings).create_all()
         capture = DataCapture(CaptureConfigs(db), Storage(settings), EndpointLogs(settings), queue_max=n)
-        config = {
-            "InitialSamplingPercentage": 100,
-            "DestinationS3Uri": "s3://bench/capture",
-            "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
-        }
-        capture.configs.put("endpoint", "on", parse_config(config))
+        capture.configs.put("endpoint", "on", parse_config(CAPTURE))
         capture._start = lambda: None  # type: ignore[method-assign]  # the request path alone, then the writer
         capture.plan("on"), capture.plan("off")
         for name in ("off", "on"):
             t0 = time.perf_counter()
             for _ in range(n):
-                capture.offer(name, "AllTraffic", "image/png", body, "application/json", reply)
+                capture.offer(name, "AllTraffic", "image/png", BODY, "application/json", REPLY)
             print(f"  request path, capture {name:<3}: {(time.perf_counter() - t0) / n * 1e6:6.2f} us per request")
         del capture._start
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0 = time.perf_counter()
         capture._start()
         capture.close()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        wall, stats = time.perf_counter() - t0, capture.stats()
         print(
-            f"  writer thread: {capture.stats()['captured']} records, {capture.stats()['files']} files, "
-            f"{cpu / n * 1e6:.1f} us CPU per record ({wall:.2f} s wall)",
+            f"  writer, a burst: {stats['written']} records, {stats['files']} files, "
+            f"{capture.counters.writer_cpu_s / n * 1e6:.1f} us CPU per record ({wall:.2f} s wall)",
             flush=True,
         )
+        capture._start()
+        try:
+            for name in ("off", "on", "on", "off"):  # ABBA: load drifting during the probe weighs on both
+                cpu, written = capture.counters.writer_cpu_s, capture.counters.written
+                lags = _wake_lag(capture, name)
+                print(
+                    f"  wake-ups at {PROBE_RATE}/s, capture {name:<3}: late by p50 "
+                    f"{lags[len(lags) // 2]:5.0f} us, p99 {lags[len(lags) * 99 // 100]:5.0f} us, "
+                    f"max {lags[-1]:6.0f} us",
+                    flush=True,
+                )
+                capture.close()  # flush: the records of this probe are written and counted
+                if name == "on":
+                    done = capture.counters.written - written
+                    spent = (capture.counters.writer_cpu_s - cpu) / max(done, 1) * 1e6
+                    print(f"  writer, steady: {done} records, {spent:.1f} us CPU per record (polls, flushes included)")
+                capture._start()
+        finally:
+            capture.close()
+
+
+PROBE_RATE = 1000  # wake-ups (and invocations) a second at most: above the ~700 req/s served at c=16
+BODY, REPLY = b"\x89PNG" + os.urandom(300), b"[" + b"0.1, " * 9 + b"0.1]"  # a 28x28 PNG's size, 10 probs
+CAPTURE = {
+    "InitialSamplingPercentage": 100,
+    "DestinationS3Uri": "s3://bench/capture",
+    "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+}
+
+
+def _wake_lag(capture: Any, name: str, seconds: float = 2.0) -> list[float]:
+    """Offer an invocation every ``1 / PROBE_RATE`` s from this thread, sleeping in between as the server's event
+    loop waits in epoll (the GIL released); how much later than asked each wake-up runs Python again, sorted
+    (us): the kernel's wake-up plus the wait for the GIL."""
+    import time
+
+    lags: list[float] = []
+    for _ in range(int(seconds * PROBE_RATE)):
+        t0 = time.perf_counter()
+        time.sleep(1 / PROBE_RATE)
+        lags.append((time.perf_counter() - t0 - 1 / PROBE_RATE) * 1e6)
+        capture.offer(name, "AllTraffic", "image/png", BODY, "application/json", REPLY)
+    return sorted(lags)
 
 
 def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[dict[str, list[dict]], tuple[int, int]]:
@@ -132,12 +173,7 @@ def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[
         Storage(settings).upload_file(tar, "s3://bench/model.tar.gz")
         with Client(url=url, settings=settings) as client:
             client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
-            capture = {
-                "InitialSamplingPercentage": 100,
-                "DestinationS3Uri": "s3://capture/bench",
-                "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
-                "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
-            }
+            capture = {**CAPTURE, "DestinationS3Uri": "s3://capture/bench"}
             for name in results:
                 extra = {"DataCaptureConfig": capture} if name == "captured" else {}
                 variants = [{"VariantName": "AllTraffic", "ModelName": "bench"}]

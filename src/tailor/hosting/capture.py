@@ -185,6 +185,7 @@ class _Counters:
     failed: int = 0  # records in writes that failed
     files: int = 0
     failed_writes: int = 0
+    writer_cpu_s: float = 0.0  # the writer thread's own CPU time (encoding, writes, refreshes)
 
 
 @dataclass(eq=False)
@@ -259,7 +260,9 @@ class DataCapture:
         # (destination, endpoint, variant, "yyyy/mm/dd/hh") -> (first record's time, its wall-clock, lines)
         buffers: dict[tuple[str, str, str, str], tuple[float, datetime, list[str]]] = {}
         refreshed = time.monotonic()
+        cpu0 = time.thread_time() - self.counters.writer_cpu_s  # the clock is per thread: carry a restart's
         while True:
+            self.counters.writer_cpu_s = time.thread_time() - cpu0
             stopping = self._stop.is_set()  # read before draining: what was queued before close() is written
             now = time.monotonic()
             while self._queue:
@@ -281,6 +284,7 @@ class DataCapture:
                 _, when, lines = buffers.pop(key)
                 self._write(key, when, lines)
             if stopping:
+                self.counters.writer_cpu_s = time.thread_time() - cpu0
                 return
             if now - refreshed >= REFRESH_S:
                 self._refresh()

@@ -266,7 +266,7 @@ class DataCapture:
 
     def _run(self) -> None:
         # file key -> (when its first record was drained, that record's time, lines)
-        buffers: dict[Key, tuple[float, float, list[str]]] = {}
+        buffers: dict[Key, tuple[float, float, list[bytes]]] = {}
         refreshed = time.monotonic()
         cpu0 = time.thread_time() - self.counters.writer_cpu_s  # the clock is per thread: carry a restart's
         while True:
@@ -308,11 +308,11 @@ class DataCapture:
             except Exception:  # noqa: BLE001 - a locked database: keep the plan, try again next time
                 log.warning("data capture: cannot refresh %s's settings", endpoint, exc_info=True)
 
-    def _write(self, key: Key, first: float, lines: list[str]) -> None:
+    def _write(self, key: Key, first: float, lines: list[bytes]) -> None:
         destination, endpoint, variant, hour = key
         uri = join_uri(destination, endpoint, variant, hour, file_name(first))
         try:
-            self.storage.write_bytes(uri, "".join(lines).encode("ascii"))  # ASCII: JSON with escapes
+            self.storage.write_bytes(uri, b"".join(lines))
             self.counters.files += 1
             self.counters.written += len(lines)
         except (TailorError, OSError) as err:

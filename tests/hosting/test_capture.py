@@ -236,3 +236,18 @@ def test_a_burst_larger_than_a_file_is_written_whole_in_several_files(settings: 
     assert sorted(int.from_bytes(decode(r["captureData"]["endpointInput"]), "big") for _, r in got) == list(range(2500))
     assert len({r["eventMetadata"]["eventId"] for _, r in got}) == 2500
     assert len({path for path, _ in got}) == 3 and capture.stats()["files"] == 3
+
+
+def test_a_record_that_cannot_be_encoded_is_counted_and_the_rest_of_its_batch_written(
+    capture: DataCapture, settings: Settings
+) -> None:
+    capture.configs.put("endpoint", "ep", parse_config(config()))
+    capture._start = lambda: None  # type: ignore[method-assign]  # one batch: the bad record among good ones
+    capture.offer("ep", "AllTraffic", "image/png", b"a", "application/json", b"[1]")
+    capture.offer("ep", "AllTraffic", "image/png", "text, not bytes", "application/json", b"[1]")  # type: ignore[arg-type]
+    capture.offer("ep", "AllTraffic", "image/png", b"c", "application/json", b"[1]")
+    del capture._start
+    capture._start()
+    capture.close()
+    assert sorted(decode(r["captureData"]["endpointInput"]) for _, r in records(settings, "ep")) == [b"a", b"c"]
+    assert (capture.stats()["captured"], capture.stats()["written"], capture.stats()["failed"]) == (3, 2, 1)

@@ -30,11 +30,11 @@ process is killed are lost (at most ~2 s of traffic). The writer also refreshes 
 ``REFRESH_S`` so the hot path never reads the database after an endpoint's first call.
 
 The writer runs in the server's process: its CPU comes out of the model workers' share on a saturated machine,
-and while it holds the GIL the event loop waits. Both are kept small: ~4-7 us of encoding per record against
-~44 us for ``json.dumps`` of a dict with ``uuid4()`` and ``strftime`` each, files of up to 2,000 records (an
-fsync'd file costs ~1.5 ms however small), and at most ``CHUNK`` records encoded per GIL hold. Measured in
-``bench/bench_capture.py``: the writer's CPU per record went from 56 us (quiet machine) / 80-100 us (load 4)
-to 14 us in a burst at load 4.
+and while it holds the GIL the event loop waits. Both are kept small: ~5 us of encoding per record against ~44
+us for ``json.dumps`` of a dict with ``uuid4()`` and ``strftime`` each, files of up to 2,000 records (an
+fsync'd file costs ~1.5 ms however small), 5 wake-ups a second, and at most ``CHUNK`` records encoded per GIL
+hold. Measured in ``bench/bench_capture.py``: the writer's CPU per record went from 56 us (quiet machine) /
+78-125 us (load 1-4) to 8-10 us in a burst and 12-17 us under steady traffic (load 4).
 """
 
 from __future__ import annotations
@@ -274,8 +274,8 @@ class DataCapture:
             stopping = self._stop.is_set()  # read before draining: what was queued before close() is written
             now = time.monotonic()
             while self._queue:
-                n = min(len(self._queue), CHUNK)
-                for key, t, line in self._encoder.encode((self._queue.popleft() for _ in range(n)), n):
+                chunk = [self._queue.popleft() for _ in range(min(len(self._queue), CHUNK))]
+                for key, t, line in self._encode(chunk):
                     _, first, lines = buffers.setdefault(key, (now, t, []))
                     lines.append(line)
                     if len(lines) >= self.flush_records:
@@ -300,6 +300,19 @@ class DataCapture:
                 self._refresh()
                 refreshed = now
             self._stop.wait(POLL_S)
+
+    def _encode(self, chunk: list[Any]) -> list[tuple[Key, float, bytes]]:
+        try:
+            return self._encoder.encode(chunk, len(chunk))
+        except Exception:  # noqa: BLE001 - one bad record must neither stop the writer nor lose its chunk
+            out = []
+            for item in chunk:
+                try:
+                    out += self._encoder.encode([item], 1)
+                except Exception:  # noqa: BLE001
+                    log.exception("data capture: a record of %s could not be encoded", item[1])
+                    self.counters.failed += 1
+            return out
 
     def _refresh(self) -> None:
         for endpoint in list(self._plans):

@@ -19,24 +19,30 @@ after each, files of 500 records, 20 polls a second):
     (rounds 34.1 / 31.4 / 30.9); captured median 682 req/s, p99 33.8 ms (33.8 / 33.7 / 34.9): +2.4 ms p99 and
     -7.6 % throughput at c=16, over the 1 ms goal; writer 55.7 us CPU per record (process time); 17,881
     records for 17,881 invocations.
-    load 1.1-4.1: writer 78-101 us CPU per record in a burst, 86-125 us steady; wake-ups late by p99 1.6-1.8
-    ms with capture on against 0.9-1.2 ms off (load 4.1-4.2).
+    load 1.1-4.1: writer 78-101 us CPU per record in a burst, 86-125 us steady.
     load 17: the wrk comparison could not resolve 1 ms (one endpoint's p99 moved by 69 ms between rounds).
 
-After (records encoded in batches from pre-formatted pieces, ``tailor.hosting.capture_records``; 64 per GIL
-hold; files of up to 2,000 records; 5 polls a second), one run at load average 4.04 before, 4.56 after:
+After (records encoded in batches straight into bytes from pre-formatted pieces,
+``tailor.hosting.capture_records``; 64 per GIL hold; files of up to 2,000 records; 5 polls a second). The
+in-process part, before and after run back to back twice (``--hot-path-only``, load average 5.0-5.5):
 
-    in-process:  request path 0.13 us capture off, 1.18 us on; writer 10.5 us CPU per record in a burst
-                 (20,000 records in 10 files), 12.4-16.9 us steady; wake-ups late by p50 67-77 us and p99
-                 1.0-1.1 ms on, 1.0-3.5 ms off (the load's noise is larger than the writer's share)
+                               before           after
+    writer CPU, a burst        57.8 / 60.3 us   9.7 / 6.5 us per record (20,000 records: 40 / 10 files)
+    writer CPU, steady         60-100 us        12.3-17.0 us per record (~1,000 records/s, polls included)
+    request path, capture on   0.8-1.8 us       1.2-1.8 us per request (off: 0.2 us)
+    wake-ups late, p99 on      1.3-4.6 ms       1.7-4.2 ms (off, the same runs: 1.0-3.1 / 2.0-2.8 ms; p50
+                                                65-75 us throughout): the load's noise hides the writer's share
+
+and one wrk run at load average 4.04 before, 4.56 after:
+
     plain     c=16: median 491 req/s, p99 102.2 ms (rounds 112.0 / 101.6 / 102.2)
     captured  c=16: median 596 req/s, p99 51.8 ms (rounds 53.2 / 51.8 / 35.2)
     15,841 records written for 15,841 answered invocations, none dropped
 
 At load 4 the wrk comparison does not resolve 1 ms (captured came out 50 ms faster, a round moved 18 ms), so
 the goal rests on the in-process figures: at ~700 records/s (the quiet machine's c=16 rate) the writer now
-takes 7-12 ms of CPU a second (0.4-0.6 % of the 2 cores) against ~39 ms before. Its GIL holds are a chunk's
-encoding (~0.3 ms) a few times a second and a file's join and encode (~2 ms for 2,000 records) every ~2 s:
+takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms before. Its GIL holds are a
+chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000 records) every ~2 s:
 together under 1 % of the time, so a request meets one with under 1 % probability and then waits at most
 that long. Still to confirm with ``python -m bench capture`` on a quiet machine.
 """

@@ -33,18 +33,26 @@ in-process part, before and after run back to back twice (``--hot-path-only``, l
     wake-ups late, p99 on      1.3-4.6 ms       1.7-4.2 ms (off, the same runs: 1.0-3.1 / 2.0-2.8 ms; p50
                                                 65-75 us throughout): the load's noise hides the writer's share
 
-and one wrk run at load average 4.04 before, 4.56 after:
+and two wrk runs:
 
+    load 4.04 before, 4.56 after (``--rounds 3``):
     plain     c=16: median 491 req/s, p99 102.2 ms (rounds 112.0 / 101.6 / 102.2)
     captured  c=16: median 596 req/s, p99 51.8 ms (rounds 53.2 / 51.8 / 35.2)
     15,841 records written for 15,841 answered invocations, none dropped
 
-At load 4 the wrk comparison does not resolve 1 ms (captured came out 50 ms faster, a round moved 18 ms), so
-the goal rests on the in-process figures: at ~700 records/s (the quiet machine's c=16 rate) the writer now
-takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms before. Its GIL holds are a
-chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000 records) every ~2 s:
-together under 1 % of the time, so a request meets one with under 1 % probability and then waits at most
-that long. Still to confirm with ``python -m bench capture`` on a quiet machine.
+    load 1.45 before, 2.58 after (``--rounds 4``; in-process at load 1.6: writer 11.1 us CPU per record in a
+    burst, 16.8-17.0 us steady; wake-ups late by p99 348-364 us on, 410-892 us off):
+    plain     c=16: median 585 req/s, p99 44.9 ms (rounds 77.8 / 38.5 / 47.6 / 42.2)
+    captured  c=16: median 605 req/s, p99 42.4 ms (rounds 92.5 / 41.8 / 43.0 / 36.7)
+    20,065 records written for 20,065 answered invocations, none dropped
+
+Neither run resolves 1 ms (one endpoint's p99 moved by 18 and 56 ms between rounds; the differences, -50.4
+and -2.5 ms, favour capture), but neither shows the +2.4 ms and -7.6 % throughput of before: captured served
+3-21 % more requests. The goal rests on the in-process figures: at ~700 records/s (the quiet machine's c=16
+rate) the writer now takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms before. Its
+GIL holds are a chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000 records)
+every ~2 s: together under 1 % of the time, so a request meets one with under 1 % probability and then waits
+at most that long. Still to confirm with ``python -m bench capture`` on a quiet machine (load below 1).
 """
 
 from __future__ import annotations

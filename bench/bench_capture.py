@@ -7,26 +7,52 @@ rounds ordered plain, captured, captured, plain, … so load drifting with other
 both alike; the medians of the rounds' p99 are compared. Goal: capture at 100 % adds <= 1 ms to p99 at c=16.
 The captured records are counted at the end (written off the request path by the capture thread).
 
-Measured (``--rounds 4``; the 2-core VM shared with other engineers' test runs, load average 17.3 before and
-17.5 after, so throughput was ~100 req/s against ~750 on a quiet machine):
+The in-process part (``--hot-path-only``, seconds): the request path's cost per request; the writer thread's
+own CPU per record (its thread clock) for a burst of 20,000 queued records and under steady traffic of ~1,000
+records/s (its polls, config refreshes and file writes included); and how late a thread that sleeps 1 ms
+between invocations, as the server's event loop waits in epoll, gets the GIL back with the writer running.
 
-    in-process, per request:  request path +7.7 us (0.83 us capture off, 8.52 us capture on; both inflated by
-                              the load), writer thread 103 us CPU per record (20,000 records in 40 files)
-    plain     c=16: median 105 req/s, p99 276.5 ms (rounds 254.2 / 250.7 / 319.9 / 298.7)
-    captured  c=16: median 102 req/s, p99 247.2 ms (rounds 227.8 / 266.6 / 218.1 / 280.3)
-    3,562 records written for 3,562 answered invocations, none dropped
+Before the change (a writer encoding each record with ``json.dumps``, ``uuid4()`` and ``strftime``, sleep(0)
+after each, files of 500 records, 20 polls a second):
 
-So at that load the wrk comparison cannot resolve 1 ms: one endpoint's p99 moved by up to 69 ms between rounds,
-and the difference changed sign between runs (an earlier run of 5 rounds at load 11-17: +40.5 ms, this one
--29.3 ms). What capture adds on the request path is the in-process figure, a few microseconds; its writer's
-~50-100 us of CPU per record runs on another thread that hands the GIL back after every record. The 1 ms goal
-is to be confirmed on a quiet machine (``python -m bench capture``).
+    quiet machine (``--rounds 3``, load average 0.66 before, 1.37 after): plain median 738 req/s, p99 31.4 ms
+    (rounds 34.1 / 31.4 / 30.9); captured median 682 req/s, p99 33.8 ms (33.8 / 33.7 / 34.9): +2.4 ms p99 and
+    -7.6 % throughput at c=16, over the 1 ms goal; writer 55.7 us CPU per record (process time); 17,881
+    records for 17,881 invocations.
+    load 1.1-4.1: writer 78-101 us CPU per record in a burst, 86-125 us steady.
+    load 17: the wrk comparison could not resolve 1 ms (one endpoint's p99 moved by 69 ms between rounds).
 
-Quiet machine (``--rounds 3``, load average 0.66 before, 1.37 after): plain median 738 req/s, p99 31.4 ms
-(rounds 34.1 / 31.4 / 30.9); captured median 682 req/s, p99 33.8 ms (33.8 / 33.7 / 34.9): **+2.4 ms p99 and
--7.6 % throughput at c=16, over the 1 ms goal**. The writer thread costs 55.7 us CPU per record; at ~700
-records/s on 2 saturated cores that CPU comes out of the workers' share. 17,881 records for 17,881
-invocations. The next step is a cheaper writer: records encoded in batches, base64 of the raw body only.
+After (records encoded in batches straight into bytes from pre-formatted pieces,
+``tailor.hosting.capture_records``; 64 per GIL hold; files of up to 2,000 records; 5 polls a second). The
+in-process part, before and after run back to back twice (``--hot-path-only``, load average 5.0-5.5):
+
+                               before           after
+    writer CPU, a burst        57.8 / 60.3 us   9.7 / 6.5 us per record (20,000 records: 40 / 10 files)
+    writer CPU, steady         60-100 us        12.3-17.0 us per record (~1,000 records/s, polls included)
+    request path, capture on   0.8-1.8 us       1.2-1.8 us per request (off: 0.2 us)
+    wake-ups late, p99 on      1.3-4.6 ms       1.7-4.2 ms (off, the same runs: 1.0-3.1 / 2.0-2.8 ms; p50
+                                                65-75 us throughout): the load's noise hides the writer's share
+
+and two wrk runs:
+
+    load 4.04 before, 4.56 after (``--rounds 3``):
+    plain     c=16: median 491 req/s, p99 102.2 ms (rounds 112.0 / 101.6 / 102.2)
+    captured  c=16: median 596 req/s, p99 51.8 ms (rounds 53.2 / 51.8 / 35.2)
+    15,841 records written for 15,841 answered invocations, none dropped
+
+    load 1.45 before, 2.58 after (``--rounds 4``; in-process at load 1.6: writer 11.1 us CPU per record in a
+    burst, 16.8-17.0 us steady; wake-ups late by p99 348-364 us on, 410-892 us off):
+    plain     c=16: median 585 req/s, p99 44.9 ms (rounds 77.8 / 38.5 / 47.6 / 42.2)
+    captured  c=16: median 605 req/s, p99 42.4 ms (rounds 92.5 / 41.8 / 43.0 / 36.7)
+    20,065 records written for 20,065 answered invocations, none dropped
+
+Neither run resolves 1 ms (one endpoint's p99 moved by 18 and 56 ms between rounds; the differences, -50.4
+and -2.5 ms, favour capture), but neither shows the +2.4 ms and -7.6 % throughput of before: captured served
+3-21 % more requests. The goal rests on the in-process figures: at ~700 records/s (the quiet machine's c=16
+rate) the writer now takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms before. Its
+GIL holds are a chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000 records)
+every ~2 s: together under 1 % of the time, so a request meets one with under 1 % probability and then waits
+at most that long. Still to confirm with ``python -m bench capture`` on a quiet machine (load below 1).
 """
 
 from __future__ import annotations
@@ -37,6 +63,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench import loadavg
 from bench.bench_serving import build_model, free_port, spawn, stop, wait_http, write_images
@@ -69,9 +96,12 @@ def main(argv: list[str]) -> None:
 
 
 def hot_path_cost(n: int = 20_000) -> None:
-    """CPU time per request, in this process, of what capture adds: the sample and the queue put on the
-    request path (capture off: a dict lookup), and the writer thread's encoding and file writes per record. A
-    figure that load on the machine stretches far less than a p99."""
+    """CPU time, in this process, of what capture adds: the sample and the queue put on the request path (capture
+    off: a dict lookup), and the writer thread's own CPU per record (its thread clock: encoding, file writes),
+    for a burst of ``n`` queued records and under steady traffic; plus how late a thread that sleeps between
+    invocations gets the GIL back while the writer drains (the writer runs in the server's process and shares the
+    GIL with its event loop, which waits in epoll the same way).
+    Figures that load on the machine stretches far less than a p99."""
     import time
 
     from tailor.db import Database
@@ -82,33 +112,70 @@ def hot_path_cost(n: int = 20_000) -> None:
 
     with tempfile.TemporaryDirectory(prefix="tailor-bench-capture-") as tmp:
         settings = load_settings(home=tmp).ensure_dirs()
-        body, reply = b"\x89PNG" + os.urandom(300), b"[" + b"0.1, " * 9 + b"0.1]"  # a 28x28 PNG's size, 10 probs
         db = Database(settings).create_all()
         capture = DataCapture(CaptureConfigs(db), Storage(settings), EndpointLogs(settings), queue_max=n)
-        config = {
-            "InitialSamplingPercentage": 100,
-            "DestinationS3Uri": "s3://bench/capture",
-            "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
-        }
-        capture.configs.put("endpoint", "on", parse_config(config))
+        capture.configs.put("endpoint", "on", parse_config(CAPTURE))
         capture._start = lambda: None  # type: ignore[method-assign]  # the request path alone, then the writer
         capture.plan("on"), capture.plan("off")
         for name in ("off", "on"):
             t0 = time.perf_counter()
             for _ in range(n):
-                capture.offer(name, "AllTraffic", "image/png", body, "application/json", reply)
+                capture.offer(name, "AllTraffic", "image/png", BODY, "application/json", REPLY)
             print(f"  request path, capture {name:<3}: {(time.perf_counter() - t0) / n * 1e6:6.2f} us per request")
         del capture._start
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0 = time.perf_counter()
         capture._start()
         capture.close()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        wall, stats = time.perf_counter() - t0, capture.stats()
         print(
-            f"  writer thread: {capture.stats()['captured']} records, {capture.stats()['files']} files, "
-            f"{cpu / n * 1e6:.1f} us CPU per record ({wall:.2f} s wall)",
+            f"  writer, a burst: {stats['written']} records, {stats['files']} files, "
+            f"{capture.counters.writer_cpu_s / n * 1e6:.1f} us CPU per record ({wall:.2f} s wall)",
             flush=True,
         )
+        capture._start()
+        try:
+            for name in ("off", "on", "on", "off"):  # ABBA: load drifting during the probe weighs on both
+                cpu, written = capture.counters.writer_cpu_s, capture.counters.written
+                lags = _wake_lag(capture, name)
+                print(
+                    f"  wake-ups at {PROBE_RATE}/s, capture {name:<3}: late by p50 "
+                    f"{lags[len(lags) // 2]:5.0f} us, p99 {lags[len(lags) * 99 // 100]:5.0f} us, "
+                    f"max {lags[-1]:6.0f} us",
+                    flush=True,
+                )
+                capture.close()  # flush: the records of this probe are written and counted
+                if name == "on":
+                    done = capture.counters.written - written
+                    spent = (capture.counters.writer_cpu_s - cpu) / max(done, 1) * 1e6
+                    print(f"  writer, steady: {done} records, {spent:.1f} us CPU per record (polls, flushes included)")
+                capture._start()
+        finally:
+            capture.close()
+
+
+PROBE_RATE = 1000  # wake-ups (and invocations) a second at most: above the ~700 req/s served at c=16
+BODY, REPLY = b"\x89PNG" + os.urandom(300), b"[" + b"0.1, " * 9 + b"0.1]"  # a 28x28 PNG's size, 10 probs
+CAPTURE = {
+    "InitialSamplingPercentage": 100,
+    "DestinationS3Uri": "s3://bench/capture",
+    "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+}
+
+
+def _wake_lag(capture: Any, name: str, seconds: float = 2.0) -> list[float]:
+    """Offer an invocation every ``1 / PROBE_RATE`` s from this thread, sleeping in between as the server's event
+    loop waits in epoll (the GIL released); how much later than asked each wake-up runs Python again, sorted
+    (us): the kernel's wake-up plus the wait for the GIL."""
+    import time
+
+    lags: list[float] = []
+    for _ in range(int(seconds * PROBE_RATE)):
+        t0 = time.perf_counter()
+        time.sleep(1 / PROBE_RATE)
+        lags.append((time.perf_counter() - t0 - 1 / PROBE_RATE) * 1e6)
+        capture.offer(name, "AllTraffic", "image/png", BODY, "application/json", REPLY)
+    return sorted(lags)
 
 
 def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[dict[str, list[dict]], tuple[int, int]]:
@@ -132,12 +199,7 @@ def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[
         Storage(settings).upload_file(tar, "s3://bench/model.tar.gz")
         with Client(url=url, settings=settings) as client:
             client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
-            capture = {
-                "InitialSamplingPercentage": 100,
-                "DestinationS3Uri": "s3://capture/bench",
-                "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
-                "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
-            }
+            capture = {**CAPTURE, "DestinationS3Uri": "s3://capture/bench"}
             for name in results:
                 extra = {"DataCaptureConfig": capture} if name == "captured" else {}
                 variants = [{"VariantName": "AllTraffic", "ModelName": "bench"}]

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from tailor import Client
 from tailor.auth.keys import KeyStore
 from tailor.cli.main import cli
-from tailor.hosting.capture import decode
+from tailor.hosting.capture_records import decode
 from tailor.settings import Settings
 from tailor.storage import Storage
 from tests.serving.artifacts import png_bytes

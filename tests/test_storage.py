@@ -86,6 +86,26 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_many_writes_each_object_whole_or_not_at_all(settings: Settings) -> None:
+    storage = Storage(settings)
+    root = settings.buckets_dir / "out"
+    storage.write_many([(f"s3://out/a/{i}.out", f"line {i}\n".encode()) for i in range(5)])
+    assert [p.read_text() for p in sorted((root / "a").iterdir())] == [f"line {i}\n" for i in range(5)]
+    assert {p.stat().st_mode & 0o777 for p in (root / "a").iterdir()} == {(root / "a" / "0.out").stat().st_mode & 0o777}
+    (root / "b" / "2.out").mkdir(parents=True)  # a directory where the third file goes: its rename fails
+    (root / "b" / "2.out" / "keep").write_text("x")
+    with pytest.raises(StorageError, match="2.out"):
+        storage.write_many([(f"s3://out/b/{i}.out", b"new\n") for i in range(4)])
+    # the files renamed before the failure are whole, the rest absent, and no temp file is left
+    assert sorted(p.name for p in (root / "b").iterdir()) == ["0.out", "1.out", "2.out"]
+    assert (root / "b" / "1.out").read_bytes() == b"new\n"
+    (root / "c").write_text("a file where a folder should be")
+    with pytest.raises(StorageError):
+        storage.write_many([("s3://out/d/0.out", b"x"), ("s3://out/c/1.out", b"y")])
+    assert not (root / "d" / "0.out").exists()  # nothing is renamed before every file is written and synced
+    assert not [p for p in root.rglob(".tailor-tmp-*")]
+
+
 def test_write_into_unwritable_place_is_a_storage_error(settings: Settings, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

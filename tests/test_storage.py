@@ -106,6 +106,31 @@ def test_write_many_writes_each_object_whole_or_not_at_all(settings: Settings) -
     assert not [p for p in root.rglob(".tailor-tmp-*")]
 
 
+def test_read_many_reads_as_read_bytes_does_and_keeps_its_checks(settings: Settings, tmp_path: Path) -> None:
+    storage = Storage(settings)
+    bucket = settings.buckets_dir / "inputs"
+    (bucket / "a").mkdir(parents=True)
+    for i in range(3):
+        (bucket / "a" / f"{i}.png").write_bytes(bytes([i]) * (i + 1))
+    (bucket / "top.png").write_bytes(b"top")
+    (bucket / "a" / "link.png").symlink_to(bucket / "top.png")  # a link inside the bucket: followed
+    uris = [f"s3://inputs/a/{i}.png" for i in range(3)] + ["s3://inputs/top.png", "s3://inputs/a/link.png"]
+    assert (
+        storage.read_many(uris) == [storage.read_bytes(u) for u in uris] == [b"\0", b"\1\1", b"\2\2\2", b"top", b"top"]
+    )
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    (bucket / "a" / "out.png").symlink_to(secret)  # a file link out of the bucket
+    (bucket / "b").symlink_to(tmp_path)  # a folder link out of the bucket
+    for uri in ("s3://inputs/a/out.png", "s3://inputs/b/secret"):
+        with pytest.raises(ValidationError, match="escapes its bucket"):
+            storage.read_many(["s3://inputs/a/0.png", uri])
+    with pytest.raises(NotFoundError):
+        storage.read_many(["s3://inputs/a/missing.png"])
+    with pytest.raises(NotFoundError):
+        storage.read_many(["s3://inputs/a"])  # a folder is no object
+
+
 def test_write_into_unwritable_place_is_a_storage_error(settings: Settings, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -218,6 +218,32 @@ class Storage:
         with self.open_read(uri) as fh:
             return fh.read()
 
+    def read_many(self, uris: list[str]) -> list[bytes]:
+        """``read_bytes`` of each URI, in order, for less per object: in a local bucket each folder is resolved
+        (and checked to lie inside its bucket) once, and a file is opened without following a symlink; a
+        symlinked file takes ``read_bytes``'s full check. 2,000 small files on the loaded 2-core VM: ~300 us
+        each through ``read_bytes`` (most of it resolving every path component), ~20 us for a plain read."""
+        out: list[bytes] = []
+        folders: dict[str, str | None] = {}
+        for uri in uris:
+            loc = parse_uri(uri)
+            if loc.scheme != "s3" or self.remote or not loc.key or loc.key.startswith("/") or loc.key.endswith("/"):
+                out.append(self.read_bytes(uri))
+                continue
+            folder, _, name = f"{loc.bucket}/{loc.key}".rpartition("/")
+            if folder not in folders:
+                folders[folder] = self._bucket_folder(loc.bucket, folder)
+            data = _read_no_follow(folders[folder], name)
+            out.append(self.read_bytes(uri) if data is None else data)
+        return out
+
+    def _bucket_folder(self, bucket: str, folder: str) -> str | None:
+        """The real path of ``<buckets_dir>/<folder>`` when it lies inside its bucket's folder, else None (the
+        caller then takes ``read_bytes``'s path, which names the problem)."""
+        root = (self.settings.buckets_dir / bucket).resolve()
+        path = (self.settings.buckets_dir / folder).resolve()
+        return str(path) if path == root or root in path.parents else None
+
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         """Objects under a prefix (a 'folder' or a key prefix), sorted by key."""
         path = self.local_path(prefix_uri)
@@ -341,6 +367,26 @@ class Storage:
             existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
             if bucket not in existing:
                 s3.create_bucket(Bucket=bucket)
+
+
+def _read_no_follow(folder: str | None, name: str) -> bytes | None:
+    """The bytes of the regular file ``folder/name``; None when it is a symlink, not a regular file, or absent
+    (``read_bytes`` then follows the link with its check, or raises what it would)."""
+    if folder is None or name in ("", ".", ".."):
+        return None
+    try:
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _copy_stream(src: IO[bytes], out: IO[bytes], progress: Progress | None) -> None:

@@ -272,6 +272,10 @@ class TransformRunner:
             yield chunk
 
     def _read_group(self, group: list[_File]) -> list[list[bytes] | str]:
+        if self.stop_event.is_set():
+            return [[] for _ in group]
+        if not self._recordio:  # one image per object: one read_many for the group (a folder resolved once)
+            return [[data] for data in self.storage.read_many([f.obj.uri for f in group])]
         out: list[list[bytes] | str] = []
         for f in group:
             if self.stop_event.is_set():
@@ -284,8 +288,6 @@ class TransformRunner:
         return out
 
     def _records(self, f: _File) -> list[bytes]:
-        if self.spec["TransformInput"]["ContentType"] != RECORDIO:
-            return [self.storage.read_bytes(f.obj.uri)]
         with RecordReader(self._local(f.obj)) as reader:
             return [unpack(rec, path=f.obj.uri)[1] for rec in reader]
 

@@ -86,7 +86,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_write_many_writes_each_object_whole_or_not_at_all(settings: Settings) -> None:
+def test_write_many_writes_each_object_whole_or_not_at_all(settings: Settings, tmp_path: Path) -> None:
     storage = Storage(settings)
     root = settings.buckets_dir / "out"
     storage.write_many([(f"s3://out/a/{i}.out", f"line {i}\n".encode()) for i in range(5)])
@@ -104,6 +104,12 @@ def test_write_many_writes_each_object_whole_or_not_at_all(settings: Settings) -
         storage.write_many([("s3://out/d/0.out", b"x"), ("s3://out/c/1.out", b"y")])
     assert not (root / "d" / "0.out").exists()  # nothing is renamed before every file is written and synced
     assert not [p for p in root.rglob(".tailor-tmp-*")]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "e").symlink_to(outside)  # a folder link out of the bucket: refused, nothing written there
+    with pytest.raises(ValidationError, match="escapes its bucket"):
+        storage.write_many([("s3://out/e/0.out", b"x")])
+    assert list(outside.iterdir()) == []
 
 
 def test_read_many_reads_as_read_bytes_does_and_keeps_its_checks(settings: Settings, tmp_path: Path) -> None:

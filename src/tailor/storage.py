@@ -226,23 +226,36 @@ class Storage:
         out: list[bytes] = []
         folders: dict[str, str | None] = {}
         for uri in uris:
-            loc = parse_uri(uri)
-            if loc.scheme != "s3" or self.remote or not loc.key or loc.key.startswith("/") or loc.key.endswith("/"):
-                out.append(self.read_bytes(uri))
-                continue
-            folder, _, name = f"{loc.bucket}/{loc.key}".rpartition("/")
-            if folder not in folders:
-                folders[folder] = self._bucket_folder(loc.bucket, folder)
-            data = _read_no_follow(folders[folder], name)
+            found = self._bucket_file(uri, folders)
+            data = None if found is None else _read_no_follow(*found)
             out.append(self.read_bytes(uri) if data is None else data)
         return out
 
-    def _bucket_folder(self, bucket: str, folder: str) -> str | None:
-        """The real path of ``<buckets_dir>/<folder>`` when it lies inside its bucket's folder, else None (the
-        caller then takes ``read_bytes``'s path, which names the problem)."""
-        root = (self.settings.buckets_dir / bucket).resolve()
-        path = (self.settings.buckets_dir / folder).resolve()
-        return str(path) if path == root or root in path.parents else None
+    def _bucket_file(self, uri: str, folders: dict[str, str | None]) -> tuple[str, str] | None:
+        """(real folder, name) of an object in a local bucket, its folder resolved once per ``folders`` cache and
+        checked to lie inside the bucket; None when the URI is not that simple case (``local_path`` decides)."""
+        loc = parse_uri(uri)
+        if loc.scheme != "s3" or self.remote or not loc.key or loc.key.startswith("/") or loc.key.endswith("/"):
+            return None
+        folder, _, name = f"{loc.bucket}/{loc.key}".rpartition("/")
+        if name in (".", ".."):
+            return None
+        if folder not in folders:
+            root = (self.settings.buckets_dir / loc.bucket).resolve()
+            path = (self.settings.buckets_dir / folder).resolve()
+            folders[folder] = str(path) if path == root or root in path.parents else None
+        real = folders[folder]
+        return None if real is None else (real, name)
+
+    def _local_file(self, uri: str, folders: dict[str, str | None]) -> Path:
+        """Where a write of ``uri`` goes locally: ``local_path``'s answer, with a bucket folder resolved once.
+        A link at the name itself is replaced by the rename, never followed."""
+        found = self._bucket_file(uri, folders)
+        if found is not None:
+            return Path(found[0], found[1])
+        path = self.local_path(uri)
+        assert path is not None  # remote URIs were written by write_bytes
+        return path
 
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         """Objects under a prefix (a 'folder' or a key prefix), sorted by key."""
@@ -320,12 +333,13 @@ class Storage:
     def write_many(self, items: list[tuple[str, bytes]]) -> None:
         """Several small objects, each atomic as ``write_bytes`` makes it (whole or absent), for less than one
         ``write_bytes`` each: local files share one pass of writes, fsyncs and renames (``atomic_write_many``)."""
-        local = [(self.local_path(uri), data) for uri, data in items]
-        if all(path is not None for path, _ in local):
-            atomic_write_many([(path, data) for path, data in local if path is not None])
+        if self.remote and any(parse_uri(uri).scheme == "s3" for uri, _ in items):
+            for uri, data in items:
+                self.write_bytes(uri, data)
             return
-        for uri, data in items:
-            self.write_bytes(uri, data)
+        folders: dict[str, str | None] = {}
+        paths = [self._local_file(uri, folders) for uri, _ in items]
+        atomic_write_many([(path, data) for path, (_, data) in zip(paths, items, strict=True)])
 
     def upload_file(self, src: Path, uri: str, progress: Progress | None = None) -> None:
         src = Path(src)
@@ -369,11 +383,9 @@ class Storage:
                 s3.create_bucket(Bucket=bucket)
 
 
-def _read_no_follow(folder: str | None, name: str) -> bytes | None:
+def _read_no_follow(folder: str, name: str) -> bytes | None:
     """The bytes of the regular file ``folder/name``; None when it is a symlink, not a regular file, or absent
     (``read_bytes`` then follows the link with its check, or raises what it would)."""
-    if folder is None or name in ("", ".", ".."):
-        return None
     try:
         fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -431,12 +443,15 @@ def atomic_write_many(items: list[tuple[Path, bytes]]) -> None:
     staged: list[tuple[str, Path]] = []
     mode = 0o666 & ~_umask()  # mkstemp creates 0600; a plain open() gives 0666 minus the umask
     where = Path(".")
+    made: set[Path] = set()
     try:
         fds: list[int] = []
         try:
             for where, data in items:
                 where = Path(where)
-                where.parent.mkdir(parents=True, exist_ok=True)
+                if where.parent not in made:  # one mkdir per folder of the group
+                    where.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(where.parent)
                 fd, tmp = tempfile.mkstemp(prefix=".tailor-tmp-", dir=where.parent)
                 fds.append(fd)
                 staged.append((tmp, where))

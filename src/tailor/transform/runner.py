@@ -8,8 +8,11 @@ router does (``wire.WorkerConnection``). ``MultiRecord`` packs up to ``MULTI_REC
 worker runs full batches; ``SingleRecord`` sends one image per invocation and the worker's batcher groups the
 ``MaxConcurrentTransforms`` in flight.
 
-Outputs: an input object's ``.out`` is written once all its records are answered, through ``Storage``'s atomic
-write (a temp file renamed into place, or one S3 PUT), so a stopped or failed job leaves whole files or none.
+Outputs: an input object's ``.out`` is written once all its records are answered. The files one invocation
+completes go as one ``Storage.write_many`` on a writer thread while the next invocations run (each file written
+and fsynced to a temp name, then renamed into place; or one S3 PUT each), so a stopped or failed job leaves
+whole files or none, and ``ObjectsDone`` counts the files written. Inputs are read a group ahead of the
+invocations (``Storage.read_many``).
 
 A bad record (the worker answers 4xx/424: not an image, too large) fails that record; a multi-record
 invocation that fails is retried record by record so only the bad ones count. As SageMaker does (its

@@ -164,6 +164,20 @@ def test_stop_with_grouped_writes_leaves_whole_outputs_and_counts_them(client: C
 
 
 @slow
+def test_an_output_that_cannot_be_written_fails_the_job_with_the_reason(client: Client, settings: Settings) -> None:
+    """A write group fails on its writer thread: the job stops sending and ends Failed, saying which file."""
+    put_images(settings, "few", per_class=30)
+    (settings.buckets_dir / "out").mkdir(parents=True, exist_ok=True)
+    (settings.buckets_dir / "out" / "blocked").write_text("a file where the output folder should be")
+    client.create_transform_job(request("tj-blocked", "s3://data/few/", "s3://out/blocked/preds"))
+    desc = client.wait_transform_job("tj-blocked", timeout=90, poll=0.1)
+    assert desc["TransformJobStatus"] == "Failed"
+    reason = desc["FailureReason"]
+    assert reason.startswith("InternalFailure: cannot write $TAILOR_HOME/buckets/out/blocked/preds/"), reason
+    assert desc["TransformProgress"]["ObjectsDone"] == 0
+
+
+@slow
 def test_records_of_a_rec_keep_their_order_across_invocations(client: Client, settings: Settings) -> None:
     """150 records go out as three invocations (64 + 64 + 22) answered as they come; the .out holds one line
     per record in the .rec's order (AssembleWith Line), each the online answer for that record."""

@@ -159,6 +159,9 @@ def test_s3_server_round_trip(s3_settings: Settings, tmp_path: Path) -> None:
     dl = storage.download_file(f"s3://{bucket}/data/big.rec", tmp_path / "back.rec")
     assert dl.read_bytes() == big.read_bytes()
     assert storage.local_path(f"s3://{bucket}/data/big.rec") is None
+    outs = [(f"s3://{bucket}/preds/{i}.out", f"{i}\n".encode()) for i in range(12)]
+    storage.write_many(outs)  # PUTs, several at once
+    assert storage.read_many([uri for uri, _ in outs]) == [data for _, data in outs]
     with pytest.raises(NotFoundError):
         storage.read_bytes(f"s3://{bucket}/missing")
 

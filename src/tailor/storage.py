@@ -13,6 +13,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from tailor.settings import Settings
 
 Progress = Callable[[int], None]  # called with the number of bytes just transferred
 _CHUNK = 1 << 20
+PARALLEL_PUTS = 8  # write_many's PUTs in flight to an S3 server
 # S3 bucket names: 3-63 chars of lower-case letters, digits, dots and hyphens.
 _BUCKET_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -334,8 +336,9 @@ class Storage:
         """Several small objects, each atomic as ``write_bytes`` makes it (whole or absent), for less than one
         ``write_bytes`` each: local files share one pass of writes, fsyncs and renames (``atomic_write_many``)."""
         if self.remote and any(parse_uri(uri).scheme == "s3" for uri, _ in items):
-            for uri, data in items:
-                self.write_bytes(uri, data)
+            # one PUT each (atomic on S3), several at once: each is mostly a round trip's wait
+            with ThreadPoolExecutor(max(1, min(PARALLEL_PUTS, len(items)))) as pool:
+                list(pool.map(lambda item: self.write_bytes(*item), items))
             return
         folders: dict[str, str | None] = {}
         paths = [self._local_file(uri, folders) for uri, _ in items]

@@ -442,7 +442,7 @@ def atomic_write_many(items: list[tuple[Path, bytes]]) -> None:
     renamed into place, so a file appears only whole and durable; on any error the temp files not yet renamed
     are removed (those renamed before it stay whole). Per file, on the 2-core VM's ext4 (1,280 files of 70
     bytes, groups of 64): 1.9 ms wall and 0.78 ms CPU against 2.6 ms and 1.0 ms for one ``atomic_write`` each
-    on 8 threads: the fsyncs of a group share journal commits."""
+    on 8 threads (most of the gain is user CPU: no thread hop or context manager per file)."""
     staged: list[tuple[str, Path]] = []
     mode = 0o666 & ~_umask()  # mkstemp creates 0600; a plain open() gives 0666 minus the umask
     where = Path(".")

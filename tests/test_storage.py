@@ -86,6 +86,57 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_many_writes_each_object_whole_or_not_at_all(settings: Settings, tmp_path: Path) -> None:
+    storage = Storage(settings)
+    root = settings.buckets_dir / "out"
+    storage.write_many([(f"s3://out/a/{i}.out", f"line {i}\n".encode()) for i in range(5)])
+    assert [p.read_text() for p in sorted((root / "a").iterdir())] == [f"line {i}\n" for i in range(5)]
+    assert {p.stat().st_mode & 0o777 for p in (root / "a").iterdir()} == {(root / "a" / "0.out").stat().st_mode & 0o777}
+    (root / "b" / "2.out").mkdir(parents=True)  # a directory where the third file goes: its rename fails
+    (root / "b" / "2.out" / "keep").write_text("x")
+    with pytest.raises(StorageError, match="2.out"):
+        storage.write_many([(f"s3://out/b/{i}.out", b"new\n") for i in range(4)])
+    # the files renamed before the failure are whole, the rest absent, and no temp file is left
+    assert sorted(p.name for p in (root / "b").iterdir()) == ["0.out", "1.out", "2.out"]
+    assert (root / "b" / "1.out").read_bytes() == b"new\n"
+    (root / "c").write_text("a file where a folder should be")
+    with pytest.raises(StorageError):
+        storage.write_many([("s3://out/d/0.out", b"x"), ("s3://out/c/1.out", b"y")])
+    assert not (root / "d" / "0.out").exists()  # nothing is renamed before every file is written and synced
+    assert not [p for p in root.rglob(".tailor-tmp-*")]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "e").symlink_to(outside)  # a folder link out of the bucket: refused, nothing written there
+    with pytest.raises(ValidationError, match="escapes its bucket"):
+        storage.write_many([("s3://out/e/0.out", b"x")])
+    assert list(outside.iterdir()) == []
+
+
+def test_read_many_reads_as_read_bytes_does_and_keeps_its_checks(settings: Settings, tmp_path: Path) -> None:
+    storage = Storage(settings)
+    bucket = settings.buckets_dir / "inputs"
+    (bucket / "a").mkdir(parents=True)
+    for i in range(3):
+        (bucket / "a" / f"{i}.png").write_bytes(bytes([i]) * (i + 1))
+    (bucket / "top.png").write_bytes(b"top")
+    (bucket / "a" / "link.png").symlink_to(bucket / "top.png")  # a link inside the bucket: followed
+    uris = [f"s3://inputs/a/{i}.png" for i in range(3)] + ["s3://inputs/top.png", "s3://inputs/a/link.png"]
+    assert (
+        storage.read_many(uris) == [storage.read_bytes(u) for u in uris] == [b"\0", b"\1\1", b"\2\2\2", b"top", b"top"]
+    )
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    (bucket / "a" / "out.png").symlink_to(secret)  # a file link out of the bucket
+    (bucket / "b").symlink_to(tmp_path)  # a folder link out of the bucket
+    for uri in ("s3://inputs/a/out.png", "s3://inputs/b/secret"):
+        with pytest.raises(ValidationError, match="escapes its bucket"):
+            storage.read_many(["s3://inputs/a/0.png", uri])
+    with pytest.raises(NotFoundError):
+        storage.read_many(["s3://inputs/a/missing.png"])
+    with pytest.raises(NotFoundError):
+        storage.read_many(["s3://inputs/a"])  # a folder is no object
+
+
 def test_write_into_unwritable_place_is_a_storage_error(settings: Settings, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -108,6 +159,9 @@ def test_s3_server_round_trip(s3_settings: Settings, tmp_path: Path) -> None:
     dl = storage.download_file(f"s3://{bucket}/data/big.rec", tmp_path / "back.rec")
     assert dl.read_bytes() == big.read_bytes()
     assert storage.local_path(f"s3://{bucket}/data/big.rec") is None
+    outs = [(f"s3://{bucket}/preds/{i}.out", f"{i}\n".encode()) for i in range(12)]
+    storage.write_many(outs)  # PUTs, several at once
+    assert storage.read_many([uri for uri, _ in outs]) == [data for _, data in outs]
     with pytest.raises(NotFoundError):
         storage.read_bytes(f"s3://{bucket}/missing")
 

@@ -13,6 +13,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from tailor.settings import Settings
 
 Progress = Callable[[int], None]  # called with the number of bytes just transferred
 _CHUNK = 1 << 20
+PARALLEL_PUTS = 8  # write_many's PUTs in flight to an S3 server
 # S3 bucket names: 3-63 chars of lower-case letters, digits, dots and hyphens.
 _BUCKET_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -218,6 +220,45 @@ class Storage:
         with self.open_read(uri) as fh:
             return fh.read()
 
+    def read_many(self, uris: list[str]) -> list[bytes]:
+        """``read_bytes`` of each URI, in order, for less per object: in a local bucket each folder is resolved
+        (and checked to lie inside its bucket) once, and a file is opened without following a symlink; a
+        symlinked file takes ``read_bytes``'s full check. 2,000 small files on the loaded 2-core VM: ~300 us
+        each through ``read_bytes`` (most of it resolving every path component), ~20 us for a plain read."""
+        out: list[bytes] = []
+        folders: dict[str, str | None] = {}
+        for uri in uris:
+            found = self._bucket_file(uri, folders)
+            data = None if found is None else _read_no_follow(*found)
+            out.append(self.read_bytes(uri) if data is None else data)
+        return out
+
+    def _bucket_file(self, uri: str, folders: dict[str, str | None]) -> tuple[str, str] | None:
+        """(real folder, name) of an object in a local bucket, its folder resolved once per ``folders`` cache and
+        checked to lie inside the bucket; None when the URI is not that simple case (``local_path`` decides)."""
+        loc = parse_uri(uri)
+        if loc.scheme != "s3" or self.remote or not loc.key or loc.key.startswith("/") or loc.key.endswith("/"):
+            return None
+        folder, _, name = f"{loc.bucket}/{loc.key}".rpartition("/")
+        if name in (".", ".."):
+            return None
+        if folder not in folders:
+            root = (self.settings.buckets_dir / loc.bucket).resolve()
+            path = (self.settings.buckets_dir / folder).resolve()
+            folders[folder] = str(path) if path == root or root in path.parents else None
+        real = folders[folder]
+        return None if real is None else (real, name)
+
+    def _local_file(self, uri: str, folders: dict[str, str | None]) -> Path:
+        """Where a write of ``uri`` goes locally: ``local_path``'s answer, with a bucket folder resolved once.
+        A link at the name itself is replaced by the rename, never followed."""
+        found = self._bucket_file(uri, folders)
+        if found is not None:
+            return Path(found[0], found[1])
+        path = self.local_path(uri)
+        assert path is not None  # remote URIs were written by write_bytes
+        return path
+
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         """Objects under a prefix (a 'folder' or a key prefix), sorted by key."""
         path = self.local_path(prefix_uri)
@@ -233,23 +274,41 @@ class Storage:
         return sorted(out, key=lambda o: o.key)
 
     def _list_local(self, prefix_uri: str, path: Path) -> list[ObjectInfo]:
-        if path.is_file():
-            files = [path]
-            base = path.parent
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".tailor-tmp-"))
-            base = path
-        else:
+        if path.is_dir():
+            return self._walk_local(prefix_uri, path)
+        if not path.is_file():
             return []
         loc = parse_uri(prefix_uri)
+        if loc.scheme == "s3":
+            return [ObjectInfo(f"s3://{loc.bucket}/{loc.key}", loc.key, path.stat().st_size)]
+        return [ObjectInfo(str(path), path.name, path.stat().st_size)]
+
+    def _walk_local(self, prefix_uri: str, root: Path) -> list[ObjectInfo]:
+        """Files under a folder (symlinks to files included, symlinked folders not entered), in the order of
+        their path components; one stat each. 10,000 files: ~3x faster than ``rglob`` + ``is_file`` + ``stat``."""
+        loc = parse_uri(prefix_uri)
+        found: list[tuple[list[str], int]] = []
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            rel_dir = Path(folder).relative_to(root).parts
+            for name in names:
+                if name.startswith(".tailor-tmp-"):
+                    continue
+                try:
+                    info = os.stat(os.path.join(folder, name))
+                except OSError:  # a dangling symlink, or a file removed meanwhile
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    found.append(([*rel_dir, name], info.st_size))
+        found.sort(key=lambda item: item[0])
         out = []
-        for f in files:
-            rel = f.relative_to(base).as_posix()
+        for parts, size in found:
+            rel = "/".join(parts)
             if loc.scheme == "s3":
-                key = f"{loc.key.rstrip('/')}/{rel}".lstrip("/") if path.is_dir() else loc.key
-                out.append(ObjectInfo(f"s3://{loc.bucket}/{key}", key, f.stat().st_size))
+                key = f"{loc.key.rstrip('/')}/{rel}".lstrip("/")
+                out.append(ObjectInfo(f"s3://{loc.bucket}/{key}", key, size))
             else:
-                out.append(ObjectInfo(str(f), rel, f.stat().st_size))
+                out.append(ObjectInfo(str(root.joinpath(*parts)), rel, size))
         return out
 
     def download_file(self, uri: str, dest: Path, progress: Progress | None = None) -> Path:
@@ -272,6 +331,18 @@ class Storage:
         loc = parse_uri(uri)
         with self._s3_errors(uri):
             self._s3().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+
+    def write_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Several small objects, each atomic as ``write_bytes`` makes it (whole or absent), for less than one
+        ``write_bytes`` each: local files share one pass of writes, fsyncs and renames (``atomic_write_many``)."""
+        if self.remote and any(parse_uri(uri).scheme == "s3" for uri, _ in items):
+            # one PUT each (atomic on S3), several at once: each is mostly a round trip's wait
+            with ThreadPoolExecutor(max(1, min(PARALLEL_PUTS, len(items)))) as pool:
+                list(pool.map(lambda item: self.write_bytes(*item), items))
+            return
+        folders: dict[str, str | None] = {}
+        paths = [self._local_file(uri, folders) for uri, _ in items]
+        atomic_write_many([(path, data) for path, (_, data) in zip(paths, items, strict=True)])
 
     def upload_file(self, src: Path, uri: str, progress: Progress | None = None) -> None:
         src = Path(src)
@@ -315,6 +386,24 @@ class Storage:
                 s3.create_bucket(Bucket=bucket)
 
 
+def _read_no_follow(folder: str, name: str) -> bytes | None:
+    """The bytes of the regular file ``folder/name``; None when it is a symlink, not a regular file, or absent
+    (``read_bytes`` then follows the link with its check, or raises what it would)."""
+    try:
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _copy_stream(src: IO[bytes], out: IO[bytes], progress: Progress | None) -> None:
     while chunk := src.read(_CHUNK):
         out.write(chunk)
@@ -346,6 +435,49 @@ def atomic_write(path: Path, mode: int | None = None) -> Iterator[IO[bytes]]:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def atomic_write_many(items: list[tuple[Path, bytes]]) -> None:
+    """``atomic_write`` for a group of small files in passes: every temp file written and fsynced, then each
+    renamed into place, so a file appears only whole and durable; on any error the temp files not yet renamed
+    are removed (those renamed before it stay whole). Per file, on the 2-core VM's ext4 (1,280 files of 70
+    bytes, groups of 64): 1.9 ms wall and 0.78 ms CPU against 2.6 ms and 1.0 ms for one ``atomic_write`` each
+    on 8 threads (most of the gain is user CPU: no thread hop or context manager per file)."""
+    staged: list[tuple[str, Path]] = []
+    mode = 0o666 & ~_umask()  # mkstemp creates 0600; a plain open() gives 0666 minus the umask
+    where = Path(".")
+    made: set[Path] = set()
+    try:
+        fds: list[int] = []
+        try:
+            for where, data in items:
+                where = Path(where)
+                if where.parent not in made:  # one mkdir per folder of the group
+                    where.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(where.parent)
+                fd, tmp = tempfile.mkstemp(prefix=".tailor-tmp-", dir=where.parent)
+                fds.append(fd)
+                staged.append((tmp, where))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            for fd, (_, path) in zip(fds, staged, strict=True):
+                where = path
+                os.fsync(fd)
+                os.fchmod(fd, mode)
+        finally:
+            for fd in fds:
+                with suppress(OSError):
+                    os.close(fd)
+        for i, (tmp, where) in enumerate(staged):
+            os.replace(tmp, where)
+            staged[i] = ("", where)
+    except OSError as err:
+        raise StorageError(f"cannot write {where}: {err.strerror or err}") from None
+    finally:
+        for tmp, _ in staged:
+            if tmp:
+                _unlink_quietly(tmp)
 
 
 def _umask() -> int:

@@ -145,6 +145,66 @@ def test_stop_leaves_only_whole_outputs(client: Client, settings: Settings) -> N
         client.stop_transform_job("tj-stop")
 
 
+@slow
+def test_stop_with_grouped_writes_leaves_whole_outputs_and_counts_them(client: Client, settings: Settings) -> None:
+    """MultiRecord writes each invocation's .out files as one group: a stop still leaves only whole files, no
+    temp file, and ObjectsDone equal to the files written."""
+    keys = put_images(settings, "lots", per_class=700)
+    client.create_transform_job(request("tj-stop-multi", "s3://data/lots/", "s3://out/multi"))
+    while client.describe_transform_job("tj-stop-multi")["TransformProgress"]["ObjectsDone"] < 64:
+        assert client.describe_transform_job("tj-stop-multi")["TransformJobStatus"] == "InProgress"
+    client.stop_transform_job("tj-stop-multi")
+    desc = client.wait_transform_job("tj-stop-multi", timeout=60, poll=0.1)
+    assert desc["TransformJobStatus"] == "Stopped"
+    root = settings.buckets_dir / "out" / "multi"
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert 64 <= len(files) < len(keys) and len(files) == desc["TransformProgress"]["ObjectsDone"]
+    assert not [p for p in files if not p.name.endswith(".png.out")]  # no temp file left behind
+    assert all(len(json.loads(p.read_text())["prediction"]) == 10 for p in files)  # each one whole
+
+
+@slow
+def test_an_output_that_cannot_be_written_fails_the_job_with_the_reason(client: Client, settings: Settings) -> None:
+    """A write group fails on its writer thread: the job stops sending and ends Failed, saying which file."""
+    put_images(settings, "few", per_class=30)
+    (settings.buckets_dir / "out").mkdir(parents=True, exist_ok=True)
+    (settings.buckets_dir / "out" / "blocked").write_text("a file where the output folder should be")
+    client.create_transform_job(request("tj-blocked", "s3://data/few/", "s3://out/blocked/preds"))
+    desc = client.wait_transform_job("tj-blocked", timeout=90, poll=0.1)
+    assert desc["TransformJobStatus"] == "Failed"
+    reason = desc["FailureReason"]
+    assert reason.startswith("InternalFailure: cannot write $TAILOR_HOME/buckets/out/blocked/preds/"), reason
+    assert desc["TransformProgress"]["ObjectsDone"] == 0
+
+
+@slow
+def test_records_of_a_rec_keep_their_order_across_invocations(client: Client, settings: Settings) -> None:
+    """150 records go out as three invocations (64 + 64 + 22) answered as they come; the .out holds one line
+    per record in the .rec's order (AssembleWith Line), each the online answer for that record."""
+    rec_dir = settings.buckets_dir / "data" / "long"
+    rec_dir.mkdir(parents=True)
+    write_records(rec_dir / "b.rec", [(i, pack(IRHeader(0, 0.0, i), png_bytes(500 + i))) for i in range(150)])
+    spec = request(
+        "tj-order",
+        "s3://data/long/",
+        "s3://out/order",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/long/"}},
+            "ContentType": "application/x-recordio",
+            "SplitType": "RecordIO",
+        },
+        MaxConcurrentTransforms=3,
+    )
+    client.create_transform_job(spec)
+    assert client.wait_transform_job("tj-order", timeout=90, poll=0.1)["TransformJobStatus"] == "Completed"
+    text = _outs(settings, "order")["b.rec.out"]
+    assert text.endswith("}\n") and text.count("\n") == 150
+    got = np.array([json.loads(line)["prediction"] for line in text.splitlines()])
+    model = load_model(client.tailor.hosting.model_dir(MODEL))
+    expected = model.predict(np.stack([decode_image(png_bytes(500 + i), (1, 28, 28)) for i in range(150)]))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_refusals_are_one_clear_line(client: Client, settings: Settings) -> None:
     put_images(settings, "few", per_class=1)
     base = request("tj-x", "s3://data/few/", "s3://out/x")

@@ -46,13 +46,26 @@ and two wrk runs:
     captured  c=16: median 605 req/s, p99 42.4 ms (rounds 92.5 / 41.8 / 43.0 / 36.7)
     20,065 records written for 20,065 answered invocations, none dropped
 
-Neither run resolves 1 ms (one endpoint's p99 moved by 18 and 56 ms between rounds; the differences, -50.4
+Quiet machine, after (``--rounds 4``, load average 0.52 before the in-process part, 0.60 before wrk, 1.50 after;
+nothing else running): in-process, request path 1.15 us on / 0.24 us off, writer 10.0 us CPU per record in a
+burst (20,000 records, 10 files) and 16.0-16.3 us steady, wake-ups late by p99 180-285 us on / 131-152 us off;
+
+    plain     c=16: median 740 req/s, p99 31.9 ms (rounds 31.2 / 32.5 / 30.1 / 37.0)
+    captured  c=16: median 740 req/s, p99 32.0 ms (rounds 32.2 / 32.3 / 31.8 / 29.6)
+    25,102 records written for 25,102 answered invocations, none dropped
+
+so capture at 100 % adds +0.1 ms to the median p99 at c=16 (goal <= 1 ms) and no throughput (before the
+change, the same kind of quiet run: +2.4 ms and -7.6 %). The rounds' own spread (6.9 ms on the plain endpoint,
+one outlier round) is wider than the goal, so the bench prints "not resolvable"; the paired rounds differ by
++1.1, -0.3, +1.6 and -7.4 ms, and the in-process figures bound what the writer can add.
+
+Loaded runs, after: neither resolves 1 ms (one endpoint's p99 moved by 18 and 56 ms between rounds; the differences, -50.4
 and -2.5 ms, favour capture), but neither shows the +2.4 ms and -7.6 % throughput of before: captured served
 3-21 % more requests. The goal rests on the in-process figures: at ~700 records/s (the quiet machine's c=16
 rate) the writer now takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms before. Its
 GIL holds are a chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000 records)
 every ~2 s: together under 1 % of the time, so a request meets one with under 1 % probability and then waits
-at most that long. Still to confirm with ``python -m bench capture`` on a quiet machine (load below 1).
+at most that long.
 """
 
 from __future__ import annotations

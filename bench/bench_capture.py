@@ -60,12 +60,12 @@ one outlier round) is wider than the goal, so the bench prints "not resolvable";
 +1.1, -0.3, +1.6 and -7.4 ms, and the in-process figures bound what the writer can add.
 
 Loaded runs, after: neither resolves 1 ms (one endpoint's p99 moved by 18 and 56 ms between rounds; the
-differences, -50.4 and -2.5 ms, favour capture), but neither shows the +2.4 ms and -7.6 % throughput of before: captured served
-3-21 % more requests. The goal rests on the in-process figures: at ~700 records/s (the quiet machine's c=16
-rate) the writer now takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms before. Its
-GIL holds are a chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000 records)
-every ~2 s: together under 1 % of the time, so a request meets one with under 1 % probability and then waits
-at most that long.
+differences, -50.4 and -2.5 ms, favour capture), but neither shows the +2.4 ms and -7.6 % throughput of before:
+captured served 3-21 % more requests. The goal rests on the in-process figures: at ~700 records/s (the quiet
+machine's c=16 rate) the writer now takes 5-12 ms of CPU a second (0.3-0.6 % of the 2 cores) against 40-70 ms
+before. Its GIL holds are a chunk's encoding (~0.3 ms) a few times a second and a file's join (~1 ms for 2,000
+records) every ~2 s: together under 1 % of the time, so a request meets one with under 1 % probability and then
+waits at most that long.
 """
 
 from __future__ import annotations

@@ -50,6 +50,14 @@ def request(name: str, inputs: str, output: str, **extra: object) -> dict:
     return spec
 
 
+def recordio_request(name: str, inputs: str, output: str, **extra: object) -> dict:
+    """A transform of the .rec files under ``inputs``, split into their records."""
+    recordio = {"ContentType": "application/x-recordio", "SplitType": "RecordIO"}
+    spec = request(name, inputs, output, **extra)
+    spec["TransformInput"].update(recordio)
+    return spec
+
+
 @pytest.fixture
 def client(settings: Settings, model_tar: Path) -> Iterator[Client]:  # noqa: F811
     with Client(settings=settings) as c:

@@ -20,7 +20,7 @@ from tailor.settings import Settings
 from tailor.transform.spec import parse_transform_spec
 from tailor.transform.store import TransformJobRow
 from tests.serving.artifacts import png_bytes
-from tests.transform.conftest import FOLDERS, MODEL, put_images, request
+from tests.transform.conftest import FOLDERS, MODEL, put_images, recordio_request, request
 
 pytestmark = pytest.mark.timeout(120)
 slow = pytest.mark.slow  # model worker processes
@@ -72,18 +72,7 @@ def test_recordio_lines_manifest_json_and_single_record(client: Client, settings
     put_images(settings, "imgs", per_class=2)
     manifest = ["Sneaker/0000.png", "Bag/0001.png"]
     (settings.buckets_dir / "data" / "list.json").write_text(json.dumps([{"prefix": "s3://data/imgs/"}, *manifest]))
-    client.create_transform_job(
-        request(
-            "tj-rec",
-            "s3://data/recs/",
-            "s3://out/rec",
-            TransformInput={
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/recs/"}},
-                "ContentType": "application/x-recordio",
-                "SplitType": "RecordIO",
-            },
-        )
-    )
+    client.create_transform_job(recordio_request("tj-rec", "s3://data/recs/", "s3://out/rec"))
     client.create_transform_job(
         request(
             "tj-manifest",
@@ -184,17 +173,7 @@ def test_records_of_a_rec_keep_their_order_across_invocations(client: Client, se
     rec_dir = settings.buckets_dir / "data" / "long"
     rec_dir.mkdir(parents=True)
     write_records(rec_dir / "b.rec", [(i, pack(IRHeader(0, 0.0, i), png_bytes(500 + i))) for i in range(150)])
-    spec = request(
-        "tj-order",
-        "s3://data/long/",
-        "s3://out/order",
-        TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/long/"}},
-            "ContentType": "application/x-recordio",
-            "SplitType": "RecordIO",
-        },
-        MaxConcurrentTransforms=3,
-    )
+    spec = recordio_request("tj-order", "s3://data/long/", "s3://out/order", MaxConcurrentTransforms=3)
     client.create_transform_job(spec)
     assert client.wait_transform_job("tj-order", timeout=90, poll=0.1)["TransformJobStatus"] == "Completed"
     text = _outs(settings, "order")["b.rec.out"]

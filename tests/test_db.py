@@ -16,11 +16,12 @@ from click.testing import CliRunner
 from tailor.cli.main import cli
 from tailor.core import Tailor
 from tailor.db import Database
-from tailor.errors import ValidationError
+from tailor.errors import NotFoundError, ValidationError
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.store import EndpointRow, ModelRow, WorkerRow
 from tailor.jobs.state import transition
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
+from tailor.membership import ServerRow
 from tailor.serving.metrics import EndpointMetrics
 from tailor.settings import Settings
 from tests.jobs.specs import fake_spec, put_train_data
@@ -191,3 +192,32 @@ def test_a_postgresql_url_without_its_driver_names_the_extra(
     assert str(res.exception) == (
         "database_url is PostgreSQL but its driver (psycopg 3) is not installed: pip install 'tailor[cluster]'"
     )
+
+
+def test_a_log_on_another_machine_is_named_not_answered_empty(settings: Settings, pg_url: str) -> None:
+    """A job run by a server on another host: its log is in that host's home, which this server cannot read."""
+    with Tailor.open(settings.model_copy(update={"database_url": pg_url})) as t:
+        now = datetime.now(UTC)
+        with t.db.session() as s:
+            s.add(
+                ServerRow(
+                    id="elsewhere",
+                    host="host-elsewhere",
+                    pid=1,
+                    url="http://10.0.0.2:8023",
+                    home="/srv/tailor",
+                    started_at=now,
+                    heartbeat_at=now,
+                    lease_seconds=3600.0,  # alive: nobody takes its job over
+                )
+            )
+            row = _job("remote-job")
+            row.job_dir, row.owner_server = "/srv/tailor/jobs/remote-job", "elsewhere"
+            s.add(row)
+        where = r"on host host-elsewhere \(in /srv/tailor/jobs/remote-job/training.log\)"
+        with pytest.raises(NotFoundError, match=where):
+            t.jobs.logs("remote-job")
+        # a job of this machine whose log is not written yet (queued) reads as empty, as before
+        with t.db.session() as s:
+            s.get(TrainingJobRow, "remote-job").owner_server = t.jobs.membership.id
+        assert t.jobs.logs("remote-job")["Text"] == ""

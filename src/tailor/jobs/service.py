@@ -338,14 +338,29 @@ class TrainingJobService:
     def logs(self, name: str, offset: int = 0, limit: int = 1 << 20) -> dict[str, Any]:
         """A chunk of the job log from a byte offset; ``Complete`` once the job ended and all is read."""
         row = self._row(name)
-        # The job's own dir: under another server's home when that server ran it (readable on its machine).
-        path = Path(row.job_dir) / LOG_NAME
-        if not path.exists():
-            path = self.settings.jobs_dir / name / LOG_NAME
+        path = self._log_path(row)
         chunk = read_log(path, offset, limit)
         done = row.status in TERMINAL
         complete = done and read_log(path, chunk.next_offset, 1).text == ""
         return {"Text": chunk.text, "NextOffset": chunk.next_offset, "Complete": complete}
+
+    def _log_path(self, row: TrainingJobRow) -> Path:
+        """The job's own dir: under another server's home when that server ran it, readable on its machine.
+        On another machine it is not: say where it is, rather than answer an empty log that claims to be whole."""
+        path = Path(row.job_dir) / LOG_NAME
+        if path.exists():
+            return path
+        here = self.settings.jobs_dir / row.name / LOG_NAME
+        if here.exists() or Path(row.job_dir).is_relative_to(self.settings.home):
+            return here
+        me = self.membership
+        host = me.host_of(row.owner_server) if me is not None and row.owner_server else None
+        if me is None or host is None or host == me.host:
+            return here  # not written yet (a queued job), on this machine
+        raise NotFoundError(
+            f"the log of training job {row.name!r} is on host {host} (in {path}), the machine of the server that "
+            "runs it: read it through a server on that machine"
+        )
 
     def metrics(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:
         self._row(name)

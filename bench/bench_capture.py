@@ -54,10 +54,14 @@ burst (20,000 records, 10 files) and 16.0-16.3 us steady, wake-ups late by p99 1
     captured  c=16: median 740 req/s, p99 32.0 ms (rounds 32.2 / 32.3 / 31.8 / 29.6)
     25,102 records written for 25,102 answered invocations, none dropped
 
-so capture at 100 % adds +0.1 ms to the median p99 at c=16 (goal <= 1 ms) and no throughput (before the
+and a second quiet run (load 0.20 before, 1.16 after): plain median 752 req/s, p99 31.1 ms (29.5 / 31.9 / 30.6 /
+31.7); captured median 765 req/s, p99 31.4 ms (29.3 / 32.4 / 31.4 / 31.4); 25,938 records for 25,938 invocations;
+
+so capture at 100 % adds +0.1 and +0.3 ms to the median p99 at c=16 (goal <= 1 ms) and no throughput (before the
 change, the same kind of quiet run: +2.4 ms and -7.6 %). The rounds' own spread (6.9 ms on the plain endpoint,
 one outlier round) is wider than the goal, so the bench prints "not resolvable"; the paired rounds differ by
-+1.1, -0.3, +1.6 and -7.4 ms, and the in-process figures bound what the writer can add.
++1.1, -0.3, +1.6 and -7.4 ms in the first run, -0.2, +0.4, +0.9 and -0.3 ms in the second, and the in-process
+figures bound what the writer can add.
 
 Loaded runs, after: neither resolves 1 ms (one endpoint's p99 moved by 18 and 56 ms between rounds; the
 differences, -50.4 and -2.5 ms, favour capture), but neither shows the +2.4 ms and -7.6 % throughput of before:

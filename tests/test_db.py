@@ -19,12 +19,14 @@ from tailor.db import Database
 from tailor.errors import NotFoundError, ValidationError
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.store import EndpointRow, ModelRow, WorkerRow
+from tailor.jobs import runner
 from tailor.jobs.state import transition
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.membership import ServerRow
 from tailor.serving.metrics import EndpointMetrics
 from tailor.settings import Settings
-from tests.jobs.specs import fake_spec, put_train_data
+from tailor.storage import Storage
+from tests.jobs.specs import fake_spec, put_train_data, wait_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -214,10 +216,50 @@ def test_a_log_on_another_machine_is_named_not_answered_empty(settings: Settings
             row = _job("remote-job")
             row.job_dir, row.owner_server = "/srv/tailor/jobs/remote-job", "elsewhere"
             s.add(row)
-        where = r"on host host-elsewhere \(in /srv/tailor/jobs/remote-job/training.log\)"
+        where = r"on host host-elsewhere \(in /srv/tailor/jobs/remote-job/training.log\).*no copy in S3"
         with pytest.raises(NotFoundError, match=where):
             t.jobs.logs("remote-job")
         # a job of this machine whose log is not written yet (queued) reads as empty, as before
         with t.db.session() as s:
             s.get(TrainingJobRow, "remote-job").owner_server = t.jobs.membership.id
         assert t.jobs.logs("remote-job")["Text"] == ""
+
+
+def test_servers_on_other_machines_read_a_job_log_from_its_copy_in_s3(
+    s3_settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several servers on one PostgreSQL and one S3: the owner copies the job log to S3 as it grows and whole
+    before the job ends, so a server on another host reads the same text, paged by the same offsets."""
+    settings = s3_settings.model_copy(update={"database_url": pg_url})
+    storage = Storage(settings)
+    for bucket in ("data", "out"):
+        storage.ensure_bucket(bucket)
+    put_train_data(settings)
+    monkeypatch.setattr(runner, "LOG_SHIP_S", 0.3)  # 5 s by default
+    with Tailor.open(settings) as t:
+        # While it runs: the copy grows (epochs of 1 s each).
+        t.jobs.create(fake_spec("shipped-live", epochs="3", sleep="1"))
+        copy = "s3://out/jobs/shipped-live/logs/training.log"
+        wait_for(lambda: storage.exists(copy) and b"Epoch[0]" in storage.read_bytes(copy), timeout=30)
+        assert t.jobs.describe("shipped-live")["TrainingJobStatus"] == "InProgress"
+        t.jobs.stop("shipped-live")
+        assert t.jobs.wait("shipped-live", timeout=60)["TrainingJobStatus"] == "Stopped"
+        assert storage.read_bytes(copy) == (settings.jobs_dir / "shipped-live" / "training.log").read_bytes()
+        t.jobs.create(fake_spec("shipped-log", epochs="2"))
+        assert t.jobs.wait("shipped-log", timeout=60)["TrainingJobStatus"] == "Completed"
+        local = (settings.jobs_dir / "shipped-log" / "training.log").read_bytes()
+        assert storage.read_bytes("s3://out/jobs/shipped-log/logs/training.log") == local
+        assert b"completed; model at" in local  # the last line is in the copy: it was made before the end
+        # Seen from another machine: the job dir is not here, its owner's host is another one.
+        now = datetime.now(UTC)
+        with t.db.session() as s:
+            s.add(ServerRow(id="b", host="host-b", pid=1, url=None, home="/srv", started_at=now, heartbeat_at=now,
+                            lease_seconds=3600.0))  # fmt: skip
+            row = s.get(TrainingJobRow, "shipped-log")
+            row.job_dir, row.owner_server = "/srv/jobs/shipped-log", "b"
+        whole = t.jobs.logs("shipped-log")
+        assert whole == {"Text": local.decode(), "NextOffset": len(local), "Complete": True}
+        first = t.jobs.logs("shipped-log", limit=200)
+        assert first["Text"].endswith("\n") and not first["Complete"] and 0 < first["NextOffset"] <= 200
+        rest = t.jobs.logs("shipped-log", offset=first["NextOffset"])
+        assert first["Text"] + rest["Text"] == local.decode() and rest["Complete"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tailor.storage import open_regular
+from tailor.storage import join_uri, open_regular
 
 LOG_NAME = "training.log"
 # One read returns at most this much; followers simply ask again from next_offset.
@@ -32,9 +32,25 @@ def read_log(path: Path, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
     with fh:
         fh.seek(max(0, offset))
         data = fh.read(max(0, min(limit, MAX_CHUNK)))
+    return _chunk(data, offset, limit)
+
+
+def chunk_of(log: bytes, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
+    """The same chunk as ``read_log`` from a whole log in memory (a shipped copy, below)."""
+    start = max(0, offset)
+    return _chunk(log[start : start + max(0, min(limit, MAX_CHUNK))], offset, limit)
+
+
+def _chunk(data: bytes, offset: int, limit: int) -> LogChunk:
     if len(data) == limit and b"\n" in data:
         data = data[: data.rindex(b"\n") + 1]
     return LogChunk(data.decode("utf-8", errors="replace"), max(0, offset) + len(data))
+
+
+def shipped_log_uri(output_path: str, job: str) -> str:
+    """Where a job's log is copied in the shared object store, beside its output, for servers on other
+    machines (several servers on one PostgreSQL database and one S3 store)."""
+    return join_uri(output_path, job, "logs", LOG_NAME)
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -8,6 +8,7 @@ sandbox (``tailor.jobs.isolation``) or, for own code with an engine, in a contai
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -32,7 +33,7 @@ from tailor.errors import (
 )
 from tailor.jobs import container, isolation
 from tailor.jobs.contract import JobContract
-from tailor.jobs.logs import LOG_NAME, LogWriter, tail
+from tailor.jobs.logs import LOG_NAME, LogWriter, shipped_log_uri, tail
 from tailor.jobs.metrics import MetricParser
 from tailor.jobs.spec import TrainingJobSpec
 from tailor.jobs.state import HANDED_OVER, final_metrics, set_message, stop_requested, transition, update
@@ -43,6 +44,8 @@ from tailor.storage import Storage, join_uri, relative_key
 FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
 _POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
 _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
+LOG_SHIP_S = 5.0  # how often a grown log is copied to the shared store (other machines' readers lag this much)
+log = logging.getLogger(__name__)
 
 
 class JobStopped(Exception):
@@ -87,6 +90,14 @@ class JobRunner:
         self.parser = MetricParser(spec.metric_definitions())
         self._last_db_poll = 0.0
         self.uid: int | None = None  # the own-code uid this job claimed (released when it ends)
+        # Several servers on one database and one S3 store: the log is copied to S3 as it grows, so a server on
+        # another machine can read it (the job dir is on this one). One server, or local buckets: not needed.
+        self._ship_to = (
+            shipped_log_uri(spec.OutputDataConfig.S3OutputPath, self.name)
+            if owner is not None and self.storage.remote
+            else None
+        )
+        self._shipped = (0.0, -1)  # when, and at which log size, the last copy was made
 
     # The job's whole life. Every path ends in exactly one terminal transition.
     def run(self) -> None:
@@ -344,7 +355,24 @@ class JobRunner:
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + interval
                 self._sample(sampler)
+            if time.monotonic() - self._shipped[0] >= LOG_SHIP_S:
+                self._ship_log()
         return stop_reason
+
+    def _ship_log(self) -> None:
+        """Copy the log to the shared store when it grew (whole: S3 has no append; job logs are small). Best
+        effort: a failed copy costs other machines' readers freshness, never the job."""
+        if self._ship_to is None:
+            return
+        path = self.dir / LOG_NAME
+        try:
+            size = path.stat().st_size
+            if size != self._shipped[1]:
+                self.storage.upload_file(path, self._ship_to)
+            self._shipped = (time.monotonic(), size)
+        except (OSError, TailorError) as err:
+            self._shipped = (time.monotonic(), self._shipped[1])
+            log.warning("job %s: copying its log to %s failed: %s", self.name, self._ship_to, err)
 
     def _begin_stop(self, reason: str, pgid: int) -> None:
         if reason == "max_runtime":
@@ -383,6 +411,7 @@ class JobRunner:
             return
         end = utcnow()
         self.log.system(f"completed; model at {artifact}")
+        self._ship_log()  # the whole log is in the shared store before the job reads as ended
         transition(
             self.db,
             self.name,
@@ -413,6 +442,7 @@ class JobRunner:
         else:
             secondary, msg = "Stopped", "Training job stopped"
         self.log.system(msg)
+        self._ship_log()
         transition(
             self.db,
             self.name,
@@ -429,6 +459,7 @@ class JobRunner:
         reason = self._public(reason)[:FAILURE_REASON_MAX]
         end = utcnow()
         self.log.system(f"failed: {reason}")
+        self._ship_log()
         with self.db.session() as s:
             row = s.get(TrainingJobRow, self.name)
             started = row is not None and row.training_start_time is not None

@@ -25,7 +25,7 @@ from tailor.backends import Backend, local
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ValidationError
 from tailor.jobs import container, isolation
-from tailor.jobs.logs import LOG_NAME, read_log
+from tailor.jobs.logs import LOG_NAME, chunk_of, read_log, shipped_log_uri
 from tailor.jobs.runner import JobRunner, reclaim_orphan
 from tailor.jobs.spec import TrainingJobSpec, builtin_images, parse_spec
 from tailor.jobs.state import TERMINAL, final_metrics, transition, update
@@ -338,15 +338,20 @@ class TrainingJobService:
     def logs(self, name: str, offset: int = 0, limit: int = 1 << 20) -> dict[str, Any]:
         """A chunk of the job log from a byte offset; ``Complete`` once the job ended and all is read."""
         row = self._row(name)
-        path = self._log_path(row)
-        chunk = read_log(path, offset, limit)
         done = row.status in TERMINAL
-        complete = done and read_log(path, chunk.next_offset, 1).text == ""
+        path = self._log_path(row)
+        if path is None:  # on another machine: its copy in the shared store
+            log = self._shipped_log(row)
+            chunk = chunk_of(log, offset, limit)
+            complete = done and chunk.next_offset >= len(log)  # the runner copies it whole before the end
+        else:
+            chunk = read_log(path, offset, limit)
+            complete = done and read_log(path, chunk.next_offset, 1).text == ""
         return {"Text": chunk.text, "NextOffset": chunk.next_offset, "Complete": complete}
 
-    def _log_path(self, row: TrainingJobRow) -> Path:
+    def _log_path(self, row: TrainingJobRow) -> Path | None:
         """The job's own dir: under another server's home when that server ran it, readable on its machine.
-        On another machine it is not: say where it is, rather than answer an empty log that claims to be whole."""
+        None when that machine is another one (the job's owner runs on another host)."""
         path = Path(row.job_dir) / LOG_NAME
         if path.exists():
             return path
@@ -357,9 +362,20 @@ class TrainingJobService:
         host = me.host_of(row.owner_server) if me is not None and row.owner_server else None
         if me is None or host is None or host == me.host:
             return here  # not written yet (a queued job), on this machine
+        return None
+
+    def _shipped_log(self, row: TrainingJobRow) -> bytes:
+        """The copy the owner keeps in the shared store (every few seconds, and whole before the job ends); when
+        there is none, say where the log is rather than answer an empty log that claims to be whole."""
+        output = (row.spec.get("OutputDataConfig") or {}).get("S3OutputPath")
+        uri = shipped_log_uri(output, row.name) if output else None
+        if uri and self.storage.remote and self.storage.exists(uri):
+            return self.storage.read_bytes(uri)
+        host = self.membership.host_of(row.owner_server) if self.membership else None
         raise NotFoundError(
-            f"the log of training job {row.name!r} is on host {host} (in {path}), the machine of the server that "
-            "runs it: read it through a server on that machine"
+            f"the log of training job {row.name!r} is on host {host} (in {Path(row.job_dir) / LOG_NAME}), the "
+            "machine of the server that runs it, and has no copy in S3 (servers share logs through an S3 store): "
+            "read it through a server on that machine"
         )
 
     def metrics(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:

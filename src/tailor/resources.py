@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,18 +117,7 @@ def paginate(
     if hasattr(table, "last_modified_time"):
         known |= {"LastModifiedTimeAfter", "LastModifiedTimeBefore"}
     f = {k: v for k, v in filters.items() if v is not None}
-    unknown = sorted(set(f) - known)
-    if unknown:
-        raise ValidationError(f"unsupported list filter(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
-    sort_by, sort_order = f.get("SortBy", "CreationTime"), f.get("SortOrder", "Descending")
-    if sort_by not in columns:
-        raise ValidationError(f"SortBy {sort_by!r}: use {', '.join(columns)}")
-    if sort_order not in ("Ascending", "Descending"):
-        raise ValidationError(f"SortOrder {sort_order!r}: use Ascending or Descending")
-    limit = _max_results(f.get("MaxResults", 10))
-    status = f.get("StatusEquals")
-    if status is not None and status not in (statuses or ()):
-        raise ValidationError(f"StatusEquals {status!r}: use one of {', '.join(statuses or ())}")
+    sort_by, sort_order, limit, status = list_controls(f, known, columns, statuses or ())
     q = select(table)
     if f.get("NameContains"):
         q = q.where(func.lower(table.name).contains(str(f["NameContains"]).lower(), autoescape=True))
@@ -149,6 +138,37 @@ def paginate(
     with db.session() as s:
         rows = list(s.scalars(q.offset(offset).limit(limit + 1)))
     return rows[:limit], (encode_token(offset + limit) if len(rows) > limit else None)
+
+
+def list_controls(
+    f: Mapping[str, Any],
+    known: set[str],
+    sorts: Iterable[str],
+    statuses: Iterable[str],
+    default_sort: tuple[str, str] = ("CreationTime", "Descending"),
+) -> tuple[str, str, int, str | None]:
+    """The members every List* request shares, checked once for all of them: no filter outside ``known``, SortBy
+    one of ``sorts``, SortOrder, MaxResults 1..100 (default 10), StatusEquals one of ``statuses``. Returns
+    (SortBy, SortOrder, MaxResults, StatusEquals or None)."""
+    unknown = sorted(set(f) - known)
+    if unknown:
+        raise ValidationError(f"unsupported list filter(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
+    sorts, statuses = list(sorts), list(statuses)
+    sort_by, sort_order = f.get("SortBy", default_sort[0]), f.get("SortOrder", default_sort[1])
+    if sort_by not in sorts:
+        raise ValidationError(f"SortBy {sort_by!r}: use {', '.join(sorts)}")
+    if sort_order not in ("Ascending", "Descending"):
+        raise ValidationError(f"SortOrder {sort_order!r}: use Ascending or Descending")
+    status = f.get("StatusEquals")
+    if status is not None and status not in statuses:
+        raise ValidationError(f"StatusEquals {status!r}: use one of {', '.join(statuses)}")
+    return sort_by, sort_order, _max_results(f.get("MaxResults", 10)), status
+
+
+def page_of(items: list[Any], offset_token: str | None, limit: int) -> tuple[list[Any], str | None]:
+    """One page of an already filtered and sorted list, and the NextToken of the next page (None at the end)."""
+    offset = decode_token(offset_token)
+    return items[offset : offset + limit], (encode_token(offset + limit) if offset + limit < len(items) else None)
 
 
 def _max_results(value: Any) -> int:

@@ -25,7 +25,7 @@ from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ValidationError
 from tailor.jobs.service import TrainingJobService
 from tailor.jobs.store import TrainingJobRow
-from tailor.resources import arn, decode_token, encode_token, fetch, list_request, paginate
+from tailor.resources import arn, fetch, list_controls, list_request, page_of, paginate
 from tailor.settings import Settings
 from tailor.tuning.shapes import describe, summary, trial_summary
 from tailor.tuning.spec import TuningJobSpec, parse_tuning_spec, trial_request
@@ -203,28 +203,13 @@ class TuningService:
         f = list_request(filters, kwargs)
         f.pop("HyperParameterTuningJobName", None)
         known = {"StatusEquals", "SortBy", "SortOrder", "MaxResults", "NextToken"}
-        unknown = sorted(set(f) - known)
-        if unknown:
-            raise ValidationError(f"unsupported filter(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
-        sort_by, order = f.get("SortBy", "Name"), f.get("SortOrder", "Ascending")
-        if sort_by not in TRIAL_SORT:
-            raise ValidationError(f"SortBy {sort_by!r}: use {', '.join(TRIAL_SORT)}")
-        if order not in ("Ascending", "Descending"):
-            raise ValidationError(f"SortOrder {order!r}: use Ascending or Descending")
-        status = f.get("StatusEquals")
-        if status is not None and status not in STATUSES:
-            raise ValidationError(f"StatusEquals {status!r}: use one of {', '.join(STATUSES)}")
-        limit = _max_results(f.get("MaxResults", 10))
+        sort_by, order, limit, status = list_controls(f, known, TRIAL_SORT, STATUSES, ("Name", "Ascending"))
         row, trials, jobs = self._rows(name)
         items = [trial_summary(row, t, jobs.get(t.training_job_name), self.jobs.arn) for t in trials]
         if status:
             items = [i for i in items if i["TrainingJobStatus"] == status]
-        items = _sorted(items, sort_by, order == "Descending")
-        offset = decode_token(f.get("NextToken"))
-        out: dict[str, Any] = {"TrainingJobSummaries": items[offset : offset + limit]}
-        if offset + limit < len(items):
-            out["NextToken"] = encode_token(offset + limit)
-        return out
+        page, token = page_of(_sorted(items, sort_by, order == "Descending"), f.get("NextToken"), limit)
+        return {"TrainingJobSummaries": page, **({"NextToken": token} if token else {})}
 
     # -- stop ----------------------------------------------------------------------------------------
     def stop(self, name: str) -> dict[str, Any]:
@@ -277,13 +262,3 @@ def _sorted(items: list[dict[str, Any]], key: str, descending: bool) -> list[dic
         return with_value + without
     field = {"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus"}[key]
     return sorted(items, key=lambda i: (i[field], i["TrainingJobName"]), reverse=descending)
-
-
-def _max_results(value: Any) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"MaxResults {value!r}: must be an integer 1..100") from None
-    if not 1 <= n <= 100:
-        raise ValidationError(f"MaxResults {value}: must be 1..100")
-    return n

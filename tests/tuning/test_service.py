@@ -90,6 +90,13 @@ def test_random_tuning_job_completes_with_the_best_trial(tailor_each_db: Tailor)
     best = max(trials, key=lambda t: t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
     assert desc["BestTrainingJob"]["TrainingJobName"] == best["TrainingJobName"]
     ranked = tailor.tuning.list_training_jobs("rand", SortBy="FinalObjectiveMetricValue", SortOrder="Descending")
+    first = tailor.tuning.list_training_jobs("rand", MaxResults=2)
+    rest = tailor.tuning.list_training_jobs("rand", MaxResults=2, NextToken=first["NextToken"])
+    assert [t["TrainingJobName"] for t in first["TrainingJobSummaries"] + rest["TrainingJobSummaries"]] == sorted(
+        t["TrainingJobName"] for t in trials
+    ) and "NextToken" not in rest
+    with pytest.raises(ValidationError, match="unsupported list filter"):
+        tailor.tuning.list_training_jobs("rand", NameContains="x")
     assert ranked["TrainingJobSummaries"][0]["TrainingJobName"] == best["TrainingJobName"]
     listed = tailor.tuning.list()["HyperParameterTuningJobSummaries"]
     assert [(s["HyperParameterTuningJobName"], s["Strategy"]) for s in listed] == [("rand", "Random")]

@@ -77,13 +77,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench import loadavg
-from bench.bench_serving import build_model, free_port, spawn, stop, wait_http, write_images
+from bench.bench_serving import build_model, start_tailor, stop, write_images
 from bench.bench_serving import wrk as run_wrk
 
 CONCURRENCY = 16
@@ -196,24 +195,11 @@ def _wake_lag(capture: Any, name: str, seconds: float = 2.0) -> list[float]:
 
 
 def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[dict[str, list[dict]], tuple[int, int]]:
-    from tailor.auth.keys import KeyStore, init_admin
     from tailor.client import Client
-    from tailor.settings import load_settings
-    from tailor.storage import Storage
 
-    home = work / "tailor-home"
-    settings = load_settings(home=str(home)).ensure_dirs()
-    new, _ = init_admin(settings)
-    port = free_port()
-    env = {**os.environ, "TAILOR_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
-    log = work / "tailor.log"
-    cmd = [sys.executable, "-m", "tailor.cli.main", "server", "--port", str(port), "--log-level", "warning"]
-    proc = spawn(cmd, log, env)
-    url = f"http://127.0.0.1:{port}"
+    settings, _env, url, proc, token = start_tailor(work, tar)
     results: dict[str, list[dict]] = {"plain": [], "captured": []}
     try:
-        wait_http(f"{url}/healthz", proc, log)
-        Storage(settings).upload_file(tar, "s3://bench/model.tar.gz")
         with Client(url=url, settings=settings) as client:
             client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
             capture = {**CAPTURE, "DestinationS3Uri": "s3://capture/bench"}
@@ -226,7 +212,6 @@ def run(work: Path, tar: Path, raw: Path, seconds: float, rounds: int) -> tuple[
                 desc = client.wait_endpoint(name, timeout=180)
                 if desc["EndpointStatus"] != "InService":
                     raise RuntimeError(f"{name}: {desc['EndpointStatus']}: {desc.get('FailureReason')}")
-        token, _ = KeyStore(settings).issue_token(new.info.access_key_id)
         headers = {"Content-Type": "image/png", "Authorization": f"Bearer {token}"}
         for name in results:  # warm-up: connections, batch shapes, the capture thread
             run_wrk(f"{url}/endpoints/{name}/invocations", raw, headers, CONCURRENCY, 2.0, work)

@@ -16,7 +16,7 @@ import tailor
 SRC = Path(tailor.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_version", "progress"),
-    ("settings", "asgi", "json_input"),
+    ("settings", "asgi", "json_input", "localfiles"),
     ("storage", "db", "resources", "artifact"),
     ("membership",),  # who serves a shared database (over db)
     ("data",),

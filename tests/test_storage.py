@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tailor.errors import NotFoundError, StorageError, ValidationError
+from tailor.localfiles import atomic_write
 from tailor.settings import Settings
-from tailor.storage import Storage, atomic_write, check_remote_uri, check_remote_uris, parse_uri
+from tailor.storage import Storage, check_remote_uri, check_remote_uris, parse_uri
 
 
 def test_parse_uri_forms() -> None:

@@ -33,9 +33,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tailor.localfiles import open_regular
 from tailor.resources import NAME_RE, check_name
 from tailor.settings import Settings
-from tailor.storage import open_regular
 
 LOG_NAME = "endpoint.log"
 MAX_SEGMENT_BYTES = 4 << 20

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tailor.storage import join_uri, open_regular
+from tailor.localfiles import open_regular
+from tailor.storage import join_uri
 
 LOG_NAME = "training.log"
 # One read returns at most this much; followers simply ask again from next_offset.

@@ -19,7 +19,7 @@ from tailor.db import Database
 from tailor.errors import NotFoundError, ValidationError
 from tailor.hosting.metrics_store import MetricsStore
 from tailor.hosting.store import EndpointRow, ModelRow, WorkerRow
-from tailor.jobs import runner
+from tailor.jobs import transfer
 from tailor.jobs.state import transition
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.membership import ServerRow
@@ -235,7 +235,7 @@ def test_servers_on_other_machines_read_a_job_log_from_its_copy_in_s3(
     for bucket in ("data", "out"):
         storage.ensure_bucket(bucket)
     put_train_data(settings)
-    monkeypatch.setattr(runner, "LOG_SHIP_S", 0.3)  # 5 s by default
+    monkeypatch.setattr(transfer, "LOG_SHIP_S", 0.3)  # 5 s by default
     with Tailor.open(settings) as t:
         # While it runs: the copy grows (epochs of 1 s each).
         t.jobs.create(fake_spec("shipped-live", epochs="3", sleep="1"))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,12 +24,10 @@ from tailor.errors import (
     ALGORITHM_FAILURE,
     CAPACITY_FAILURE,
     PLATFORM_FAILURE,
-    NotFoundError,
     ServiceUnavailableError,
-    StorageError,
     TailorError,
 )
-from tailor.jobs import container, isolation
+from tailor.jobs import container, isolation, transfer
 from tailor.jobs.contract import JobContract
 from tailor.jobs.logs import LOG_NAME, LogWriter, shipped_log_uri, tail
 from tailor.jobs.metrics import MetricParser
@@ -39,12 +35,11 @@ from tailor.jobs.spec import TrainingJobSpec
 from tailor.jobs.state import HANDED_OVER, final_metrics, set_message, stop_requested, transition, update
 from tailor.jobs.store import MetricPointRow, ResourceSampleRow, TrainingJobRow
 from tailor.settings import Settings
-from tailor.storage import Storage, join_uri, relative_key
+from tailor.storage import Storage, join_uri
 
 FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
 _POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
 _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
-LOG_SHIP_S = 5.0  # how often a grown log is copied to the shared store (other machines' readers lag this much)
 log = logging.getLogger(__name__)
 
 
@@ -92,12 +87,9 @@ class JobRunner:
         self.uid: int | None = None  # the own-code uid this job claimed (released when it ends)
         # Several servers on one database and one S3 store: the log is copied to S3 as it grows, so a server on
         # another machine can read it (the job dir is on this one). One server, or local buckets: not needed.
-        self._ship_to = (
-            shipped_log_uri(spec.OutputDataConfig.S3OutputPath, self.name)
-            if owner is not None and self.storage.remote
-            else None
-        )
-        self._shipped = (0.0, -1)  # when, and at which log size, the last copy was made
+        shared = owner is not None and self.storage.remote
+        ship_to = shipped_log_uri(spec.OutputDataConfig.S3OutputPath, self.name) if shared else None
+        self.shipper = transfer.LogShipper(storage, self.dir / LOG_NAME, ship_to)
 
     # The job's whole life. Every path ends in exactly one terminal transition.
     def run(self) -> None:
@@ -160,39 +152,21 @@ class JobRunner:
             self._restore_checkpoints(spec.CheckpointConfig.S3Uri)
 
     def _stage(self, channel: str, uri: str) -> None:
-        dest_root = self.dir / "input" / "data" / channel
-        if dest_root.exists():
-            shutil.rmtree(dest_root)
-        dest_root.mkdir(parents=True)
-        objects = self.storage.list(uri)
-        if not objects:
-            raise NotFoundError(f"channel {channel!r}: no objects under {uri}")
-        total = sum(o.size for o in objects)
-        done = 0
-        last = 0.0
-        for i, obj in enumerate(objects, 1):
-            rel = relative_key(uri, obj.key, obj.uri)
-            dest = (dest_root / rel).resolve()
-            if dest_root.resolve() not in dest.parents:
-                raise StorageError(f"channel {channel!r}: object {obj.uri} would land outside the channel dir")
-            self.storage.download_file(obj.uri, dest)
-            done += obj.size
+        def check_stop() -> None:
             if self._stop_reason():
                 raise JobStopped
-            if time.monotonic() - last > 1.0 or i == len(objects):
-                last = time.monotonic()
-                set_message(
-                    self.db,
-                    self.name,
-                    f"Downloading channel {channel}: {i}/{len(objects)} objects, {done / 1e6:.1f}/{total / 1e6:.1f} MB",
-                    owner=self.owner,
-                )
-        self.log.system(f"staged channel {channel!r}: {len(objects)} objects, {total / 1e6:.1f} MB from {uri}")
+
+        def progress(line: str) -> None:
+            set_message(self.db, self.name, line, owner=self.owner)
+
+        dest = self.dir / "input" / "data" / channel
+        count, size = transfer.stage_channel(
+            self.storage, channel, uri, dest, check_stop=check_stop, on_progress=progress
+        )
+        self.log.system(f"staged channel {channel!r}: {count} objects, {size / 1e6:.1f} MB from {uri}")
 
     def _restore_checkpoints(self, uri: str) -> None:
-        for obj in self.storage.list(uri):
-            rel = relative_key(uri, obj.key, obj.uri)
-            self.storage.download_file(obj.uri, self.dir / "checkpoints" / rel)
+        transfer.restore_checkpoints(self.storage, uri, self.dir / "checkpoints")
 
     # -- Training ------------------------------------------------------------------------------------
     # -- isolation -----------------------------------------------------------------------------------
@@ -355,24 +329,9 @@ class JobRunner:
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + interval
                 self._sample(sampler)
-            if time.monotonic() - self._shipped[0] >= LOG_SHIP_S:
-                self._ship_log()
+            if self.shipper.due():
+                self.shipper.ship()
         return stop_reason
-
-    def _ship_log(self) -> None:
-        """Copy the log to the shared store when it grew (whole: S3 has no append; job logs are small). Best
-        effort: a failed copy costs other machines' readers freshness, never the job."""
-        if self._ship_to is None:
-            return
-        path = self.dir / LOG_NAME
-        try:
-            size = path.stat().st_size
-            if size != self._shipped[1]:
-                self.storage.upload_file(path, self._ship_to)
-            self._shipped = (time.monotonic(), size)
-        except (OSError, TailorError) as err:
-            self._shipped = (time.monotonic(), self._shipped[1])
-            log.warning("job %s: copying its log to %s failed: %s", self.name, self._ship_to, err)
 
     def _begin_stop(self, reason: str, pgid: int) -> None:
         if reason == "max_runtime":
@@ -411,7 +370,7 @@ class JobRunner:
             return
         end = utcnow()
         self.log.system(f"completed; model at {artifact}")
-        self._ship_log()  # the whole log is in the shared store before the job reads as ended
+        self.shipper.ship()  # the whole log is in the shared store before the job reads as ended
         transition(
             self.db,
             self.name,
@@ -442,7 +401,7 @@ class JobRunner:
         else:
             secondary, msg = "Stopped", "Training job stopped"
         self.log.system(msg)
-        self._ship_log()
+        self.shipper.ship()
         transition(
             self.db,
             self.name,
@@ -459,7 +418,7 @@ class JobRunner:
         reason = self._public(reason)[:FAILURE_REASON_MAX]
         end = utcnow()
         self.log.system(f"failed: {reason}")
-        self._ship_log()
+        self.shipper.ship()
         with self.db.session() as s:
             row = s.get(TrainingJobRow, self.name)
             started = row is not None and row.training_start_time is not None
@@ -499,29 +458,11 @@ class JobRunner:
         return join_uri(self.spec.OutputDataConfig.S3OutputPath, self.name, "output", "model.tar.gz")
 
     def _upload_model(self, *, required: bool) -> str | None:
-        tarball = self.dir / "model" / "model.tar.gz"
-        if not tarball.is_file():
-            files = [p for p in (self.dir / "model").rglob("*") if p.is_file()]
-            if files:  # a user's command that wrote plain files: tar them, as SageMaker does with /opt/ml/model
-                tarball = self.dir / "output" / "model.tar.gz"
-                with tarfile.open(tarball, "w:gz") as tar:
-                    for f in files:
-                        tar.add(f, arcname=f.relative_to(self.dir / "model").as_posix())
-            elif required:
-                raise StorageError(f"the algorithm exited 0 but wrote nothing to {self.dir / 'model'}")
-            else:
-                return None
-        uri = self.model_uri()
-        self.storage.upload_file(tarball, uri)
-        return uri
+        return transfer.upload_model(self.storage, self.dir, self.model_uri(), required=required)
 
     def _sync_checkpoints(self) -> None:
-        cfg = self.spec.CheckpointConfig
-        if cfg is None:
-            return
-        base = self.dir / "checkpoints"
-        for f in sorted(p for p in base.rglob("*") if p.is_file()):
-            self.storage.upload_file(f, join_uri(cfg.S3Uri, f.relative_to(base).as_posix()))
+        if self.spec.CheckpointConfig is not None:
+            transfer.sync_checkpoints(self.storage, self.dir / "checkpoints", self.spec.CheckpointConfig.S3Uri)
 
     def _final_metrics(self, end: datetime) -> list[dict[str, Any]]:
         return final_metrics(self.db, self.name)

@@ -1,10 +1,26 @@
 """Training benchmark: Fashion-MNIST test accuracy vs wall-clock, Tailor beside MXNet 1.9.1, same machine, same run.
 
 1. Tailor's default (fast net, one-cycle over a time budget): time to 91.1 % test accuracy and accuracy at the
-   budget (``--budget 300``; ``--long`` adds a 900 s run). Goals: <= 90 s, >= 93.5 % at 5 min, >= 94.5 % at 15.
+   budget (``--budget 300``; ``--long`` adds a 900 s run). Goals (round two): 91.1 % in <= 60 s, >= 94.0 % at
+   5 min, >= 95.0 % at 15.
 2. ResNet-20 epoch time and accuracy: MXNet 1.9.1 ``mx.mod.Module.fit`` (SGD lr 0.1, momentum 0.9, wd 1e-4,
    batch 128, ImageRecordIter over .rec files packed by ``mx.recordio`` from the same IDX arrays) vs Tailor's
-   ResNet-20 with the same recipe; then the ratio of times to 91.1 %.
+   ResNet-20 with the same recipe (goal >= 2x); then the ratio of times to 91.1 % (goal >= 10x for Tailor's
+   default). ``--mxnet-epochs N`` lets MXNet train until 91.1 % or N epochs (then its time is a bound), and the
+   ratio is also printed at the best accuracy both sides reached, a real figure when neither got to 91.1 %.
+
+Round two, one run on a quiet machine (``--target-budget 60 --budget 90 --resnet-epochs 1 --mxnet-epochs 8``,
+load average 1.4 before, 1.9 after; OMP_WAIT_POLICY=PASSIVE for both, as jobs run; 2,004 s in all). This VM
+was slower than in round one throughout (fast net ~1,000-1,070 img/s against ~1,800-1,900 then):
+  Tailor default: 89.31 % at a 60 s budget (1 epoch), 90.75 % at 90 s (87.63 % after its first epoch);
+  91.1 % not reached in either (goal <= 60 s: not met).
+  ResNet-20 epoch: Tailor 208.3 s, MXNet 196.4 s: 0.94x (goal >= 2x: not met; round one 1.24x). Spin-waiting
+  OpenMP threads would make Tailor's 1.19x faster (321-332 vs 271-278 img/s, alternating, same machine), but
+  they collapse ~4x when the other core is busy (docs/MEASURED.md), so jobs keep PASSIVE.
+  MXNet ResNet-20, 8 epochs at constant lr 0.1, test accuracy after each: 83.7 / 79.7 / 88.8 / 85.7 / 76.0 /
+  86.6 / 90.47 / 90.06 % (1,518 s); 91.1 % not reached, so its time to 91.1 % is > 1,518 s against Tailor's
+  > 90 s: no ratio. At the best accuracy both reached, 90.47 %: MXNet 1,334 s (7 epochs), Tailor's default
+  90.2 s: 14.8x (read off the per-epoch lines of this run; the bench prints that line since).
 3. ``--parity`` (``python -m bench.bench_train --parity --parity-train=3500 --parity-epochs=4 --seeds=0,1,2``):
    the same ResNet-20 recipe, per epoch and per seed, both runners trained from the very same .rec files (packed
    once by MXNet); test accuracy and loss on the 10k test set after every epoch. ``--parity-train=0``: all 60k.
@@ -103,7 +119,7 @@ def tailor_run(raw: dict[str, str], data: tuple[np.ndarray, ...], label: str) ->
         {"num_classes": "10", "num_training_samples": str(len(x)), "image_shape": "1,28,28", **raw}
     )
     state: dict[str, Any] = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan"), "train_s": 0.0}
-    state["accs"], state["losses"] = [], []
+    state["accs"], state["losses"], state["times"] = [], [], []
 
     def log(line: str) -> None:
         if "Validation-cross-entropy=" in line:
@@ -115,6 +131,7 @@ def tailor_run(raw: dict[str, str], data: tuple[np.ndarray, ...], label: str) ->
         if "Validation-accuracy=" in line:
             state["acc"] = float(line.split("=")[1])
             state["accs"].append(state["acc"])
+            state["times"].append(state["train_s"])
             if state["acc"] >= TARGET and state["t_target"] != state["t_target"]:  # first time over (nan != nan)
                 state["t_target"] = state["train_s"]
         if "Speed:" in line or "Validation-accuracy" in line:
@@ -223,7 +240,7 @@ def mxnet_run(
             env=env,
         )
         state: dict[str, Any] = {"t_target": float("nan"), "acc": 0.0, "epoch_time": float("nan"), "train_s": 0.0}
-        state["accs"], state["losses"] = [], []
+        state["accs"], state["losses"], state["times"] = [], [], []
         assert proc.stdout is not None
         for line in proc.stdout:
             if epochs:
@@ -235,6 +252,7 @@ def mxnet_run(
                 state["acc"], state["train_s"] = rec["acc"], rec["train_s"]
                 state["accs"].append(rec["acc"])
                 state["losses"].append(rec["loss"])
+                state["times"].append(rec["train_s"])
                 if rec["acc"] >= TARGET and state["t_target"] != state["t_target"]:
                     state["t_target"] = rec["train_s"]
         if proc.wait() != 0:
@@ -281,6 +299,22 @@ def _time_to_target(r: dict[str, float]) -> tuple[float, str]:
     if r["t_target"] == r["t_target"]:
         return r["t_target"], ""
     return r["train_s"], ">"
+
+
+def time_to(r: dict[str, Any], accuracy: float) -> float:
+    """Training seconds at the end of the first epoch whose test accuracy reached ``accuracy`` (nan: never)."""
+    return next((t for a, t in zip(r["accs"], r["times"], strict=True) if a >= accuracy), float("nan"))
+
+
+def common_ratio(baseline: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[float, float, float] | None:
+    """(accuracy, baseline seconds, best seconds of ``runs``) at the best test accuracy both sides reached: a real
+    time-to-accuracy ratio even when neither reached 91.1 %. None when a side has no evaluated epoch."""
+    ours = [a for r in runs for a in r["accs"]]
+    if not baseline["accs"] or not ours:
+        return None
+    accuracy = min(max(baseline["accs"]), max(ours))
+    ours_s = [t for t in (time_to(r, accuracy) for r in runs) if t == t]  # runs that reached it (nan != nan)
+    return accuracy, time_to(baseline, accuracy), min(ours_s)
 
 
 def main(argv: list[str]) -> None:
@@ -359,6 +393,13 @@ def main(argv: list[str]) -> None:
             )
         if reached:
             print(f"Time to 91.1 %, MXNet ResNet-20 / Tailor default: {mx_bound}{mx_t / best:.1f}x (goal >= 10x)")
+        common = common_ratio(mx_row, defaults)
+        if common:
+            acc, t_mx, t_tl = common
+            print(
+                f"Time to {acc * 100:.2f} % (the best test accuracy both reached), MXNet ResNet-20 {t_mx:.0f} s / "
+                f"Tailor default {t_tl:.1f} s: {t_mx / t_tl:.1f}x"
+            )
         mx_n = len(mx_row["accs"])
         if mx_bound:
             print(f"  ('>': MXNet did not reach 91.1 % in {mx_n} epochs; its training time is a lower bound)")

@@ -36,6 +36,11 @@ the ceiling (73 % of ORT at one thread), p99 3.5 / 27.7 / 96.3 ms, mean realised
 at p99 27.7 ms against 1,600 at 20 ms). Earlier rounds divided by ORT at the worker's thread count; that figure
 is now printed beside the ceiling, not as it.
 
+Another quiet run, on a slower day of this VM (5 s per level, load average 1.7 before and after from the runs
+just before it; ceiling 1,692 img/s, ORT at one thread 831): c=1 / 16 / 64: 202 / 647 / 841 req/s, p99 9.6 /
+36.9 / 115.6 ms. Timers inside the worker put its model thread at 97-99 % busy from c=16 on, at one-thread ORT
+speed: the bound is ORT on one core (``tailor.serving.server``'s docstring has the split).
+
 Figures from `python -m bench serving` (2-core VM shared with other engineers) are kept, with the load average
 of the run, as the measured contract in ``tailor.serving.server``'s docstring. Tailor's own per-minute
 ModelLatencyP50/P99 and BatchSize for the run are printed after the Tailor rounds.

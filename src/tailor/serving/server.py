@@ -34,6 +34,17 @@ req/s = 32 / 62 / 74 % (no-auth at c=16: 97 %). Goals c=64 >= 90 % and c=16 >= 1
 not met on this shared machine. py-spy on the worker under c=64: ~47 % of its samples in
 Session.run, ~24 % in the event loop's own C code (socket reads and writes), ~10 % handing results across the
 model thread, PNG decode under 1 %: besides ONNX Runtime the cost is per frame and per thread hop, not per pixel.
+What bounds it, round two, timed inside the processes (a throwaway build with perf_counter stamps around
+each stage, 3 s windows, quiet machine): the worker's model thread. At c=16 it ran 275 batches of 7.9 images
+in 3 s at 10.6 ms each (97 % busy; 1.34 ms per image), at c=64 83 batches of 32 at 35.7 ms (99 %; 1.11 ms per
+image): that is raw ONNX Runtime at one thread on this machine (831-1,290 img/s at batch 64 across runs).
+Everything else is small beside it: auth and routing before the hop 0.05-0.09 ms, PNG decode 0.13-0.28 ms,
+the reply's JSON 0.03-0.06 ms (p50s); the latency a client sees is the wait for the model thread. /proc CPU
+at c=16 / 64: worker 104 / 113 % (1.47 / 1.37 ms per request), server 34 % (0.47 / 0.40 ms), machine 145 / 156 %
+of 200. A second intra-op thread uses the rest on a quiet machine: c=64 908 / 882 against 808 / 810 req/s, c=16
+730 / 672 against 654 / 677 (alternating runs); under load it lost (1,300-1,400 vs 900-1,050 img/s at load ~6,
+above), so the default stays one thread fewer than the cores. The 90 % goal would need ONNX Runtime on both
+cores and the rest of a request (HTTP, auth, frame, decode, JSON: ~0.75 ms of CPU here) near 0.1 ms.
 InvokeEndpoint is answered in front of FastAPI (``tailor.api.hosting.InvocationFront``): in-process, with the
 worker replaced by a canned reply, 42 / 29 us of CPU per invocation against 446 / 372 us routed through FastAPI
 (two runs), and 45-54 us against 47-89 us for the previous in-stack middleware (alternating processes, load ~15).

@@ -188,6 +188,8 @@ def build_model(work: Path) -> tuple[Path, Path]:
             m.running_var.uniform_(0.5, 1.5)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / "weights.safetensors"))
     export_onnx(model, (1, 28, 28), work / "model.onnx", tta=False)
+    # The INT8 calibration sample a trained artifact carries (256 images): random pixels, as the weights are.
+    np.save(work / "calibration.npy", np.random.default_rng(1).integers(0, 256, (256, 1, 28, 28), dtype=np.uint8))
     names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
     meta = {
         "algorithm": "tailor/image-classification",
@@ -199,7 +201,11 @@ def build_model(work: Path) -> tuple[Path, Path]:
         "tta": None,
     }
     tar = write_artifact(
-        work / "model.tar.gz", model_json=meta, weights_path=work / "weights.safetensors", onnx_path=work / "model.onnx"
+        work / "model.tar.gz",
+        model_json=meta,
+        weights_path=work / "weights.safetensors",
+        onnx_path=work / "model.onnx",
+        calibration_path=work / "calibration.npy",
     )
     model_dir = work / "model"
     safe_extract(tar, model_dir)
@@ -237,8 +243,9 @@ def worker_threads() -> int:
     return max(1, min(usable_cores() - 1, 8))
 
 
-def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
-    """Batch-64 images/s and batch-1 latency of a bare ``InferenceSession`` with the worker's options and graph.
+def raw_ort(model_dir: Path, seconds: float, threads: int, quantize: str = "fp32") -> dict:
+    """Batch-64 images/s and batch-1 latency of a bare ``InferenceSession`` with the worker's options and graph
+    (``quantize="int8"``: the worker's INT8 graph, calibrated on the artifact's sample, for both).
 
     Also: session start from the exported graph (optimised at load, as before the cache) vs from the cached
     optimised graph, and batch-64 throughput of the unoptimised graph (ORT_DISABLE_ALL), all in this run."""
@@ -247,6 +254,7 @@ def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
     from tailor.serving import ort as tort
 
     onnx = model_dir / "model.onnx"
+    calibration = np.load(model_dir / "calibration.npy") if quantize == "int8" else None
     rng = np.random.default_rng(0)
     x64 = rng.integers(0, 256, (64, 1, 28, 28)).astype(np.float32)
     x1 = x64[:1].copy()
@@ -257,6 +265,8 @@ def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
     t = time.perf_counter()
     sess = tort.session(onnx, threads)
     start_cached = time.perf_counter() - t
+    if calibration is not None:  # the graph the worker serves; the calibration runs once, before any timing
+        sess = tort.session(onnx, threads, calibration=calibration)
     bare = ort.InferenceSession(
         str(onnx), sess_options=tort.session_options(threads, level="none"), providers=["CPUExecutionProvider"]
     )
@@ -281,7 +291,7 @@ def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
     # lower; a share of it would flatter Tailor.
     from tailor.serving.loader import usable_cores
 
-    full = tort.session(onnx, usable_cores())
+    full = tort.session(onnx, usable_cores(), calibration=calibration)
 
     def ceiling() -> float:
         n, t = 0, time.perf_counter()
@@ -293,13 +303,13 @@ def raw_ort(model_dir: Path, seconds: float, threads: int) -> dict:
     _CEILING[:] = [ceiling]
     out["b64_all_cores_img_s"] = ceiling()
     print(
-        f"  raw ORT, every core ({usable_cores()} threads): batch 64 {out['b64_all_cores_img_s']:.0f} img/s, the "
-        "ceiling",
+        f"  raw ORT {quantize}, every core ({usable_cores()} threads): batch 64 {out['b64_all_cores_img_s']:.0f} "
+        "img/s, the ceiling",
         flush=True,
     )
     print(
-        f"  raw ORT ({threads} thread{'s' if threads > 1 else ''}): batch 64 {out['b64_img_s']:.0f} img/s "
-        f"(unoptimised graph {out['b64_unoptimised_img_s']:.0f}); batch 1 p50 {out['b1_p50_ms']:.2f} ms "
+        f"  raw ORT {quantize} ({threads} thread{'s' if threads > 1 else ''}): batch 64 {out['b64_img_s']:.0f} img/s "
+        f"(unoptimised fp32 graph {out['b64_unoptimised_img_s']:.0f}); batch 1 p50 {out['b1_p50_ms']:.2f} ms "
         f"p99 {out['b1_p99_ms']:.2f} ms; session start {out['start_plain_ms']:.0f} ms from the export, "
         f"{out['start_cached_ms']:.0f} ms from the cached optimised graph",
         flush=True,
@@ -519,14 +529,18 @@ def start_tailor(work: Path, tar: Path) -> TailorServer:
     return TailorServer(settings, env, url, proc, token)
 
 
-def run_tailor(work: Path, tar: Path, raw: Path, seconds: float) -> tuple[dict, dict, dict]:
+def run_tailor(work: Path, tar: Path, raw: Path, seconds: float, quantize: str = "fp32") -> tuple[dict, dict, dict]:
     from tailor.client import Client
+    from tailor.hosting.models import QUANTIZE_ENV
 
     settings, env, url, proc, token = start_tailor(work, tar)
     home = settings.home
+    container: dict[str, Any] = {"ModelDataUrl": "s3://bench/model.tar.gz"}
+    if quantize != "fp32":
+        container["Environment"] = {QUANTIZE_ENV: quantize}
     try:
         with Client(url=url, settings=settings) as client:
-            client.create_model(ModelName="bench", PrimaryContainer={"ModelDataUrl": "s3://bench/model.tar.gz"})
+            client.create_model(ModelName="bench", PrimaryContainer=container)
             client.create_endpoint_config(
                 EndpointConfigName="bench", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}]
             )
@@ -629,6 +643,9 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="bench_serving")
     p.add_argument("--seconds", type=float, default=5.0, help="wrk duration per concurrency level")
     p.add_argument("--only", choices=["tailor", "naive", "bentoml"], action="append")
+    p.add_argument(
+        "--quantize", choices=["fp32", "int8"], default="fp32", help="Tailor's endpoint and the raw ORT ceiling"
+    )
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (the Makefile's bench target does it)")
@@ -643,10 +660,12 @@ def main(argv: list[str]) -> None:
         tar, model_dir = build_model(work)
         raw, multi = write_images(work)
         results: dict[str, dict | None] = {}
-        results["ort"] = raw_ort(model_dir, args.seconds, worker_threads())
+        results["ort"] = raw_ort(model_dir, args.seconds, worker_threads(), args.quantize)
         results["asgi"] = asgi_path_cost(work)
         if "tailor" in wanted:
-            results["tailor"], results["no-auth"], results["routed"] = run_tailor(work, tar, raw, args.seconds)
+            results["tailor"], results["no-auth"], results["routed"] = run_tailor(
+                work, tar, raw, args.seconds, args.quantize
+            )
         if "naive" in wanted:
             results["naive"] = run_naive(work, model_dir, raw, args.seconds)
         if "bentoml" in wanted:

@@ -14,8 +14,9 @@ session starts in 9 / 90 / 139 ms from it against 26 / 214 / 245 ms from the exp
 batch-64 throughput equals the optimised-at-load graph's (the runtime's default level was already
 ORT_ENABLE_ALL) and is 3.7x / 2.5x / 1.7x the unoptimised (ORT_DISABLE_ALL) graph's: 1,086 vs 293 img/s at
 load ~2.5, 121 vs 48 and 111 vs 64 img/s under load 13-17.
-INT8 (``python -m bench quantize``, same machine and load): 2.07x batch-64 throughput and 1.61x batch-1 p50 of
-the fp32 graph, accuracy on the 10,000 Fashion-MNIST test images 75.22 % vs 74.70 % (one-epoch ResNet-20).
+INT8 (``python -m bench quantize``): on a quiet machine 1.12x batch-64 throughput and 1.05x batch-1 p50 of the
+fp32 graph (AVX2, no VNNI: no fast int8 dot product here); 2.07x / 1.61x in an earlier run at load ~16 was the
+load's doing. Accuracy on the 10,000 Fashion-MNIST test images 75.22 % vs 74.70 % (one-epoch ResNet-20).
 """
 
 from __future__ import annotations

@@ -165,6 +165,26 @@ def test_s3_server_round_trip(s3_settings: Settings, tmp_path: Path) -> None:
     assert storage.read_many([uri for uri, _ in outs]) == [data for _, data in outs]
     with pytest.raises(NotFoundError):
         storage.read_bytes(f"s3://{bucket}/missing")
+    _check_read_range(storage, f"s3://{bucket}/data/big.rec", big.read_bytes())
+    with pytest.raises(NotFoundError):
+        storage.read_range(f"s3://{bucket}/missing", 0, 10)
+
+
+def test_read_range_in_a_local_bucket(settings: Settings) -> None:
+    storage = Storage(settings)
+    data = bytes(range(256)) * 40
+    storage.write_bytes("s3://data/logs/training.log", data)
+    _check_read_range(storage, "s3://data/logs/training.log", data)
+
+
+def _check_read_range(storage: Storage, uri: str, data: bytes) -> None:
+    """A middle slice, a slice cut by the end, from exactly the end, past it, and an empty length."""
+    n = len(data)
+    assert storage.read_range(uri, 1000, 300) == data[1000:1300]
+    assert storage.read_range(uri, n - 5, 100) == data[n - 5 :]
+    assert storage.read_range(uri, n, 10) == b""
+    assert storage.read_range(uri, n + 50, 10) == b""
+    assert storage.read_range(uri, 7, 0) == b""
 
 
 def test_unreachable_s3_server_is_a_storage_error(settings: Settings) -> None:

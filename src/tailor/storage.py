@@ -218,6 +218,30 @@ class Storage:
         with self.open_read(uri) as fh:
             return fh.read()
 
+    def read_range(self, uri: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the object from byte ``offset``: fewer at its end, none past it. On S3 one
+        ranged GET, so a reader paging through a large object never downloads it whole."""
+        if length <= 0:
+            return b""
+        path = self.local_path(uri)
+        if path is not None:
+            with self.open_read(uri) as fh:
+                fh.seek(max(0, offset))
+                return fh.read(length)
+        from botocore.exceptions import ClientError
+
+        loc = parse_uri(uri)
+        with self._s3_errors(uri):
+            try:
+                reply = self._s3().get_object(
+                    Bucket=loc.bucket, Key=loc.key, Range=f"bytes={max(0, offset)}-{max(0, offset) + length - 1}"
+                )
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") == "InvalidRange":  # from at or past the end
+                    return b""
+                raise
+            return reply["Body"].read()
+
     def read_many(self, uris: list[str]) -> list[bytes]:
         """``read_bytes`` of each URI, in order, for less per object: in a local bucket each folder is resolved
         (and checked to lie inside its bucket) once, and a file is opened without following a symlink; a

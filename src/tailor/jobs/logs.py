@@ -33,16 +33,12 @@ def read_log(path: Path, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
     with fh:
         fh.seek(max(0, offset))
         data = fh.read(max(0, min(limit, MAX_CHUNK)))
-    return _chunk(data, offset, limit)
+    return log_chunk(data, offset, limit)
 
 
-def chunk_of(log: bytes, offset: int = 0, limit: int = MAX_CHUNK) -> LogChunk:
-    """The same chunk as ``read_log`` from a whole log in memory (a shipped copy, below)."""
-    start = max(0, offset)
-    return _chunk(log[start : start + max(0, min(limit, MAX_CHUNK))], offset, limit)
-
-
-def _chunk(data: bytes, offset: int, limit: int) -> LogChunk:
+def log_chunk(data: bytes, offset: int, limit: int) -> LogChunk:
+    """A chunk from ``data``, the log's bytes read from ``offset`` (at most ``limit``, as ``read_log`` reads them
+    from a file and the shared store's copy from a ranged GET): ends at a line end when it filled the limit."""
     if len(data) == limit and b"\n" in data:
         data = data[: data.rindex(b"\n") + 1]
     return LogChunk(data.decode("utf-8", errors="replace"), max(0, offset) + len(data))

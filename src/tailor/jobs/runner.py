@@ -8,7 +8,6 @@ sandbox (``tailor.jobs.isolation``) or, for own code with an engine, in a contai
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -40,7 +39,6 @@ from tailor.storage import Storage, join_uri
 FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1024 characters of output/failure
 _POLL_S = 0.2  # supervisor tick: stop/timeout latency and exit detection
 _DB_POLL_S = 0.5  # how often a stop requested by another process is looked for
-log = logging.getLogger(__name__)
 
 
 class JobStopped(Exception):

@@ -25,7 +25,7 @@ from tailor.backends import Backend, local
 from tailor.db import Database, utcnow
 from tailor.errors import ConflictError, NotFoundError, ValidationError
 from tailor.jobs import container, isolation
-from tailor.jobs.logs import LOG_NAME, chunk_of, read_log, shipped_log_uri
+from tailor.jobs.logs import LOG_NAME, MAX_CHUNK, log_chunk, read_log, shipped_log_uri
 from tailor.jobs.runner import JobRunner, reclaim_orphan
 from tailor.jobs.spec import TrainingJobSpec, builtin_images, parse_spec
 from tailor.jobs.state import TERMINAL, final_metrics, transition, update
@@ -340,10 +340,11 @@ class TrainingJobService:
         row = self._row(name)
         done = row.status in TERMINAL
         path = self._log_path(row)
-        if path is None:  # on another machine: its copy in the shared store
-            log = self._shipped_log(row)
-            chunk = chunk_of(log, offset, limit)
-            complete = done and chunk.next_offset >= len(log)  # the runner copies it whole before the end
+        if path is None:  # on another machine: its copy in the shared store, read by range
+            uri = self._shipped_log(row)
+            size = self.storage.size(uri)
+            chunk = log_chunk(self.storage.read_range(uri, offset, min(limit, MAX_CHUNK)), offset, limit)
+            complete = done and chunk.next_offset >= size  # the runner copies it whole before the end
         else:
             chunk = read_log(path, offset, limit)
             complete = done and read_log(path, chunk.next_offset, 1).text == ""
@@ -364,13 +365,13 @@ class TrainingJobService:
             return here  # not written yet (a queued job), on this machine
         return None
 
-    def _shipped_log(self, row: TrainingJobRow) -> bytes:
-        """The copy the owner keeps in the shared store (every few seconds, and whole before the job ends); when
-        there is none, say where the log is rather than answer an empty log that claims to be whole."""
+    def _shipped_log(self, row: TrainingJobRow) -> str:
+        """The URI of the copy the owner keeps in the shared store (every few seconds, and whole before the job
+        ends); when there is none, say where the log is rather than answer an empty log that claims to be whole."""
         output = (row.spec.get("OutputDataConfig") or {}).get("S3OutputPath")
         uri = shipped_log_uri(output, row.name) if output else None
         if uri and self.storage.remote and self.storage.exists(uri):
-            return self.storage.read_bytes(uri)
+            return uri
         host = self.membership.host_of(row.owner_server) if self.membership else None
         raise NotFoundError(
             f"the log of training job {row.name!r} is on host {host} (in {Path(row.job_dir) / LOG_NAME}), the "

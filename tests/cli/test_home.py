@@ -45,3 +45,19 @@ def test_only_the_last_level_is_created_owner_only(tmp_path: Path) -> None:
     out = tailor(home, "jobs", "list")
     assert out.returncode == 0, out.stderr
     assert (home.stat().st_mode & 0o777) == 0o700 and (home / "tailor.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_commands_that_read_no_settings_neither_load_them_nor_touch_the_home(tmp_path: Path) -> None:
+    # pydantic-settings is ~0.3 s of a ~0.6 s start: `tailor data …` and every --help skip it, and a broken
+    # home is no obstacle to a command that never uses it.
+    home = tmp_path / "nonexistent" / "home"
+    code = (
+        "import sys\nfrom tailor.cli.main import cli\n"
+        "cli.main(['data', 'im2rec', '--help'], prog_name='tailor', standalone_mode=False)\n"
+        "print('settings imported:', 'tailor.settings' in sys.modules)\n"
+    )
+    env = {**os.environ, "TAILOR_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: tailor data im2rec" in out.stdout and out.stdout.endswith("settings imported: False\n")
+    assert not (tmp_path / "nonexistent").exists()

@@ -7,13 +7,15 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tailor.cli.root import settings_of
 from tailor.client import Client, TrainingJob
-from tailor.settings import Settings
+
+if TYPE_CHECKING:
+    from tailor.settings import Settings
 
 # An epoch is done when its training ends (its Train-accuracy / Time cost line), not when its first batch logs.
 _EPOCH_DONE = re.compile(r"Epoch\[(\d+)\] (?:Train-accuracy|Time cost)=")

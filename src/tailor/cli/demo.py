@@ -18,13 +18,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tailor.cli.root import settings_of
 from tailor.errors import ServiceUnavailableError
-from tailor.settings import Settings
+
+if TYPE_CHECKING:
+    from tailor.settings import Settings
 
 BUCKET = "tailor-demo"
 

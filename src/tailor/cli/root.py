@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import click
 
-from tailor.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from tailor.settings import Settings
 
 # Options most commands share.
 url_option = click.option(
@@ -24,11 +28,25 @@ class _Root(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:
     """Tailor: classify your own images on your own machines."""
-    ctx.obj = load_settings(home=home)
+    ctx.obj = _Unloaded(home)
+
+
+@dataclass(frozen=True)
+class _Unloaded:
+    """The root's settings before a command asks for them: pydantic-settings is ~0.3 s of a ~0.6 s start, which
+    commands that never read settings (``tailor data …``, every ``--help``) skip."""
+
+    home: str | None
 
 
 def settings_of(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
+    """The resolved settings, loaded on the first call (config.toml and TAILOR_* errors surface there)."""
+    root = ctx.find_root()
+    if isinstance(root.obj, _Unloaded):
+        from tailor.settings import load_settings
+
+        root.obj = load_settings(home=root.obj.home)
+    return root.obj
 
 
 @cli.command("config")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from tailor.cli.root import settings_of
 from tailor.errors import ConflictError, ValidationError
-from tailor.settings import Settings
+
+if TYPE_CHECKING:
+    from tailor.settings import Settings
 
 LOCK_NAME = "server.lock"
 

@@ -75,6 +75,54 @@ def test_reencode_fast_path_matches_pillow_path(tmp_path: Path, color: int, monk
             assert pa == pb  # the same encoder (Pillow's libjpeg, islow DCT) driven directly: the same bytes
 
 
+@pytest.mark.parametrize("color", [1, 0, -1])
+def test_reencode_without_geometry_writes_image_saves_bytes(tmp_path: Path, color: int) -> None:
+    """No crop, no resize: the JPEG is transcoded with no Pillow Image in between (images.transcode_jpeg);
+    every record still holds exactly what Pillow's decode to ``mode`` and Image.save(quality=q) write."""
+    tree = make_tree(tmp_path / "img", per_class=3, size=(28, 28), fmt="jpg")
+    grey = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(tree / "cat" / "grey.jpg", quality=90)  # as stored = 1 component
+    lst = _lst(tree, tmp_path / "out" / "d.lst")
+    res = pack_list(lst, tree, PackOptions(color=color, quality=93), num_thread=2)
+    files = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.jpg"))
+    assert res.written == len(files) == 10 and not res.skipped
+    with RecordReader(res.rec) as r:
+        for i, f in enumerate(files):
+            header, payload = unpack(r.read_idx(i))
+            src = Image.open(tree / f)
+            mode = {1: "RGB", 0: "L"}.get(color, src.mode)
+            src.draft(mode, src.size)  # libjpeg's own colour conversion (grey = Y), as OpenCV's imread does
+            buf = io.BytesIO()
+            src.convert(mode).save(buf, "JPEG", quality=93)
+            assert (header.id, payload) == (i, buf.getvalue()), f
+
+
+def test_packs_in_two_threads_at_once_each_get_their_own_chunks(tmp_path: Path) -> None:
+    """Forked pool workers read their chunks from the parent's memory by key: two packs running in threads
+    of one process (two jobs in one server) must not see each other's lists."""
+    import threading
+
+    trees = [make_tree(tmp_path / f"img{k}", per_class=k + 2, size=(14 + k, 12), fmt="jpg") for k in range(2)]
+    lists = [_lst(tree, tmp_path / f"out{k}" / "d.lst") for k, tree in enumerate(trees)]
+    opts = PackOptions(quality=90)
+    results: dict[int, bytes] = {}
+
+    def run(k: int) -> None:
+        # One chunk per image forces a pool with many tasks.
+        results[k] = pack_list(lists[k], trees[k], opts, num_thread=2).rec.read_bytes()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("tailor.data.pack._CHUNK", 1)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for k in range(2):
+        alone = pack_list(_lst(trees[k], tmp_path / f"alone{k}" / "d.lst"), trees[k], opts, num_thread=1)
+        assert results[k] == alone.rec.read_bytes() and len(results[k]) > 0
+
+
 @pytest.mark.parametrize(("mode", "quality"), [("L", 95), ("RGB", 95), ("RGB", 75), ("L", 1), ("RGB", 100)])
 def test_encode_jpeg_array_writes_pillows_bytes(mode: str, quality: int) -> None:
     rng = np.random.default_rng(quality)

@@ -66,14 +66,50 @@ def decode_jpeg_image(data: bytes, mode: str) -> Image.Image | None:
     info = jpeg_info(data)
     if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
         return None
-    w, h, _ = info
+    core = _decode_core(data, mode, info[0], info[1])
+    return None if core is None else Image.Image()._new(core)
+
+
+def transcode_jpeg(data: bytes, mode: str | None, quality: int) -> bytes | None:
+    """A JPEG decoded as ``mode`` ('L', 'RGB'; None: as stored) and encoded at ``quality``: the bytes
+    ``encode_jpeg(decode_jpeg_image(data, mode), quality)`` gives, with no Pillow Image in between.
+
+    For a 28×28 image the Python around the two libjpeg calls is as much as the calls themselves: driving the
+    codec objects of Pillow's core directly measured 50-59 against 62-81 µs of CPU a grey 28×28 JPEG to RGB q95
+    (20,000 images, 4 alternating runs, quiet machine).
+    None: take the normal path (CMYK, odd markers, corrupt data)."""
+    info = jpeg_info(data)
+    if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
+        return None
+    w, h, comps = info
+    mode = mode or ("L" if comps == 1 else "RGB")
+    core = _decode_core(data, mode, w, h)
+    return None if core is None else _encode_core(core, mode, w, h, quality)
+
+
+def _decode_core(data: bytes, mode: str, w: int, h: int) -> Any:
+    """libjpeg into a new core image of ``mode`` (what ``Image._getdecoder(mode, "jpeg", (mode, ""))`` builds)."""
     try:
         core = Image.core.new(mode, (w, h))
-        if not _decoded(Image._getdecoder(mode, "jpeg", (mode, "")), core, w, h, data):
-            return None
-        return Image.Image()._new(core)
+        return core if _decoded(Image.core.jpeg_decoder(mode, mode, ""), core, w, h, data) else None
     except Exception:  # private Pillow API: any surprise falls back to the public path
         return None
+
+
+def _encode_core(core: Any, mode: str, w: int, h: int, quality: int) -> bytes | None:
+    """Pillow's libjpeg encoder over a core image, configured as ``Image.save(fp, "JPEG", quality=q)``."""
+    try:
+        enc = Image.core.jpeg_encoder(mode, mode, *_jpeg_config(max(1, quality)))
+        enc.setimage(core, (0, 0, w, h))
+        parts = []
+        while True:
+            _, err, data = enc.encode(_ENCODE_BUF)
+            parts.append(data)
+            if err:
+                break
+    except Exception:  # noqa: BLE001 - private Pillow API: any surprise falls back to Image.save
+        return None
+    return b"".join(parts) if err > 0 else None
 
 
 def jpeg_array(data: bytes | memoryview, channels: int) -> np.ndarray | None:
@@ -127,17 +163,9 @@ def encode_jpeg(img: Image.Image, quality: int) -> bytes | None:
         return None
     try:
         img.load()
-        enc = Image._getencoder(img.mode, "jpeg", img.mode, _jpeg_config(max(1, quality)))
-        enc.setimage(img.im, (0, 0, *img.size))
-        parts = []
-        while True:
-            _, err, data = enc.encode(_ENCODE_BUF)
-            parts.append(data)
-            if err:
-                break
-    except Exception:  # noqa: BLE001 - private Pillow API: any surprise falls back to Image.save
+    except Exception:  # noqa: BLE001 - a lazily opened image that fails to load: Image.save reports it
         return None
-    return b"".join(parts) if err > 0 else None
+    return _encode_core(img.im, img.mode, *img.size, quality)
 
 
 def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:

@@ -17,8 +17,14 @@ its ``fastdct`` says: re-encoded 28×28 pixels sat a mean 0.70-0.8 grey levels f
 0.22 for Pillow and OpenCV (MXNet's im2rec).
 
 Measured contract (``python -m bench data --only=pack``, 70,000 Fashion-MNIST JPEGs, vs MXNet 1.9.1 ``im2rec.py
---num-thread 2`` in the same run, 3 alternating runs, wall time including interpreter start; 2-core VM at load
-average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and the spread is wide):
+--num-thread 2`` in the same run, 3 alternating runs, wall time including interpreter start).
+Round three, quiet (load average 1.6 before / 2.6 after): re-encode .jpg q95 5.21 s vs 13.72 s (2.6x; runs
+5.16-5.21 vs 13.60-13.75 s; 6.73 vs 15.16 s = 2.3x the same day before this round), pass-through 2.28 s vs
+8.18 s (3.6x); the re-encoded .rec is byte-identical to im2rec's. The re-encode is now ~1 s of serial start
+(interpreter, imports, one parse of the list) and two workers at ~108 µs an image each: 35 % CPython, 32 %
+libjpeg, 20 % kernel in perf. Goal 3x: not met (needs ~4.5 s).
+Round two, at load average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and the spread is
+wide:
   fidelity (re-encode .jpg q95, 5,000 images): Tailor's bytes equal Image.save's 5000/5000; mean abs pixel
   difference to im2rec's (OpenCV) output 0.000, to the source 0.219 (im2rec's 0.219). Goal <= 0.3: met.
   pass-through:        53.7 s vs 123.0 s (2.3x; runs 39-71 s vs 74-147 s)
@@ -169,6 +175,17 @@ def _read_file(path: str) -> bytes:
         os.close(fd)
 
 
+def _read_rel(rootfd: int, rel: str, base: str) -> bytes:
+    """A file under the root by its relative path, opened against the root's descriptor: no walk from / per
+    image (open+read 9-11 against 11-15 µs a 28×28 JPEG here, 3 alternating runs of 30,000)."""
+    fd = os.open(rel, os.O_RDONLY, dir_fd=rootfd)
+    try:
+        data = os.read(fd, _READ)
+    finally:
+        os.close(fd)
+    return data if len(data) < _READ else _read_file(base + rel)
+
+
 def _transform_fast(data: bytes, opts: PackOptions) -> bytes | None:
     """A JPEG → .jpg without Pillow's Python layers: libjpeg decodes straight into a Pillow image of the wanted
     mode, crop/resize as :func:`_transform`, then Pillow's encoder driven directly. The same bytes as
@@ -179,6 +196,8 @@ def _transform_fast(data: bytes, opts: PackOptions) -> bytes | None:
     """
     if opts.encoding != ".jpg" or data[:3] != _JPEG:
         return None
+    if not opts.center_crop and not opts.resize:  # pixels as decoded: no Image object needed
+        return _img.transcode_jpeg(data, {-1: None, 0: "L"}.get(opts.color, "RGB"), opts.quality)
     if opts.color == -1:
         info = _img.jpeg_info(data)
         if info is None or info[2] not in (1, 3):
@@ -192,45 +211,26 @@ def _transform_fast(data: bytes, opts: PackOptions) -> bytes | None:
     return _img.encode_jpeg(_geometry(img, opts), opts.quality)
 
 
-def _frame(it: LstItem, payload: bytes, opts: PackOptions) -> list[bytes]:
-    """The record's on-disk parts without joining header and payload first (one copy fewer per image)."""
-    if len(it.labels) == 1 or not opts.pack_label:
-        head = _IR.pack(0, it.labels[0], it.index, 0)
-        # The header is 24 bytes (4-aligned), so an aligned magic word lies wholly in header or payload: when
-        # neither holds it anywhere, the record is one part (the common case; encode_record handles the rest).
-        if _MAGIC not in head and _MAGIC not in payload and len(payload) + 24 <= MAX_LENGTH:
-            n = len(payload) + 24
-            return [_HEAD.pack(MAGIC, n), head, payload, _PAD[(-n) & 3]]
-    return [encode_record(pack(_header(it, opts), payload))]
+def _encode_chunk(args: tuple[str, list[LstItem], PackOptions]) -> tuple[bytes, list[tuple[int, int]], list[str]]:
+    """One blob of framed records for the chunk, (index, offset in blob) per record, skip reasons.
 
-
-def _pass_through_chunk(
-    root: str, items: list[LstItem], opts: PackOptions
-) -> tuple[bytes, list[tuple[int, int]], list[str]]:
-    """:func:`_encode_chunk` for --pass-through in one tight loop: files opened relative to the root's
-    descriptor (no path walk from /), single-label records framed inline; the rest via :func:`_frame`.
-
-    ~8 µs an image of Python; 70k Fashion-MNIST files in ~1 s of CPU, most of it open/read/close.
+    One tight loop for both modes: files opened relative to the root's descriptor (no path walk from /),
+    single-label records framed inline (the rest through encode_record). Pass-through is ~8 µs an image of
+    Python, 70k Fashion-MNIST files in ~1 s of CPU, most of it open/read/close.
     """
+    root, items, opts = args
+    payload_of = _pass_through if opts.pass_through else _reencode
     parts: list[bytes] = []
     where: list[tuple[int, int]] = []
     skipped: list[str] = []
     pos = 0
     head_pack, ir_pack, magic, pads = _HEAD.pack, _IR.pack, _MAGIC, _PAD
-    base = os.path.join(root, "")
+    base = os.path.join(root, "")  # read_lst keeps every path relative and inside root: plain concatenation
     rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for it in items:
             try:
-                fd = os.open(it.path, os.O_RDONLY, dir_fd=rootfd)
-                try:
-                    data = os.read(fd, _READ)
-                finally:
-                    os.close(fd)
-                if len(data) == _READ:
-                    data = _read_file(base + it.path)
-                if data[:3] != _JPEG and data[:8] != _PNG and not _looks_like_image(data):
-                    raise DataError("not an image", path=base + it.path)
+                data = payload_of(_read_rel(rootfd, it.path, base), opts, base + it.path)
             except OSError as err:
                 skipped.append(f"{base + it.path}: {err.strerror or err}")
                 continue
@@ -241,53 +241,32 @@ def _pass_through_chunk(
             if len(labels) == 1 or not opts.pack_label:
                 head = ir_pack(0, labels[0], it.index, 0)
                 n = len(data) + 24
+                # The header is 24 bytes (4-aligned), so an aligned magic word lies wholly in header or
+                # payload: when neither holds it, the record is one part (encode_record handles the rest).
                 if magic not in data and magic not in head and n <= MAX_LENGTH:
                     where.append((it.index, pos))
                     pad = (-n) & 3
                     parts += (head_pack(MAGIC, n), head, data, pads[pad])
                     pos += n + 8 + pad
                     continue
-            rec = _frame(it, data, opts)
+            rec = encode_record(pack(_header(it, opts), data))
             where.append((it.index, pos))
-            parts.extend(rec)
-            pos += sum(map(len, rec))
+            parts.append(rec)
+            pos += len(rec)
     finally:
         os.close(rootfd)
     return b"".join(parts), where, skipped
 
 
-def _encode_chunk(args: tuple[str, list[LstItem], PackOptions]) -> tuple[bytes, list[tuple[int, int]], list[str]]:
-    """One blob of framed records for the chunk, (index, offset in blob) per record, skip reasons."""
-    root, items, opts = args
-    if opts.pass_through:
-        return _pass_through_chunk(root, items, opts)
-    parts: list[bytes] = []
-    where: list[tuple[int, int]] = []
-    skipped: list[str] = []
-    pos = 0
-    base = os.path.join(root, "")  # read_lst keeps every path relative and inside root: plain concatenation
-    for it in items:
-        full = base + it.path
-        try:
-            data = _read_file(full)
-            if opts.pass_through:
-                if not _looks_like_image(data):
-                    raise DataError("not an image", path=full)
-                payload = data
-            else:
-                fast = _transform_fast(data, opts)
-                payload = fast if fast is not None else _transform(data, opts, full)
-            rec = _frame(it, payload, opts)
-        except OSError as err:
-            skipped.append(f"{full}: {err.strerror or err}")
-            continue
-        except DataError as err:
-            skipped.append(str(err))
-            continue
-        where.append((it.index, pos))
-        parts.extend(rec)
-        pos += sum(map(len, rec))
-    return b"".join(parts), where, skipped
+def _pass_through(data: bytes, opts: PackOptions, name: str) -> bytes:
+    if data[:3] != _JPEG and data[:8] != _PNG and not _looks_like_image(data):
+        raise DataError("not an image", path=name)
+    return data
+
+
+def _reencode(data: bytes, opts: PackOptions, name: str) -> bytes:
+    fast = _transform_fast(data, opts)
+    return fast if fast is not None else _transform(data, opts, name)
 
 
 def pack_list(
@@ -297,11 +276,14 @@ def pack_list(
     *,
     num_thread: int = 1,
     progress: Callable[[int], None] | None = None,
+    items: list[LstItem] | None = None,
 ) -> PackResult:
-    """Pack one ``.lst`` into ``<stem>.rec``/``<stem>.idx``; all or nothing (temp files renamed at the end)."""
+    """Pack one ``.lst`` into ``<stem>.rec``/``<stem>.idx``; all or nothing (temp files renamed at the end).
+    ``items``: the list already parsed (``read_lst(lst, root=root)``)."""
     opts.validate()
     lst = Path(lst)
-    items = read_lst(lst, root=root)
+    if items is None:
+        items = read_lst(lst, root=root)
     res = PackResult(lst, lst.with_suffix(".rec"), lst.with_suffix(".idx"))
     chunks = [(str(root), items[i : i + _CHUNK], opts) for i in range(0, len(items), _CHUNK)]
     with RecordWriter(res.rec, res.idx) as writer:
@@ -334,9 +316,24 @@ def _map(chunks: list[Any], workers: int) -> Iterator[tuple[bytes, list[tuple[in
     if workers <= 1 or len(chunks) <= 1:
         yield from map(_encode_chunk, chunks)
         return
-    # fork: workers start in milliseconds and run only simplejpeg/Pillow/numpy, never torch or OpenMP.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(_encode_chunk, chunks)
+    # fork: workers start in milliseconds and run only simplejpeg/Pillow/numpy, never torch or OpenMP. They
+    # inherit the chunks, so a task is two numbers: pickling 70k list items to send and unpickling them cost
+    # ~0.35 s of CPU. The key keeps two packs in threads of one process apart.
+    key = object()
+    _FORKED[id(key)] = chunks
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_encode_forked, [(id(key), i) for i in range(len(chunks))])
+    finally:
+        del _FORKED[id(key)]
+
+
+_FORKED: dict[int, list[Any]] = {}  # chunks a forked pool's workers read by (key, index)
+
+
+def _encode_forked(task: tuple[int, int]) -> tuple[bytes, list[tuple[int, int]], list[str]]:
+    key, i = task
+    return _encode_chunk(_FORKED[key][i])
 
 
 def pack_prefix(
@@ -355,13 +352,15 @@ def pack_prefix(
     lists = find_lists(prefix)
     if not lists:
         raise DataError(f"no .lst file with prefix {prefix}: create one with `tailor data im2rec --list`")
-    # Names from all of the prefix's lists together: a small validation list may lack a class.
-    names = class_names_from_items(item for lst in lists for item in read_lst(lst))
+    # Each list is parsed once (70k lines: ~0.3 s), for the class names and for packing. Names come from all of
+    # the prefix's lists together: a small validation list may lack a class.
+    parsed = [(lst, read_lst(lst, root=root)) for lst in lists]
+    names = class_names_from_items(item for _, items in parsed for item in items)
     results = []
-    for lst in lists:
+    for lst, items in parsed:
         if on_list:
-            on_list(lst, sum(1 for line in lst.read_text().splitlines() if line.strip()))
-        res = pack_list(lst, root, opts, num_thread=num_thread, progress=progress)
+            on_list(lst, len(items))
+        res = pack_list(lst, root, opts, num_thread=num_thread, progress=progress, items=items)
         if names:
             res.classes = write_class_map(res.rec, names)
         results.append(res)

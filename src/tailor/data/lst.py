@@ -91,6 +91,9 @@ def read_lst(path: str | Path, root: str | Path | None = None) -> list[LstItem]:
     # Lexical containment (normpath, no per-line resolve(): that cost 70 µs a line, 5 s for 70k images).
     root_s = os.path.normpath(os.path.abspath(root)) if root is not None else None
     items: list[LstItem] = []
+    # A list holds a few distinct label strings ('3.000000'): each is parsed once, then looked up (70k lines:
+    # 0.31-0.38 -> 0.16-0.21 s).
+    single: dict[str, tuple[float]] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
@@ -105,7 +108,12 @@ def read_lst(path: str | Path, root: str | Path | None = None) -> list[LstItem]:
         try:
             # int() and float() ignore surrounding blanks themselves: no per-column strip (70k lines: -0.2 s).
             index = int(cols[0])
-            labels = (float(cols[1]),) if len(cols) == 3 else tuple(float(c) for c in cols[1:-1])
+            if len(cols) == 3:
+                labels: tuple[float, ...] | None = single.get(cols[1])
+                if labels is None:
+                    labels = single[cols[1]] = (float(cols[1]),)
+            else:
+                labels = tuple(float(c) for c in cols[1:-1])
         except ValueError:
             raise DataError(
                 f"index must be an integer and labels numbers: {line[:80]!r}", path=path, where=f"line {n}"

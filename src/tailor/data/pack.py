@@ -18,11 +18,11 @@ its ``fastdct`` says: re-encoded 28×28 pixels sat a mean 0.70-0.8 grey levels f
 
 Measured contract (``python -m bench data --only=pack``, 70,000 Fashion-MNIST JPEGs, vs MXNet 1.9.1 ``im2rec.py
 --num-thread 2`` in the same run, 3 alternating runs, wall time including interpreter start).
-Round three, quiet (load average 1.6 before / 2.6 after): re-encode .jpg q95 5.21 s vs 13.72 s (2.6x; runs
-5.16-5.21 vs 13.60-13.75 s; 6.73 vs 15.16 s = 2.3x the same day before this round), pass-through 2.28 s vs
-8.18 s (3.6x); the re-encoded .rec is byte-identical to im2rec's. The re-encode is now ~1 s of serial start
-(interpreter, imports, one parse of the list) and two workers at ~108 µs an image each: 35 % CPython, 32 %
-libjpeg, 20 % kernel in perf. Goal 3x: not met (needs ~4.5 s).
+Round three, quiet (load average 0.7 before / 2.1 after): re-encode .jpg q95 4.63 s vs 13.26 s (2.9x; runs
+4.32-4.94 vs 12.72-14.11 s, pairs 2.7x / 3.1x / 2.9x; 6.73 vs 15.16 s = 2.3x the same day before this round),
+pass-through 2.33 s vs 7.88 s (3.4x); the re-encoded .rec is byte-identical to im2rec's. The re-encode is now
+~0.7 s of serial start (interpreter, imports, one parse of the list) and two workers at ~100 µs an image each:
+35 % CPython, 32 % libjpeg, 20 % kernel in perf. Goal 3x: just short in the median.
 Round two, at load average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and the spread is
 wide:
   fidelity (re-encode .jpg q95, 5,000 images): Tailor's bytes equal Image.save's 5000/5000; mean abs pixel

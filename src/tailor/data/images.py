@@ -14,17 +14,33 @@ from __future__ import annotations
 import functools
 import io
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from tailor.errors import DataError
 
-try:
-    import simplejpeg
-except ImportError:  # a declared dependency; without it everything still works through Pillow, slower
-    simplejpeg = None
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and simplejpeg (which imports numpy) load on first use: ~0.12 s that `tailor data im2rec`, which
+# needs neither, would otherwise spend before its first image. None: simplejpeg is missing (a declared
+# dependency; without it everything still works through Pillow, slower). Tests set it to None.
+_UNLOADED: Any = object()
+simplejpeg: Any = _UNLOADED
+
+
+def simplejpeg_or_none() -> Any:
+    """The simplejpeg module, imported on the first call; None when it is missing (or a test set it so)."""
+    global simplejpeg
+    if simplejpeg is _UNLOADED:
+        try:
+            import simplejpeg as module
+        except ImportError:
+            module = None
+        simplejpeg = module
+    return simplejpeg
+
 
 _JPEG = b"\xff\xd8\xff"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -119,12 +135,13 @@ def jpeg_array(data: bytes | memoryview, channels: int) -> np.ndarray | None:
     None: not a JPEG, or one simplejpeg refuses (CMYK, corrupt, …): take the Pillow path, which decodes what
     it can and raises the usual :class:`DataError` for the rest. ``data`` may be a view into a mapped file.
     """
-    if simplejpeg is None or data[:3] != _JPEG:
+    sj = simplejpeg_or_none()
+    if sj is None or data[:3] != _JPEG:
         return None
     try:
         if channels == 0:
-            channels = 1 if simplejpeg.decode_jpeg_header(data)[2] == "Gray" else 3
-        return simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "RGB")
+            channels = 1 if sj.decode_jpeg_header(data)[2] == "Gray" else 3
+        return sj.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "RGB")
     except Exception:  # ValueError for bad data, others for odd colour spaces: Pillow decides
         return None
 
@@ -148,6 +165,8 @@ def encode_jpeg_array(arr: np.ndarray, quality: int) -> bytes | None:
         mode = "RGB"
     else:
         return None
+    import numpy as np
+
     return encode_jpeg(Image.fromarray(np.ascontiguousarray(arr), mode), quality)
 
 
@@ -186,6 +205,8 @@ def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
     if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
         return None
     w, h, _ = info
+    import numpy as np
+
     try:
         if channels == 1:
             buf = np.empty((h, w), np.uint8)
@@ -269,6 +290,8 @@ def crop_origin(h: int, w: int, size: tuple[int, int], name: object = None) -> t
 
 
 def to_chw(img: Image.Image) -> np.ndarray:
+    import numpy as np
+
     arr = np.asarray(img)
     if arr.ndim == 2:
         return arr[None]

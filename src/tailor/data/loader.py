@@ -294,7 +294,7 @@ def _decode_range(
     readers: dict[str, RecordReader],
 ) -> tuple[int, list[Any]]:
     """Thread: decode ``entries`` straight into rows ``start…`` of the mapped images.npy; returns header labels."""
-    if kind == "rec" and not opts["resize"] and _img.simplejpeg is not None:
+    if kind == "rec" and not opts["resize"] and _img.simplejpeg_or_none() is not None:
         return start, _decode_rec_fast(entries, start, out, opts, readers)
     shape = out.shape[1:]
     labels: list[Any] = []
@@ -333,7 +333,7 @@ def _decode_rec_fast(
     # np.asarray: a plain ndarray view, since indexing an np.memmap row costs ~1 µs of subclass bookkeeping.
     rows = np.asarray(out)
     dst = rows[start : start + n].reshape(n, h, w, 1) if c == 1 else np.empty((n, h, w, c), np.uint8)
-    decode, unpack_head = _img.simplejpeg.decode_jpeg, _FLAG_LABEL.unpack_from
+    decode, unpack_head = _img.simplejpeg_or_none().decode_jpeg, _FLAG_LABEL.unpack_from
     labels: list[Any] = []
     last, mv = None, memoryview(b"")
     for i, (rec, off, s, e) in enumerate(entries):

@@ -22,7 +22,9 @@ Round three, quiet (load average 0.7 before / 2.1 after): re-encode .jpg q95 4.6
 4.32-4.94 vs 12.72-14.11 s, pairs 2.7x / 3.1x / 2.9x; 6.73 vs 15.16 s = 2.3x the same day before this round),
 pass-through 2.33 s vs 7.88 s (3.4x); the re-encoded .rec is byte-identical to im2rec's. The re-encode is now
 ~0.7 s of serial start (interpreter, imports, one parse of the list) and two workers at ~100 µs an image each:
-35 % CPython, 32 % libjpeg, 20 % kernel in perf. Goal 3x: just short in the median.
+35 % CPython, 32 % libjpeg, 20 % kernel in perf. Goal 3x: just short in the median. Again after numpy and
+simplejpeg became lazy imports (load 1.2 -> 2.8): re-encode 4.62 vs 13.31 s (2.9x; pairs 3.0x / 2.9x / 2.8x),
+pass-through 2.01 vs 8.37 s (4.2x).
 Round two, at load average 15-17 from other jobs, so absolute figures are ~10x a quiet run's and the spread is
 wide:
   fidelity (re-encode .jpg q95, 5,000 images): Tailor's bytes equal Image.save's 5000/5000; mean abs pixel

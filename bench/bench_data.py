@@ -4,6 +4,9 @@
 2. read + decode a .rec for training: Tailor's `load_channel` into the memory-mapped cache vs
    `mx.io.ImageRecordIter` (preprocess_threads 2, batch 256) over the same file: images/s.
 
+Measured, round three, quiet (--only=pack, 3 alternating runs, load 1.2 before / 2.8 after): pack re-encode
+4.62 s vs 13.31 s (2.9x; pairs 3.0x / 2.9x / 2.8x), the .rec byte-identical to im2rec's; pass-through 2.01 s vs
+8.37 s (4.2x). The same day before round three's changes: re-encode 6.73 vs 15.16 s (2.3x).
 Measured, round two, one run at load average 4.1 before / 7.4 after (--repeat=1): pack pass-through 5.04 s vs
 16.22 s (3.2x); re-encode 22.56 s vs 24.08 s (1.1x), pixels 0.000 from im2rec's, 0.219 from the source (im2rec
 0.219), bytes = Image.save's 5000/5000; decode into the cache 27,751 vs 22,315 img/s RGB (1.2x), 36,147 vs

@@ -42,9 +42,16 @@ Everything else is small beside it: auth and routing before the hop 0.05-0.09 ms
 the reply's JSON 0.03-0.06 ms (p50s); the latency a client sees is the wait for the model thread. /proc CPU
 at c=16 / 64: worker 104 / 113 % (1.47 / 1.37 ms per request), server 34 % (0.47 / 0.40 ms), machine 145 / 156 %
 of 200. A second intra-op thread uses the rest on a quiet machine: c=64 908 / 882 against 808 / 810 req/s, c=16
-730 / 672 against 654 / 677 (alternating runs); under load it lost (1,300-1,400 vs 900-1,050 img/s at load ~6,
-above), so the default stays one thread fewer than the cores. The 90 % goal would need ONNX Runtime on both
-cores and the rest of a request (HTTP, auth, frame, decode, JSON: ~0.75 ms of CPU here) near 0.1 ms.
+730 / 672 against 654 / 677 (alternating runs). Round three made every core the default after alternating
+endpoints (1 vs 2 threads, auth on, 5 s per level, each row two rounds) under three loads:
+    quiet (load 1.6)            c=16 642 / 642  vs 653 / 754    c=64 801 / 844 vs 899 / 927 req/s
+    two CPU hogs (load 2.3-3.2)  c=16 400 / 456  vs 483 / 505    c=64 611 / 522 vs 593 / 597
+    six CPU hogs (load 3.9-6.9)  c=16 352 / 393  vs 554 / 489    c=64 546 / 547 vs 612 / 654
+and c=1 p50 2.6-3.7 ms either way. The old rule (one thread fewer than the cores, from a raw-ORT figure at load
+~6: 1,300-1,400 vs 900-1,050 img/s) did not hold up through the endpoint: with spinning off, a second thread
+never lost. A per-batch choice between the two (wide only while the other processes left a core idle) was
+tried too and measured like one thread under load, so it was dropped. The 90 % goal would need the rest of a
+request (HTTP, auth, frame, decode, JSON: ~0.75 ms of CPU here) near 0.1 ms.
 InvokeEndpoint is answered in front of FastAPI (``tailor.api.hosting.InvocationFront``): in-process, with the
 worker replaced by a canned reply, 42 / 29 us of CPU per invocation against 446 / 372 us routed through FastAPI
 (two runs), and 45-54 us against 47-89 us for the previous in-stack middleware (alternating processes, load ~15).
@@ -362,16 +369,15 @@ def load_service(
     max_pixels: int | None = None,
     quantize: str = "fp32",
 ) -> ModelService:
-    """``threads``: model intra-op threads; default one core fewer than this process may use (at least 1, at
-    most 8), leaving a core to the event loops (this worker's and the Tailor server's). Measured on the 2-core
-    VM (ResNet-20, ONNX Runtime, no spinning, load ~6): 1 thread 1,300-1,400 img/s at batch 8-16, 2 threads
-    900-1,050 img/s; with spinning on, 2 threads fell to 600-800 img/s."""
+    """``threads``: model intra-op threads; default every core this process may use (at most 8). Through the
+    endpoint on the 2-core VM two threads beat one quiet (+10 % at c=64) and under 2 or 6 CPU hogs (the module
+    docstring has the table); with ONNX Runtime's spinning on, 2 threads fell to 600-800 img/s, so it is off."""
     from tailor.serving.loader import load_model, usable_cores  # imports onnxruntime/torch lazily
 
     # No NVIDIA device node: say "cpu" so load_model need not import torch (~2 s) just to ask CUDA.
     device = None if Path("/dev/nvidiactl").exists() else "cpu"
     if threads is None:
-        threads = max(1, min(usable_cores() - 1, 8))
+        threads = max(1, min(usable_cores(), 8))
     model = load_model(model_dir, runtime=runtime, device=device, threads=threads, quantize=quantize)  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     if max_batch_size is not None:

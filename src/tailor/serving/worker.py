@@ -31,7 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout-s", type=float, default=None)
     p.add_argument("--owner-pid", type=int, default=None, help="exit when this process (the launcher) is gone")
     p.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
-    p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: cores - 1)")
+    p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: every core, at most 8)")
     p.add_argument("--max-image-pixels", type=int, default=None, help="pixels one request may decode (413 above)")
     p.add_argument(
         "--quantize", default="fp32", choices=["fp32", "int8"], help="int8: an INT8 graph calibrated on the artifact"

@@ -10,6 +10,7 @@ renders times its own way (ISO strings over REST, epoch seconds over the SageMak
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -341,8 +342,7 @@ class TrainingJobService:
         done = row.status in TERMINAL
         path = self._log_path(row)
         if path is None:  # on another machine: its copy in the shared store, read by range
-            uri = self._shipped_log(row)
-            size = self.storage.size(uri)
+            uri, size = self._shipped_log(row)
             chunk = log_chunk(self.storage.read_range(uri, offset, min(limit, MAX_CHUNK)), offset, limit)
             complete = done and chunk.next_offset >= size  # the runner copies it whole before the end
         else:
@@ -365,13 +365,15 @@ class TrainingJobService:
             return here  # not written yet (a queued job), on this machine
         return None
 
-    def _shipped_log(self, row: TrainingJobRow) -> str:
-        """The URI of the copy the owner keeps in the shared store (every few seconds, and whole before the job
-        ends); when there is none, say where the log is rather than answer an empty log that claims to be whole."""
+    def _shipped_log(self, row: TrainingJobRow) -> tuple[str, int]:
+        """The URI and size (one HEAD) of the copy the owner keeps in the shared store (every few seconds, and
+        whole before the job ends); when there is none, say where the log is rather than answer an empty log that
+        claims to be whole."""
         output = (row.spec.get("OutputDataConfig") or {}).get("S3OutputPath")
         uri = shipped_log_uri(output, row.name) if output else None
-        if uri and self.storage.remote and self.storage.exists(uri):
-            return uri
+        if uri and self.storage.remote:
+            with contextlib.suppress(NotFoundError):
+                return uri, self.storage.size(uri)
         host = self.membership.host_of(row.owner_server) if self.membership else None
         raise NotFoundError(
             f"the log of training job {row.name!r} is on host {host} (in {Path(row.job_dir) / LOG_NAME}), the "

@@ -243,9 +243,9 @@ def write_images(work: Path) -> tuple[Path, Path]:
 # -- raw ONNX Runtime: the ceiling Tailor's HTTP path is measured against ---------------------------------------
 def worker_threads() -> int:
     """The intra-op threads a worker uses on this machine (``tailor.serving.server.load_service``'s default)."""
-    from tailor.serving.loader import usable_cores
+    from tailor.serving.loader import default_threads
 
-    return max(1, min(usable_cores(), 8))
+    return default_threads()
 
 
 def raw_ort(model_dir: Path, seconds: float, threads: int, quantize: str = "fp32") -> dict:

@@ -137,10 +137,16 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """ONNX Runtime intra-op threads when none are asked for: every core this process may use, at most 8
+    (``tailor.serving.server`` has the measurements behind every core rather than one fewer)."""
+    return max(1, min(usable_cores(), 8))
+
+
 def _onnx_runner(onnx_path: Path, threads: int | None = None, calibration: np.ndarray | None = None) -> Any:
     from tailor.serving.ort import session as ort_session
 
-    n = threads if threads is not None else min(usable_cores(), 8)
+    n = threads if threads is not None else default_threads()
     session = ort_session(onnx_path, n, calibration=calibration)
 
     def run(x: np.ndarray) -> np.ndarray:

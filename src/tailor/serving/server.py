@@ -369,15 +369,14 @@ def load_service(
     max_pixels: int | None = None,
     quantize: str = "fp32",
 ) -> ModelService:
-    """``threads``: model intra-op threads; default every core this process may use (at most 8). Through the
-    endpoint on the 2-core VM two threads beat one quiet (+10 % at c=64) and under 2 or 6 CPU hogs (the module
-    docstring has the table); with ONNX Runtime's spinning on, 2 threads fell to 600-800 img/s, so it is off."""
-    from tailor.serving.loader import load_model, usable_cores  # imports onnxruntime/torch lazily
+    """``threads``: model intra-op threads; default every core this process may use, at most 8
+    (``loader.default_threads``). Through the endpoint on the 2-core VM two threads beat one quiet (+10 % at
+    c=64) and under 2 or 6 CPU hogs (the module docstring has the table); with ONNX Runtime's spinning on, 2
+    threads fell to 600-800 img/s, so it is off."""
+    from tailor.serving.loader import load_model  # imports onnxruntime/torch lazily
 
     # No NVIDIA device node: say "cpu" so load_model need not import torch (~2 s) just to ask CUDA.
     device = None if Path("/dev/nvidiactl").exists() else "cpu"
-    if threads is None:
-        threads = max(1, min(usable_cores(), 8))
     model = load_model(model_dir, runtime=runtime, device=device, threads=threads, quantize=quantize)  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     if max_batch_size is not None:

@@ -4,6 +4,11 @@
 2. read + decode a .rec for training: Tailor's `load_channel` into the memory-mapped cache vs
    `mx.io.ImageRecordIter` (preprocess_threads 2, batch 256) over the same file: images/s.
 
+Measured, round four, quiet (3 alternating runs each): with the forked workers' pool replaced
+(tailor.data.forked), pack re-encode 3.67 s vs 12.20 s (3.3x; load 1.0 before / 2.3 after) and 3.98 s vs 12.70 s
+(3.2x; load 2.3 / 3.0), the .rec byte-identical to im2rec's again; the previous code in the same hour 3.89 s vs
+11.64 s (3.0x). Decode into the cache (load 2.7 / 1.8): RGB 62,521 vs 31,273 img/s (2.0x), grey 74,679 vs
+50,297 (1.5x); the previous code 58,889 vs 31,719 (1.9x) and 65,143 vs 59,574 (1.1x).
 Measured, round three, quiet (--only=pack, 3 alternating runs, load 1.2 before / 2.8 after): pack re-encode
 4.62 s vs 13.31 s (2.9x; pairs 3.0x / 2.9x / 2.8x), the .rec byte-identical to im2rec's; pass-through 2.01 s vs
 8.37 s (4.2x). The same day before round three's changes: re-encode 6.73 vs 15.16 s (2.3x).

@@ -98,8 +98,8 @@ def test_reencode_without_geometry_writes_image_saves_bytes(tmp_path: Path, colo
 
 
 def test_packs_in_two_threads_at_once_each_get_their_own_chunks(tmp_path: Path) -> None:
-    """Forked pool workers read their chunks from the parent's memory by key: two packs running in threads
-    of one process (two jobs in one server) must not see each other's lists."""
+    """Forked workers read their chunks from the parent's memory: two packs running in threads of one process
+    (two jobs in one server) must not see each other's lists."""
     import threading
 
     trees = [make_tree(tmp_path / f"img{k}", per_class=k + 2, size=(14 + k, 12), fmt="jpg") for k in range(2)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tailor.data.forked import fork_map
 from tailor.data.idx import read_idx
 from tailor.errors import DataError, ValidationError
 
@@ -71,15 +71,8 @@ def import_idx(
         )
         for s in range(0, n, _CHUNK)
     ]
-    if workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for done in pool.imap_unordered(_write_chunk, jobs):
-                if progress:
-                    progress(done)
-    else:
-        for job in jobs:
-            done = _write_chunk(job)
-            if progress:
-                progress(done)
+    for done in fork_map(lambda i: _write_chunk(jobs[i]), len(jobs), workers, ordered=False):
+        if progress:
+            progress(done)
     counts = np.bincount(labels.astype(np.int64), minlength=len(class_names))
     return {name: int(c) for name, c in zip(class_names, counts, strict=True)}

@@ -36,7 +36,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import struct
 import tempfile
 from collections.abc import Callable, Sequence
@@ -49,6 +48,7 @@ import numpy as np
 
 from tailor.data import images as _img
 from tailor.data.classes import map_path, read_class_map
+from tailor.data.forked import fork_map
 from tailor.data.lst import LstItem, class_names_from_items, list_images, read_lst
 from tailor.data.manifest import read_manifests
 from tailor.data.recordio import IR_SIZE, RecordReader, unpack
@@ -472,22 +472,14 @@ def _decode_forked(
     so the rows a child writes are the parent's) and sends back only the chunk's header labels."""
     _FORKED.update(entries=entries, out=out, opts=opts, readers=readers, chunk=chunk)
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(_WORKERS, len(starts)), initializer=_default_signals) as pool:
-            for s, labs, error in pool.imap_unordered(_decode_forked_chunk, starts):
-                if error is not None:
-                    raise DataError(error)
-                header_labels[s] = labs
-                bar(len(labs))
+        decoded = fork_map(lambda i: _decode_forked_chunk(starts[i]), len(starts), _WORKERS, ordered=False)
+        for s, labs, error in decoded:
+            if error is not None:
+                raise DataError(error)
+            header_labels[s] = labs
+            bar(len(labs))
     finally:
         _FORKED.clear()
-
-
-def _default_signals() -> None:
-    """A forked decoder inherits its parent's SIGTERM handler: the training process's "stop after the current
-    batch" would make it outlive the pool's terminate(), which then waits for it forever."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends the pool
 
 
 def _decode_forked_chunk(start: int) -> tuple[int, list[Any], str | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import struct
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
@@ -200,26 +201,73 @@ def decode_jpeg_array(data: bytes, channels: int) -> np.ndarray | None:
     arr = jpeg_array(data, channels)
     if arr is not None:
         return arr[:, :, 0] if channels == 1 else arr
-    data = bytes(data)
+    return libjpeg_array(bytes(data), channels)
+
+
+def libjpeg_array(data: bytes, channels: int) -> np.ndarray | None:
+    """A JPEG of 1 or 3 components decoded by Pillow's libjpeg into a new (H, W) or (H, W, 3) array: the pixels
+    ``Image.open(...).convert(mode)`` gives for grey-to-grey and colour-to-colour. None: anything unusual."""
     info = jpeg_info(data)
     if info is None or info[2] not in (1, 3) or min(info[:2]) < 1:
         return None
-    w, h, _ = info
+    raw = "L" if channels == 1 else "RGB"
+    return _decode_to_array(data, info[0], info[1], channels, "jpeg", (raw, ""))
+
+
+def png_array(data: bytes, channels: int) -> np.ndarray | None:
+    """A plain PNG (8-bit, grey for ``channels`` 1, RGB for 3, not interlaced) decoded by Pillow's zlib decoder
+    into a new (H, W) or (H, W, 3) array, skipping PngImageFile's Python chunk reading and Image.tobytes: the
+    pixels ``Image.open(...).load()`` gives (a test checks). None means: take the normal path (palettes, alpha,
+    16-bit, interlaced, a colour type other than ``channels``', a bad CRC or stream)."""
+    if data[:8] != _PNG or data[12:16] != b"IHDR" or len(data) < 33:
+        return None
+    w, h, depth, colour, method, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    if depth != 8 or colour != (0 if channels == 1 else 2) or method or filtering or interlace or not (w and h):
+        return None
+    idat = _png_idat(data)
+    return None if idat is None else _decode_to_array(idat, w, h, channels, "zip", ("L" if channels == 1 else "RGB",))
+
+
+def _png_idat(data: bytes) -> bytes | None:
+    """The joined IDAT payloads of a PNG whose chunks all check out (CRCs, lengths, IEND last, no critical
+    chunk besides IHDR/PLTE/IDAT/IEND); None otherwise."""
+    parts: list[bytes] = []
+    pos, n = 8, len(data)
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 8 + length
+        if end + 4 > n:
+            return None
+        kind = data[pos + 4 : pos + 8]
+        if zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+            return None
+        if kind == b"IDAT":
+            parts.append(data[pos + 8 : end])
+        elif kind == b"IEND":
+            return b"".join(parts) if parts else None
+        elif kind[0] < 0x61 and kind not in (b"IHDR", b"PLTE"):  # an unknown critical chunk (upper-case first)
+            return None
+        pos = end + 4
+    return None
+
+
+def _decode_to_array(data: bytes, w: int, h: int, channels: int, codec: str, args: tuple[str, ...]) -> Any:
+    """Pillow's ``codec`` decoder writing straight into a new uint8 array: no Image, no copy out of one."""
     import numpy as np
 
     try:
         if channels == 1:
             buf = np.empty((h, w), np.uint8)
             core = Image.core.map_buffer(buf, (w, h), "raw", 0, ("L", 0, 1))
-            dec = Image._getdecoder("L", "jpeg", ("L", ""))
+            dec = Image._getdecoder("L", codec, args)
         else:
             # Pillow keeps RGB as 4 bytes a pixel; decode into an RGBX view and drop X.
             buf = np.empty((h, w, 4), np.uint8)
             core = Image.core.map_buffer(buf, (w, h), "raw", 0, ("RGBX", 0, 1))
-            dec = Image._getdecoder("RGBX", "jpeg", ("RGB", ""))
+            dec = Image._getdecoder("RGBX", codec, args)
         if not _decoded(dec, core, w, h, data):
             return None
-    except Exception:  # private Pillow API: any surprise falls back to the public path
+    except Exception:  # noqa: BLE001 - private Pillow API: any surprise falls back to the public path
         return None
     return buf if channels == 1 else buf[:, :, :3]
 

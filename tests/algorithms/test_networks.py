@@ -48,3 +48,18 @@ def test_normalisation_lives_in_the_model() -> None:
 def test_unknown_model() -> None:
     with pytest.raises(ValidationError, match="registered models"):
         create_model("resnet7", num_classes=2)
+
+
+def test_short_budgets_take_the_narrow_fast_net_and_record_it() -> None:
+    from tailor.algorithms.image_classification.networks import SHORT_BUDGET_S, fastnet_kwargs
+
+    short, default, unbounded = fastnet_kwargs(60), fastnet_kwargs(300), fastnet_kwargs(None)
+    assert fastnet_kwargs(SHORT_BUDGET_S) == short and fastnet_kwargs(SHORT_BUDGET_S + 1) == default == unbounded
+    assert (short["widths"], short["stem_width"]) == ([16, 32, 64], 8)
+    assert (default["widths"], default["stem_width"]) == ([24, 48, 96], 16)
+    sizes = {}
+    for name, kw in (("short", short), ("default", default)):
+        model = create_model("fastnet", num_classes=10, in_channels=1, image_size=28, **kw)
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+        sizes[name] = sum(p.numel() for p in model.parameters())
+    assert sizes["short"] < sizes["default"] / 2

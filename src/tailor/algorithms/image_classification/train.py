@@ -135,7 +135,7 @@ def build(
     if not hp.use_pretrained_model and name != "efficientnet_lite0":
         kwargs["mean"], kwargs["std"] = channel_stats(train_images)
     if name == "fastnet":  # its shape in model.json, so a later change of the default cannot change a saved net
-        kwargs.update(fastnet_kwargs())
+        kwargs.update(fastnet_kwargs(hp.time_budget))
     torch.manual_seed(hp.seed)
     model = create_model(name, **kwargs)
     if "mean" not in kwargs:  # the network's own (the ImageNet weights'), recorded for model.json

@@ -218,7 +218,8 @@ def png_array(data: bytes, channels: int) -> np.ndarray | None:
     """A plain PNG (8-bit, grey for ``channels`` 1, RGB for 3, not interlaced) decoded by Pillow's zlib decoder
     into a new (H, W) or (H, W, 3) array, skipping PngImageFile's Python chunk reading and Image.tobytes: the
     pixels ``Image.open(...).load()`` gives (a test checks). None means: take the normal path (palettes, alpha,
-    16-bit, interlaced, a colour type other than ``channels``', a bad CRC or stream)."""
+    16-bit, interlaced, grey for 3 channels or colour for 1, a bad CRC or stream). The array is allocated at
+    the IHDR's size: the caller bounds that first (``serving.preprocess`` checks it against its pixel budget)."""
     if data[:8] != _PNG or data[12:16] != b"IHDR" or len(data) < 33:
         return None
     w, h, depth, colour, method, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)

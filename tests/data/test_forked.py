@@ -99,3 +99,26 @@ def test_stopping_early_terminates_workers_busy_with_long_tasks() -> None:
     results.close()
     assert time.monotonic() - started < 10
     assert _gone(first)
+
+
+def test_a_result_that_cannot_be_pickled_is_a_data_error_not_a_dead_worker() -> None:
+    with pytest.raises(DataError, match="task 2's result cannot be sent back"):
+        list(fork_map(lambda i: (lambda: i) if i == 2 else i, 5, 2))
+
+
+def test_a_failed_fork_still_ends_the_workers_already_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_fork = os.fork
+    started: list[int] = []
+
+    def fork_once() -> int:
+        if started:
+            raise OSError("fork failed")
+        pid = real_fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork_once)
+    with pytest.raises(OSError, match="fork failed"):
+        list(fork_map(lambda i: i, 6, 3))
+    assert len(started) == 1 and _gone(started[0])

@@ -37,19 +37,23 @@ def fork_map(fn: Callable[[int], R], count: int, workers: int, *, ordered: bool 
     if workers <= 1 or count <= 1:
         yield from map(fn, range(count))
         return
-    pool = _Workers(fn, min(workers, count))
+    pool: _Workers[R] = _Workers()
     try:
+        pool.start(fn, min(workers, count))
         yield from pool.results(count, ordered)
     finally:
         pool.close()
 
 
 class _Workers(Generic[R]):
-    def __init__(self, fn: Callable[[int], R], n: int) -> None:
+    def __init__(self) -> None:
         self.tasks: list[Connection] = []  # parent → worker: a task number, or None to stop
         self.replies: dict[Connection, int] = {}  # worker → parent: results, by worker number
         self.pids: list[int] = []
         self._failed = True  # until every result came back
+
+    def start(self, fn: Callable[[int], R], n: int) -> None:
+        """Fork ``n`` workers; if a fork fails, close() still ends the ones already started."""
         for w in range(n):
             task_r, task_w = Pipe(duplex=False)
             res_r, res_w = Pipe(duplex=False)
@@ -123,7 +127,10 @@ def _worker(fn: Callable[[int], object], tasks: Connection, results: Connection,
                 msg = (i, True, fn(i))
             except Exception as err:  # noqa: BLE001 - raised again in the parent
                 msg = (i, False, _portable(err))
-            results.send(msg)
+            try:
+                results.send(msg)
+            except (pickle.PicklingError, TypeError, AttributeError) as err:  # a result that cannot be pickled
+                results.send((i, False, DataError(f"task {i}'s result cannot be sent back: {err}")))
     except (EOFError, OSError):
         code = 1  # the parent is gone
     except BaseException:

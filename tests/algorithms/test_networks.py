@@ -57,6 +57,9 @@ def test_short_budgets_take_the_narrow_fast_net_and_record_it() -> None:
     assert fastnet_kwargs(SHORT_BUDGET_S) == short and fastnet_kwargs(SHORT_BUDGET_S + 1) == default == unbounded
     assert (short["widths"], short["stem_width"]) == ([16, 32, 64], 8)
     assert (default["widths"], default["stem_width"]) == ([24, 48, 96], 16)
+    # Epochs that fit in the budget at the default net's best rate: epochs bind, the wider net stays.
+    assert fastnet_kwargs(60, work=1_000 * 10 * 28 * 28) == default
+    assert fastnet_kwargs(60, work=60_000 * 200 * 28 * 28) == short
     sizes = {}
     for name, kw in (("short", short), ("default", default)):
         model = create_model("fastnet", num_classes=10, in_channels=1, image_size=28, **kw)

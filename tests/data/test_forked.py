@@ -122,3 +122,28 @@ def test_a_failed_fork_still_ends_the_workers_already_started(monkeypatch: pytes
     with pytest.raises(OSError, match="fork failed"):
         list(fork_map(lambda i: i, 6, 3))
     assert len(started) == 1 and _gone(started[0])
+
+
+def test_a_sigterm_before_the_worker_resets_its_handlers_still_ends_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent may handle SIGTERM itself (training: "stop after this batch"). A worker killed before it reset
+    that handler must die, not run the parent's handler and go on with a long task (close() then waited on it)."""
+    from tailor.data import forked
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    real_signal = signal.signal
+
+    def slow_reset(sig: int, handler: object) -> object:
+        time.sleep(0.5)  # in the worker: the SIGTERM below lands in this window
+        return real_signal(sig, handler)  # type: ignore[arg-type]
+
+    try:
+        monkeypatch.setattr(signal, "signal", slow_reset)
+        pool: forked._Workers[int] = forked._Workers()
+        pool.start(lambda i: time.sleep(60) or i, 1)
+        pool.tasks[0].send(0)
+        started = time.monotonic()
+        pool.close()  # SIGTERM at once, then wait
+        assert time.monotonic() - started < 10 and _gone(pool.pids[0])
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGTERM, previous)

@@ -28,6 +28,7 @@ from tailor.errors import DataError
 
 R = TypeVar("R")
 
+_STOPS = {signal.SIGTERM, signal.SIGINT}
 _IN_HAND = 2  # tasks a worker holds: one running, one queued, so it never waits on the parent
 
 
@@ -57,9 +58,16 @@ class _Workers(Generic[R]):
         for w in range(n):
             task_r, task_w = Pipe(duplex=False)
             res_r, res_w = Pipe(duplex=False)
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                _worker(fn, task_r, res_w, [*self.tasks, *self.replies, task_w, res_r])
+            # SIGTERM and SIGINT stay blocked across the fork until the worker has reset their handlers: a
+            # SIGTERM that reached a new worker before that ran the parent's handler (training's "stop after
+            # this batch"), and close() then waited for its tasks to finish (seen: 120 s in a test).
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+            try:
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    _worker(fn, task_r, res_w, [*self.tasks, *self.replies, task_w, res_r], mask)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             task_r.close()
             res_w.close()
             self.tasks.append(task_w)
@@ -111,7 +119,9 @@ class _Workers(Generic[R]):
             conn.close()
 
 
-def _worker(fn: Callable[[int], object], tasks: Connection, results: Connection, others: list[Connection]) -> None:
+def _worker(
+    fn: Callable[[int], object], tasks: Connection, results: Connection, others: list[Connection], mask: set[int]
+) -> None:
     """A forked worker: run tasks until None or the parent goes away; always ``os._exit`` (never the parent's
     cleanup, atexit or finally blocks)."""
     code = 0
@@ -120,6 +130,7 @@ def _worker(fn: Callable[[int], object], tasks: Connection, results: Connection,
         # close(); Ctrl-C reaches the parent, which ends the workers.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM that came meanwhile ends the worker now
         for conn in others:  # other workers' pipe ends: their EOFs must not wait on this process
             conn.close()
         while (i := tasks.recv()) is not None:

@@ -17,6 +17,7 @@ never preprocess differently.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -253,12 +254,17 @@ FASTNET_ACTIVATION = "relu"
 SHORT_BUDGET_S = 90.0
 FASTNET_SHORT_WIDTHS: tuple[int, ...] = (16, 32, 64)
 FASTNET_SHORT_STEM = 8
+# Only when time binds: a job whose epochs fit in its budget at the default net's best training rate here
+# (~1,800-1,900 img/s at 28x28 on a fast day, docs/MEASURED.md) keeps the wider net, which is better per epoch
+# (a 1,000-image, 10-epoch notebook job in a 60 s budget validated at 79-80 % on the narrow one).
+FASTNET_PIXELS_PER_S = 2_000 * 28 * 28
 
 
-def fastnet_kwargs(time_budget: float | None = None) -> dict[str, object]:
-    """The fast net's shape for a time budget (seconds; None: bounded by epochs), recorded in model.json so an
-    artifact rebuilds the net it was trained as."""
-    short = time_budget is not None and time_budget <= SHORT_BUDGET_S
+def fastnet_kwargs(time_budget: float | None = None, work: float = math.inf) -> dict[str, object]:
+    """The fast net's shape for a time budget (seconds; None: bounded by epochs) and the job's ``work`` (pixels
+    to train on: images x epochs x H x W), recorded in model.json so an artifact rebuilds the net it was
+    trained as."""
+    short = time_budget is not None and time_budget <= SHORT_BUDGET_S and work > time_budget * FASTNET_PIXELS_PER_S
     return {
         "widths": list(FASTNET_SHORT_WIDTHS if short else FASTNET_WIDTHS),
         "stem_width": FASTNET_SHORT_STEM if short else FASTNET_STEM,

@@ -135,7 +135,9 @@ def build(
     if not hp.use_pretrained_model and name != "efficientnet_lite0":
         kwargs["mean"], kwargs["std"] = channel_stats(train_images)
     if name == "fastnet":  # its shape in model.json, so a later change of the default cannot change a saved net
-        kwargs.update(fastnet_kwargs(hp.time_budget))
+        # The short-budget shape was measured on CPUs only: a GPU keeps the default.
+        budget = hp.time_budget if device.type == "cpu" else None
+        kwargs.update(fastnet_kwargs(budget, float(len(train_images)) * hp.epochs * h * w))
     torch.manual_seed(hp.seed)
     model = create_model(name, **kwargs)
     if "mean" not in kwargs:  # the network's own (the ImageNet weights'), recorded for model.json

@@ -10,7 +10,8 @@ never preprocess differently.
   32 px or less the ImageNet-style nets use a 3x3 stride-1 stem without max-pool (7x7/2 + pool would leave
   a 1x1 map after the first stage on 28x28 inputs).
 * ``fastnet``: airbench-style CPU network (conv widths 24/48/96 after a 16-channel stem, BatchNorm, ReLU,
-  max-pool; 16/32/64 after an 8-channel stem for time budgets of 90 s or less); ~1.5x the earlier 32/64/128
+  max-pool; 16/32/64 after an 8-channel stem when a CPU job's time budget is 90 s or less and ends before its
+  epochs); ~1.5x the earlier 32/64/128
   GELU net's training speed on this CPU (measured trade below).
 """
 

@@ -146,8 +146,11 @@ def build(
     mean, std = kwargs["mean"], kwargs["std"]
     model = model.to(device).to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
+    shape = ""
+    if name == "fastnet":  # which shape the budget chose (networks.SHORT_BUDGET_S), so the log says what runs
+        shape = f", widths {'/'.join(map(str, kwargs['widths']))} after a {kwargs['stem_width']}-channel stem"
     log(
-        f"Network {name}: {params / 1e6:.2f} M parameters ({params:,}), input {c}x{h}x{w}, normalisation "
+        f"Network {name}: {params / 1e6:.2f} M parameters ({params:,}){shape}, input {c}x{h}x{w}, normalisation "
         f"mean={mean} std={std}; trains for {hp.stopping_rule()}"
     )
     return model, name, kwargs, make_optimizer(hp, model)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tailor.data import images as _img
 from tailor.errors import ValidationError
 from tailor.serving import preprocess
 
@@ -109,5 +110,7 @@ def test_a_bad_crc_or_a_cut_stream_is_not_decoded_by_the_fast_path() -> None:
 
 def test_a_jpeg_whose_frame_disagrees_with_the_checked_size_is_left_to_pillow() -> None:
     body = PLAIN["grey jpeg"][0]
-    assert preprocess._decode_plain(body, 1, (28, 28)) is not None
-    assert preprocess._decode_plain(body, 1, (1, 1)) is None
+    assert _img.plain_array(body, 1, (28, 28)) is not None
+    assert _img.plain_array(body, 1, (1, 1)) is None
+    png = PLAIN["grey png"][0]
+    assert _img.plain_array(png, 1, (28, 28)) is not None and _img.plain_array(png, 1, (28, 27)) is None

@@ -214,6 +214,22 @@ def libjpeg_array(data: bytes, channels: int) -> np.ndarray | None:
     return _decode_to_array(data, info[0], info[1], channels, "jpeg", (raw, ""))
 
 
+def plain_array(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray | None:
+    """A JPEG or plain PNG already of ``size`` (width, height) and ``channels`` (grey for 1, colour for 3), decoded
+    by Pillow's codecs straight into an (H, W) or (H, W, 3) array: the pixels of ``Image.open(...).load()``, at
+    16-29 us instead of 78-106 us of CPU for a 28x28 grey PNG through the endpoint's decode_body (4 alternating
+    runs of 50,000). None: anything else, for the caller's Pillow path. ``size`` is the one the caller checked
+    (its pixel budget): a JPEG frame or PNG header of another size is not decoded."""
+    if data[:3] == _JPEG:
+        info = jpeg_info(data)
+        if info is None or info[:2] != size or info[2] != channels:
+            return None
+        return libjpeg_array(data, channels)
+    if data[:8] != _PNG or data[16:24] != struct.pack(">II", *size):
+        return None
+    return png_array(data, channels)
+
+
 def png_array(data: bytes, channels: int) -> np.ndarray | None:
     """A plain PNG (8-bit, grey for ``channels`` 1, RGB for 3, not interlaced) decoded by Pillow's zlib decoder
     into a new (H, W) or (H, W, 3) array, skipping PngImageFile's Python chunk reading and Image.tobytes: the

@@ -108,7 +108,7 @@ def decode_image(
     size = image_size(data)
     if size is not None:
         _check_pixels(*size, max_pixels)
-    arr = _decode_plain(data, c, (w, h)) if size == (w, h) else None
+    arr = _img.plain_array(data, c, size) if size == (w, h) else None
     if arr is not None:  # the model's own size and colour: nothing to count, convert or resize
         if counts is not None:
             counts.add(False, False)
@@ -123,20 +123,6 @@ def decode_image(
         img = img.resize((w, h), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None, :, :] if c == 1 else arr.transpose(2, 0, 1)
-
-
-def _decode_plain(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray | None:
-    """A JPEG or plain PNG of the model's size and colour (grey for a grey model, colour for a colour one),
-    decoded by Pillow's codecs straight into an array (``tailor.data.images``): the pixels of Pillow's full
-    path, at 16-29 us instead of 78-106 us of CPU for the 28x28 grey PNG the serving bench sends (the whole of
-    decode_body, 4 alternating runs of 50,000). None: anything else.
-    ``size``: the header's (already within the pixel budget); a JPEG frame of another size is not decoded."""
-    if data[:3] == b"\xff\xd8\xff":
-        info = _img.jpeg_info(data)
-        if info is None or info[:2] != size or info[2] != channels:
-            return None
-        return _img.libjpeg_array(data, channels)
-    return _img.png_array(data, channels)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:

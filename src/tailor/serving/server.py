@@ -53,7 +53,7 @@ never lost. A per-batch choice between the two (wide only while the other proces
 tried too and measured like one thread under load, so it was dropped. The 90 % goal would need the rest of a
 request (HTTP, auth, frame, decode, JSON: ~0.75 ms of CPU here) near 0.1 ms.
 Round four: a JPEG or plain PNG of the model's size and colour is decoded by Pillow's codecs straight into an
-array (``preprocess._decode_plain``; 16-29 against 78-106 us of CPU per 28x28 PNG body). Old and new code in
+array (``tailor.data.images.plain_array``; 16-29 against 78-106 us of CPU per 28x28 PNG body). Old and new code in
 alternating endpoints (auth on, wrk 5 s per level, 4 rounds each, quiet, load 1.2 -> 2.2), medians: c=1 381
 vs 330 req/s, c=16 886 vs 844, c=64 1,084 vs 1,035 (new ahead in 11 of the 12 pairs); c=64 p99 73-84 vs 91-108 ms.
 InvokeEndpoint is answered in front of FastAPI (``tailor.api.hosting.InvocationFront``): in-process, with the

@@ -185,7 +185,7 @@ def test_forked_rec_decode_matches_threaded_bytes(
     assert np.array_equal(forked.labels, threaded.labels) and forked.labels[:8].tolist() == [0, 1, 2, 3, 4, 5, 6, 0]
 
 
-def _sigterm_disposition(start: int) -> tuple[int, list[bool], None]:
+def _sigterm_disposition(start: int, *_: object) -> tuple[int, list[bool], None]:
     """Stands in for a chunk decoder: reports whether SIGTERM kills this forked process outright."""
     import signal
 

@@ -442,11 +442,6 @@ def _decode_threaded(
                 fut.cancel()
 
 
-# What forked decoders inherit (set just before the fork, cleared after): the entries, the mapped .rec files and
-# the cache's shared mapping, so nothing but a chunk's start goes out and its labels come back.
-_FORKED: dict[str, Any] = {}
-
-
 def _use_processes(plan: _Plan, n: int, chunks: int) -> bool:
     """A .rec of at least ``FORK_MIN_IMAGES`` on 2+ cores decodes in forked processes (own GIL each)."""
     return (
@@ -469,25 +464,26 @@ def _decode_forked(
     bar: Callable[..., None],
 ) -> None:
     """A .rec: one forked process per core decodes chunks into the shared mapping of images.npy (MAP_SHARED,
-    so the rows a child writes are the parent's) and sends back only the chunk's header labels."""
-    _FORKED.update(entries=entries, out=out, opts=opts, readers=readers, chunk=chunk)
-    try:
-        decoded = fork_map(lambda i: _decode_forked_chunk(starts[i]), len(starts), _WORKERS, ordered=False)
-        for s, labs, error in decoded:
-            if error is not None:
-                raise DataError(error)
-            header_labels[s] = labs
-            bar(len(labs))
-    finally:
-        _FORKED.clear()
+    so the rows a child writes are the parent's) and sends back only the chunk's header labels. The workers
+    inherit the entries, the mapped .rec files and the mapping at the fork: nothing but a chunk's number goes out.
+    """
+
+    def one(i: int) -> tuple[int, list[Any], str | None]:
+        return _decode_forked_chunk(starts[i], entries[starts[i] : starts[i] + chunk], out, opts, readers)
+
+    for s, labs, error in fork_map(one, len(starts), _WORKERS, ordered=False):
+        if error is not None:
+            raise DataError(error)
+        header_labels[s] = labs
+        bar(len(labs))
 
 
-def _decode_forked_chunk(start: int) -> tuple[int, list[Any], str | None]:
+def _decode_forked_chunk(
+    start: int, entries: list[Any], out: np.ndarray, opts: dict[str, Any], readers: dict[str, RecordReader]
+) -> tuple[int, list[Any], str | None]:
     """In a forked decoder: one chunk into the shared rows; a failure comes back as its one-line message."""
-    f = _FORKED
     try:
-        entries = f["entries"][start : start + f["chunk"]]
-        _, labels = _decode_range("rec", entries, start, f["out"], f["opts"], None, f["readers"])
+        _, labels = _decode_range("rec", entries, start, out, opts, None, readers)
     except Exception as err:  # noqa: BLE001 - the parent raises it; a traceback object cannot cross the pipe
         return start, [], str(err) if isinstance(err, TailorError) else f"decoding failed: {type(err).__name__}: {err}"
     return start, labels, None

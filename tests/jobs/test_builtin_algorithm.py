@@ -56,7 +56,7 @@ def test_builtin_algorithm_job_completes_and_plots(settings: Settings, dataset_m
     assert "num_layers" not in desc["HyperParameters"]
     network = next(line for line in log.splitlines() if "Network fastnet:" in line)
     assert re.search(r"0\.\d\d M parameters \([\d,]+\).*trains for 300 s of training \(time_budget; epochs=2", network)
-    assert "widths 24/48/96 after a 16-channel stem" in network  # a 300 s budget keeps the default shape
+    assert "widths 24/48/96 and a stem of 16 channels" in network  # a 300 s budget keeps the default shape
     final = {m["MetricName"] for m in desc["FinalMetricDataList"]}
     assert {"train:accuracy", "validation:accuracy"} <= final
     out = tmp_path / "curves.png"

@@ -148,7 +148,7 @@ def build(
     params = sum(p.numel() for p in model.parameters())
     shape = ""
     if name == "fastnet":  # which shape the budget chose (networks.SHORT_BUDGET_S), so the log says what runs
-        shape = f", widths {'/'.join(map(str, kwargs['widths']))} after a {kwargs['stem_width']}-channel stem"
+        shape = f", widths {'/'.join(map(str, kwargs['widths']))} and a stem of {kwargs['stem_width']} channels"
     log(
         f"Network {name}: {params / 1e6:.2f} M parameters ({params:,}){shape}, input {c}x{h}x{w}, normalisation "
         f"mean={mean} std={std}; trains for {hp.stopping_rule()}"

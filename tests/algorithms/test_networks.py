@@ -51,15 +51,16 @@ def test_unknown_model() -> None:
 
 
 def test_short_budgets_take_the_narrow_fast_net_and_record_it() -> None:
-    from tailor.algorithms.image_classification.networks import SHORT_BUDGET_S, fastnet_kwargs
+    from tailor.algorithms.image_classification.networks import SHORT_BUDGET_S, fastnet_kwargs, short_budget
 
-    short, default, unbounded = fastnet_kwargs(60), fastnet_kwargs(300), fastnet_kwargs(None)
-    assert fastnet_kwargs(SHORT_BUDGET_S) == short and fastnet_kwargs(SHORT_BUDGET_S + 1) == default == unbounded
+    assert short_budget(60) and short_budget(SHORT_BUDGET_S)
+    assert not short_budget(SHORT_BUDGET_S + 1) and not short_budget(300) and not short_budget(None)
+    # Epochs that fit in the budget at the default net's best rate: epochs bind, the wider net stays.
+    assert not short_budget(60, work=1_000 * 10 * 28 * 28)
+    assert short_budget(60, work=60_000 * 200 * 28 * 28)
+    short, default = fastnet_kwargs(short=True), fastnet_kwargs()
     assert (short["widths"], short["stem_width"]) == ([16, 32, 64], 8)
     assert (default["widths"], default["stem_width"]) == ([24, 48, 96], 16)
-    # Epochs that fit in the budget at the default net's best rate: epochs bind, the wider net stays.
-    assert fastnet_kwargs(60, work=1_000 * 10 * 28 * 28) == default
-    assert fastnet_kwargs(60, work=60_000 * 200 * 28 * 28) == short
     sizes = {}
     for name, kw in (("short", short), ("default", default)):
         model = create_model("fastnet", num_classes=10, in_channels=1, image_size=28, **kw)

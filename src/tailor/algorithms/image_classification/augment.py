@@ -1,5 +1,6 @@
 """Batch augmentations of the training loop, on whole uint8 / float batches on the training device (never per
-image in Python): random crop +-2 px with horizontal flip, colour jitter and small affine transforms."""
+image in Python): random crop +-2 px with horizontal flip (flips only under a short time budget, where
+translation measured 0.9 points worse: train.short_recipe), colour jitter and small affine transforms."""
 
 from __future__ import annotations
 
@@ -11,20 +12,26 @@ import torch.nn.functional as F
 PAD = 2  # random-crop translation in pixels (airbench / docs/MEASURED.md recipe)
 
 
-def crop_flip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to PAD px (zero pad + crop) and horizontal flip, for a whole uint8 set at once."""
+def crop_flip(images: torch.Tensor, gen: torch.Generator, pad: int = PAD) -> torch.Tensor:
+    """Random translation by up to ``pad`` px (zero pad + crop) and horizontal flip, for a whole uint8 set at once;
+    ``pad`` 0 only flips."""
+    out = translate(images, gen, pad) if pad else images.clone()
+    flip = (torch.rand(images.shape[0], generator=gen) < 0.5).to(images.device)
+    out[flip] = out[flip].flip(3)
+    return out
+
+
+def translate(images: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
     n, _, h, w = images.shape
-    padded = F.pad(images, (PAD, PAD, PAD, PAD))
-    dx = torch.randint(0, 2 * PAD + 1, (n,), generator=gen).to(images.device)
-    dy = torch.randint(0, 2 * PAD + 1, (n,), generator=gen).to(images.device)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)
     out = torch.empty_like(images)
-    for oy in range(2 * PAD + 1):  # 25 shifted slices instead of n Python-level crops
-        for ox in range(2 * PAD + 1):
+    for oy in range(2 * pad + 1):  # (2 pad + 1)^2 shifted slices (25 at pad 2) instead of n Python-level crops
+        for ox in range(2 * pad + 1):
             idx = ((dy == oy) & (dx == ox)).nonzero().squeeze(1)
             if idx.numel():
                 out[idx] = padded[idx, :, oy : oy + h, ox : ox + w]
-    flip = (torch.rand(n, generator=gen) < 0.5).to(images.device)
-    out[flip] = out[flip].flip(3)
     return out
 
 

@@ -21,6 +21,14 @@ was slower than in round one throughout (fast net ~1,000-1,070 img/s against ~1,
   86.6 / 90.47 / 90.06 % (1,518 s); 91.1 % not reached, so its time to 91.1 % is > 1,518 s against Tailor's
   > 90 s: no ratio. At the best accuracy both reached, 90.47 %: MXNet 1,334 s (7 epochs), Tailor's default
   90.2 s: 14.8x (read off the per-epoch lines of this run; the bench prints that line since).
+Round five, one run on a quiet machine (``--target-budget 60 --budget 300 --resnet-epochs 1 --mxnet-epochs 1``,
+load average 1.0 before, 1.8 after; 797 s in all):
+  Tailor default: **91.35 % at a 60 s budget** (2 epochs of the short net, flips only: train.short_recipe), so
+  91.1 % in <= 60 s is met in the bench's own run; alternating 60 s runs gave a mean of 91.63 % (3 runs,
+  docs/MEASURED.md). 92.86 % at 300 s (5 epochs: the 24/48/96 net ran at ~1,040 img/s this day against
+  ~1,900 on a fast one; goal >= 94.0 %: not met).
+  ResNet-20 epoch: Tailor 189.3 s, MXNet 175.2 s: 0.93x (goal >= 2x: not met). MXNet's one epoch reached
+  83.65 %; Tailor's default got there in 32.4 s (5.4x); time to 91.1 %: > 2.9x, a bound (MXNet ran one epoch).
 3. ``--parity`` (``python -m bench.bench_train --parity --parity-train=3500 --parity-epochs=4 --seeds=0,1,2``):
    the same ResNet-20 recipe, per epoch and per seed, both runners trained from the very same .rec files (packed
    once by MXNet); test accuracy and loss on the 10k test set after every epoch. ``--parity-train=0``: all 60k.
@@ -319,7 +327,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench_train")
     parser.add_argument("--quick", action="store_true", help="subsets and short budgets: validates, not a benchmark")
     parser.add_argument("--budget", type=float, default=300.0, help="Tailor default's time budget (s)")
-    parser.add_argument("--target-budget", type=float, default=90.0, help="short budget aimed at 91.1 %% (s)")
+    parser.add_argument("--target-budget", type=float, default=60.0, help="short budget aimed at 91.1 %% (s)")
     parser.add_argument("--long", action="store_true", help="also run a 900 s budget")
     parser.add_argument("--resnet-epochs", type=int, default=2, help="epochs for both ResNet-20 runs")
     parser.add_argument(
@@ -346,7 +354,7 @@ def main(argv: list[str]) -> None:
         return
     n_train = 6000 if args.quick else None
     # The one-cycle schedule only anneals at the end of its budget, so time to 91.1 % is measured by a run whose
-    # budget is the goal (90 s) as well as read off the longer runs; the smallest figure counts.
+    # budget is the goal (60 s) as well as read off the longer runs; the smallest figure counts.
     budgets = [10.0, 30.0] if args.quick else [args.target_budget, args.budget] + ([900.0] if args.long else [])
     resnet_epochs = 1 if args.quick else args.resnet_epochs
     data = load(DATA, n_train)
@@ -375,7 +383,7 @@ def main(argv: list[str]) -> None:
     defaults = [r for n, r in rows if n.startswith("Tailor default")]
     reached = [r["t_target"] for r in defaults if r["t_target"] == r["t_target"]]
     best = min(reached) if reached else float("nan")
-    print(f"Tailor default: time to 91.1 % {_fmt(best, 0).strip()} s (goal <= 90 s)")
+    print(f"Tailor default: time to 91.1 % {_fmt(best, 0).strip()} s (goal <= 60 s)")
     for budget, r in zip(budgets, defaults, strict=True):
         print(f"Tailor default: {r['acc'] * 100:.2f} % at a {budget:g} s budget")
     mx_row = next((r for n, r in rows if n.startswith("MXNet")), None)

@@ -133,7 +133,8 @@ def short_recipe(hp: Hyperparameters, name: str, device: torch.device, images: i
 
     Translation slows what a net learns per epoch and pays back only over many. The short net at 60 s budgets
     (2-3 epochs here), alternating runs of bench_train's Tailor run, quiet (load 1.3-2.1), test accuracy: crop
-    +-2 px and flips 90.71-90.91 % (3 runs, mean 90.78), flips only 91.43-91.78 (3, mean 91.63). At peak lr 0.3
+    +-2 px and flips 90.71-90.91 % (3 runs, mean 90.78), flips only 91.43-91.78 (3, mean 91.63); at 90 s, the
+    longest short budget, 91.74 / 91.50 against 92.57 / 92.11. At peak lr 0.3
     (not adopted: learning_rate is resolved before the device and so the recipe are known): +-2 px 90.74-91.24
     (8, mean 91.00), +-1 px 91.64-91.72 (3), flips only 91.55-92.12 (6, mean 91.89), neither 90.70-91.28 (3).
     """

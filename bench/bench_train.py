@@ -23,7 +23,7 @@ was slower than in round one throughout (fast net ~1,000-1,070 img/s against ~1,
   90.2 s: 14.8x (read off the per-epoch lines of this run; the bench prints that line since).
 Round five, one run on a quiet machine (``--target-budget 60 --budget 300 --resnet-epochs 1 --mxnet-epochs 1``,
 load average 1.0 before, 1.8 after; 797 s in all):
-  Tailor default: **91.35 % at a 60 s budget** (2 epochs of the short net, flips only: train.short_recipe), so
+  Tailor default: **91.35 % at a 60 s budget** (2 epochs of the short net, flips only: train.FLIPS_ONLY_BUDGET_S), so
   91.1 % in <= 60 s is met in the bench's own run; alternating 60 s runs gave a mean of 91.63 % (3 runs,
   docs/MEASURED.md). 92.86 % at 300 s (5 epochs: the 24/48/96 net ran at ~1,040 img/s this day against
   ~1,900 on a fast one; goal >= 94.0 %: not met).

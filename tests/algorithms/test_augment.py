@@ -1,4 +1,4 @@
-"""Batch augmentation, and the short-budget recipe that trains with flips only."""
+"""Batch augmentation, and the budgets that train with flips only."""
 
 from __future__ import annotations
 
@@ -52,12 +52,15 @@ def _first_lines(raw: dict[str, str]) -> list[str]:
     return lines
 
 
-def test_a_short_binding_budget_trains_the_narrow_net_with_flips_only() -> None:
-    # 64 images x 5,000 epochs do not fit in 60 s at ~2,000 img/s: the budget binds.
-    short = "\n".join(_first_lines({"time_budget": "60", "epochs": "5000"}))
+def test_binding_budgets_up_to_300_s_train_with_flips_only_and_up_to_90_s_on_the_narrow_net() -> None:
+    # 64 images x 20,000 epochs do not fit in 300 s at ~2,000 img/s: every budget below binds.
+    short = "\n".join(_first_lines({"time_budget": "60", "epochs": "20000"}))
     assert "widths 16/32/64 and a stem of 8 channels" in short
-    assert "Augmentation crop: horizontal flips without translation (a short time budget)" in short
-    for raw in ({"time_budget": "300", "epochs": "5000"}, {"time_budget": "60", "epochs": "10"}):
-        default = "\n".join(_first_lines(raw))  # a long budget, or one the epochs end first
-        assert "widths 24/48/96 and a stem of 16 channels" in default
-        assert "Augmentation" not in default
+    flips_only = "Augmentation crop: horizontal flips without translation (a time budget of 300 s or less)"
+    assert flips_only in short
+    default = "\n".join(_first_lines({"time_budget": "300", "epochs": "20000"}))  # the default budget: wide net
+    assert "widths 24/48/96 and a stem of 16 channels" in default and flips_only in default
+    for raw in ({"time_budget": "301", "epochs": "20000"}, {"time_budget": "60", "epochs": "10"}):
+        long = "\n".join(_first_lines(raw))  # a longer budget, or one the epochs end first
+        assert "widths 24/48/96 and a stem of 16 channels" in long
+        assert "Augmentation" not in long

@@ -1,7 +1,7 @@
 """The training loop: ``build`` -> ``train_one_epoch`` / ``evaluate`` per epoch, driven by ``fit``.
 
 Data stays a uint8 tensor (N, C, H, W) on the training device; augmentation runs on whole batches (random
-crop +-2 px via pad + crop, horizontal flip; flips only under a short budget, ``short_recipe``; colour jitter
+crop +-2 px via pad + crop, horizontal flip; flips only under FLIPS_ONLY_BUDGET_S; colour jitter
 and small affine transforms for the ``crop_color*`` types), never per image in Python. Log lines follow MXNet's
 module so SageMaker metric regexes work:
 
@@ -37,6 +37,7 @@ from tailor.algorithms.image_classification.checkpoints import (
 from tailor.algorithms.image_classification.distributed import Context
 from tailor.algorithms.image_classification.hyperparameters import Hyperparameters
 from tailor.algorithms.image_classification.networks import (
+    SHORT_BUDGET_S,
     classifier_name,
     create_model,
     fastnet_kwargs,
@@ -90,7 +91,7 @@ class Run:
     dist: Context = field(default_factory=Context)
     net: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
     frozen_body: bool | None = None  # the fine-tuning phase the net was last built for
-    pad: int = PAD  # crop_flip's translation in pixels (0: flips only, the short-budget recipe)
+    pad: int = PAD  # crop_flip's translation in pixels (0: flips only, FLIPS_ONLY_BUDGET_S)
 
 
 @dataclass
@@ -127,20 +128,25 @@ def channel_stats(images: np.ndarray, sample: int = 10_000) -> tuple[list[float]
 
 
 # --- build --------------------------------------------------------------------------------------------------
-def short_recipe(hp: Hyperparameters, name: str, device: torch.device, images: int) -> bool:
-    """Whether the fast net trains under Tailor's short-budget recipe: the narrow net (networks.SHORT_BUDGET_S)
-    and flips without translation. Measured on CPUs only, so a GPU keeps the default.
+# Binding budgets up to this many seconds train with flips and no translation: random translation slows what a
+# net learns per epoch and pays back only over more epochs than such a budget gives here (60 s: 2-3, 300 s: ~5).
+# Alternating runs of bench_train's Tailor run, quiet (load 1.3-2.1), test accuracy, crop +-2 px vs flips only:
+# 60 s (short net) 90.71-90.91 % (3 runs, mean 90.78) vs 91.43-91.78 (3, mean 91.63); 90 s 91.74 / 91.50 vs
+# 92.57 / 92.11; 300 s (24/48/96, ~5 epochs) 92.96 / 93.32 vs 93.79 / 93.72. Longer budgets keep translation
+# (not measured without it).
+# At 60 s, peak lr 0.3 (not adopted: learning_rate is resolved before the device and so this rule are known):
+# +-2 px 90.74-91.24 (8, mean 91.00), +-1 px 91.64-91.72 (3), flips only 91.55-92.12 (6, mean 91.89), neither
+# 90.70-91.28 (3). docs/MEASURED.md has the table.
+FLIPS_ONLY_BUDGET_S = 300.0
 
-    Translation slows what a net learns per epoch and pays back only over many. The short net at 60 s budgets
-    (2-3 epochs here), alternating runs of bench_train's Tailor run, quiet (load 1.3-2.1), test accuracy: crop
-    +-2 px and flips 90.71-90.91 % (3 runs, mean 90.78), flips only 91.43-91.78 (3, mean 91.63); at 90 s, the
-    longest short budget, 91.74 / 91.50 against 92.57 / 92.11. At peak lr 0.3
-    (not adopted: learning_rate is resolved before the device and so the recipe are known): +-2 px 90.74-91.24
-    (8, mean 91.00), +-1 px 91.64-91.72 (3), flips only 91.55-92.12 (6, mean 91.89), neither 90.70-91.28 (3).
-    """
+
+def binding_budget(hp: Hyperparameters, name: str, device: torch.device, images: int, limit: float) -> bool:
+    """Whether the fast net trains on a CPU under a time budget of at most ``limit`` seconds that ends before its
+    epochs (``networks.short_budget``). Such budgets take the narrow net (``networks.SHORT_BUDGET_S``) and flips
+    without translation (``FLIPS_ONLY_BUDGET_S``); both were measured on CPUs only, so a GPU keeps the defaults."""
     _, h, w = hp.shape
     work = float(images) * hp.epochs * h * w
-    return name == "fastnet" and device.type == "cpu" and short_budget(hp.time_budget, work)
+    return name == "fastnet" and device.type == "cpu" and short_budget(hp.time_budget, work, limit)
 
 
 def build(
@@ -154,7 +160,7 @@ def build(
     if not hp.use_pretrained_model and name != "efficientnet_lite0":
         kwargs["mean"], kwargs["std"] = channel_stats(train_images)
     if name == "fastnet":  # its shape in model.json, so a later change of the default cannot change a saved net
-        kwargs.update(fastnet_kwargs(short_recipe(hp, name, device, len(train_images))))
+        kwargs.update(fastnet_kwargs(binding_budget(hp, name, device, len(train_images), SHORT_BUDGET_S)))
     torch.manual_seed(hp.seed)
     model = create_model(name, **kwargs)
     if "mean" not in kwargs:  # the network's own (the ImageNet weights'), recorded for model.json
@@ -453,9 +459,12 @@ def fit(
         dist=ctx,
     )
     run.generator.manual_seed(hp.seed)
-    if hp.augmentation_type and short_recipe(hp, name, device, len(train_images)):
+    if hp.augmentation_type and binding_budget(hp, name, device, len(train_images), FLIPS_ONLY_BUDGET_S):
         run.pad = 0
-        log(f"Augmentation {hp.augmentation_type}: horizontal flips without translation (a short time budget)")
+        log(
+            f"Augmentation {hp.augmentation_type}: horizontal flips without translation (a time budget of "
+            f"{FLIPS_ONLY_BUDGET_S:g} s or less)"
+        )
     resolved = hp.resolved()
     start, best = 0, None
     if checkpoint_dir is not None and (ckpt := latest_checkpoint(checkpoint_dir, resolved)) is not None:

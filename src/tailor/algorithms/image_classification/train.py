@@ -132,7 +132,8 @@ def channel_stats(images: np.ndarray, sample: int = 10_000) -> tuple[list[float]
 # net learns per epoch and pays back only over more epochs than such a budget gives here (60 s: 2-3, 300 s: ~5).
 # Alternating runs of bench_train's Tailor run, quiet (load 1.3-2.1), test accuracy, crop +-2 px vs flips only:
 # 60 s (short net) 90.71-90.91 % (3 runs, mean 90.78) vs 91.43-91.78 (3, mean 91.63); 90 s 91.74 / 91.50 vs
-# 92.57 / 92.11; 300 s (24/48/96, ~5 epochs) 92.96 / 93.32 vs 93.79 / 93.72. Longer budgets keep translation
+# 92.57 / 92.11; 300 s (24/48/96, ~5 epochs) 92.96-93.32 (3, mean 93.10) vs 93.72-93.86 (3, mean 93.79, one
+# through this code). Longer budgets keep translation
 # (not measured without it).
 # At 60 s, peak lr 0.3 (not adopted: learning_rate is resolved before the device and so this rule are known):
 # +-2 px 90.74-91.24 (8, mean 91.00), +-1 px 91.64-91.72 (3), flips only 91.55-92.12 (6, mean 91.89), neither

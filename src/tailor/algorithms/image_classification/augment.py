@@ -23,6 +23,7 @@ def crop_flip(images: torch.Tensor, gen: torch.Generator, pad: int = PAD) -> tor
 
 
 def translate(images: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
+    """Each image shifted by a random offset of up to ``pad`` px in x and y, zero-filled (uint8 in, uint8 out)."""
     n, _, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad))
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)

@@ -46,6 +46,13 @@ c=1 / 16 / 64: 211 / 690 / 876 req/s, p99 10.4 / 38.9 / 105 ms = 12 / 38 / 54 % 
 (1,694 / 1,802 / 1,620 img/s just before each level); c=1 p50 4.5 ms beside the batch-1 floor 0.89 ms.
 Goals still not met.
 
+Round seven, a fast day of this VM (2026-12-01, ``--only tailor``, nothing else running; ceiling 3,067 / 3,307
+img/s), two runs (load 1.6 -> 2.2, then 2.2 -> 1.8): c=1 / 16 / 64 790 / 1,576 / 2,135 and 650 / 1,527 / 1,973
+req/s, p99 2.1 / 15.7 / 42.4 and 2.6 / 15.0 / 43.0 ms; c=64 65 % and 62 % of the ceiling; c=1 p50 1.20 / 1.47 ms
+beside the batch-1 floor 0.64 ms. c=16 keeps p99 under 20 ms but is 2-5 % short of 1,600 req/s; c=64 is far
+from 90 %. Two one-thread model lanes (raw ONNX Runtime 1.1-2.5x at batch 1-32) tied through the endpoint and
+were not kept (docs/MEASURED.md, round seven, has both and the CPU per request).
+
 Figures from `python -m bench serving` (2-core VM shared with other engineers) are kept, with the load average
 of the run, as the measured contract in ``tailor.serving.server``'s docstring. Tailor's own per-minute
 ModelLatencyP50/P99 and BatchSize for the run are printed after the Tailor rounds.

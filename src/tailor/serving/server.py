@@ -60,6 +60,11 @@ InvokeEndpoint is answered in front of FastAPI (``tailor.api.hosting.InvocationF
 worker replaced by a canned reply, 42 / 29 us of CPU per invocation against 446 / 372 us routed through FastAPI
 (two runs), and 45-54 us against 47-89 us for the previous in-stack middleware (alternating processes, load ~15).
 
+Round seven, a fast day (ceiling 3,067-3,307 img/s, load 1.6-2.2, two runs): c=1 / 16 / 64 650-790 / 1,527-1,576 /
+1,973-2,135 req/s, p99 2.1-2.6 / 15.0-15.7 / 42-43 ms, c=64 62-65 % of the ceiling. Per request at c=64 the
+worker spends 676-690 us of CPU (ONNX Runtime most of it) and this server 118-124 us. Two one-thread model lanes
+instead of one batch on every core tied through the endpoint (docs/MEASURED.md, round seven), so one lane stays.
+
 Round one's measured contract (``python -m bench serving``: wrk on loopback, 28x28 PNGs, ResNet-20, one worker; Tailor
 through ``POST /endpoints/{name}/invocations`` with a bearer token; all four servers in one run on the 2-core
 VM shared with other engineers, load average 3.0 before and 5.6 after, so every figure is a lower bound):

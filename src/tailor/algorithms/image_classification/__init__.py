@@ -15,6 +15,11 @@ start and 2.1 at the end, torch 2.13.0+cpu, float32, one run each, all rows in t
     Time to 91.1 %, MXNet ResNet-20 / Tailor default: > 1.4x, only a lower bound: MXNet ran one epoch
     (83.24 %) and a run long enough to reach 91.1 % has not been measured (goal >= 10x: not shown)
 
+Round seven (the same bench with ``--long``, a fast day of this VM: the default net at ~2,400 img/s, load 0.9 ->
+1.9): 91.1 % at 43.7 s; 94.36 % at a 300 s budget (12 epochs); 94.59 % at 900 s (35 epochs). How many epochs
+a budget buys follows the VM's day-to-day speed (6 epochs at 300 s in round six, 93.6-93.8 %); bench_train's
+header has every round.
+
 The default is the fast net (stem 16, stages 24/48/96; stem 8, stages 16/32/64 for CPU budgets of 90 s or less
 that bind: 90.83 against 89.87 % at 60 s, means of 8 and 6 runs, see networks.SHORT_BUDGET_S; ReLU, BatchNorm
 with running-stat momentum 0.4 so short jobs evaluate sensibly), NAG one-cycle driven by elapsed time (peak

@@ -63,7 +63,7 @@ worker replaced by a canned reply, 42 / 29 us of CPU per invocation against 446 
 Round seven, a fast day (ceiling 3,067-3,307 img/s, load 1.6-2.2, two runs): c=1 / 16 / 64 650-790 / 1,527-1,576 /
 1,973-2,135 req/s, p99 2.1-2.6 / 15.0-15.7 / 42-43 ms, c=64 62-65 % of the ceiling. Per request at c=64 the
 worker spends 676-690 us of CPU (ONNX Runtime most of it) and this server 118-124 us. Two one-thread model lanes
-instead of one batch on every core tied through the endpoint (docs/MEASURED.md, round seven), so one lane stays.
+served no faster than one batch on every core (docs/MEASURED.md, round seven), so the worker keeps one lane.
 
 Round one's measured contract (``python -m bench serving``: wrk on loopback, 28x28 PNGs, ResNet-20, one worker; Tailor
 through ``POST /endpoints/{name}/invocations`` with a bearer token; all four servers in one run on the 2-core

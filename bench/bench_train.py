@@ -40,7 +40,7 @@ load average 1.0 before, 1.7 after; 1,816 s in all):
   **Time to 91.1 %, MXNet ResNet-20 / Tailor default: > 18.8x** (goal >= 10x: met, as a lower bound: MXNet did
   not reach 91.1 % in 6 epochs). At 88.90 %, the best both reached: MXNet 554 s, Tailor 32.0 s: 17.3x.
 Round seven, one run on a fast day of this VM (``--target-budget 60 --budget 300 --long --resnet-epochs 1``,
-load average 0.9 before, 1.9 after; 1,590 s in all; the 24/48/96 net at ~2,400 img/s against ~1,000-1,200 in
+load average 0.9 before, 1.9 after; 1,590 s in all; the 24/48/96 net at ~2,100-2,400 img/s against ~1,000-1,200 in
 round six): **91.1 % at 43.7 s** (92.81 % at the 60 s budget); **94.36 % at 300 s** (12 epochs; 94.16 and 94.58 %
 in the runs around it: goal >= 94.0 % met this day, not on round six's slower day); 94.59 % at 900 s
 (35 epochs; goal >= 95.0 %: not met). ResNet-20 epoch: Tailor 84.3 s, MXNet 89.1 s: 1.06x (goal >= 2x: not met).

@@ -15,7 +15,7 @@ start and 2.1 at the end, torch 2.13.0+cpu, float32, one run each, all rows in t
     Time to 91.1 %, MXNet ResNet-20 / Tailor default: > 1.4x, only a lower bound: MXNet ran one epoch
     (83.24 %) and a run long enough to reach 91.1 % has not been measured (goal >= 10x: not shown)
 
-Round seven (the same bench with ``--long``, a fast day of this VM: the default net at ~2,400 img/s, load 0.9 ->
+Round seven (the same bench with ``--long``, a fast day of this VM: the default net at ~2,100-2,400 img/s, load 0.9 ->
 1.9): 91.1 % at 43.7 s; 94.36 % at a 300 s budget (12 epochs); 94.59 % at 900 s (35 epochs). How many epochs
 a budget buys follows the VM's day-to-day speed (6 epochs at 300 s in round six, 93.6-93.8 %); bench_train's
 header has every round.
